@@ -1,0 +1,4 @@
+-- The interactions schema belongs to the interactions service alone: no other service reads or writes it.
+-- The migration runner creates the schema itself (it records migrations inside it); this first
+-- migration documents ownership where operators look for it (\dn+ in psql).
+COMMENT ON SCHEMA interactions IS 'Owned by the Switchboard interactions service; other services call its gRPC API.';

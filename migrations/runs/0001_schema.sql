@@ -1,0 +1,4 @@
+-- The runs schema belongs to the runs service alone: no other service reads or writes it.
+-- The migration runner creates the schema itself (it records migrations inside it); this first
+-- migration documents ownership where operators look for it (\dn+ in psql).
+COMMENT ON SCHEMA runs IS 'Owned by the Switchboard runs service; other services call its gRPC API.';

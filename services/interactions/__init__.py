@@ -1,0 +1,1 @@
+"""The interactions service: chat connections, pending questions claimed exactly once, event streams."""

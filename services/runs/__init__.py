@@ -1,0 +1,1 @@
+"""The runs service: worker runs: enqueue, claim, heartbeat, finish, and the reaper."""

@@ -1,0 +1,1 @@
+"""The secretproxy service: secrets, placeholders, provider credentials, egress policy, forwarding."""

@@ -1,0 +1,184 @@
+"""Who is calling: internal callers with the service token, or workers with a signed token.
+
+Two kinds of principal reach a gRPC service, both as ``authorization: Bearer <token>``:
+
+* internal callers (the edge, other services, operators with grpcurl) present
+  ``SWITCHBOARD_INTERNAL_TOKEN`` and may name the user they act for in ``x-switchboard-user-id``;
+* workers present a worker token: a JWT (HS256, PyJWT) issued by the identity service that carries
+  their organisation, agent and connection and expires. Every service verifies it locally with the
+  shared key, without a network call.
+
+Anything else is UNAUTHENTICATED. Token material never appears in an error message or a log line.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import hmac
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import jwt
+
+from shared.errors import FieldViolation, InvalidArgument, PermissionDenied, Unauthenticated
+
+AUTHORIZATION_HEADER = "authorization"
+ACTING_USER_HEADER = "x-switchboard-user-id"
+WORKER_TOKEN_ISSUER = "switchboard-identity"
+WORKER_TOKEN_AUDIENCE = "switchboard"
+_ALGORITHM = "HS256"
+_MAX_TOKEN_LENGTH = 4096
+
+
+@dataclass(frozen=True)
+class InternalCaller:
+    """A trusted internal caller; ``acting_user_id`` is the user it acts for, if it named one."""
+
+    acting_user_id: str | None = None
+
+
+@dataclass(frozen=True)
+class WorkerPrincipal:
+    """A worker, confined to one organisation and agent by its token."""
+
+    organization_id: str
+    agent_id: str
+    connection_id: str | None
+    token_id: str
+    expires_at: datetime
+
+
+Principal = InternalCaller | WorkerPrincipal
+
+_current: contextvars.ContextVar[Principal | None] = contextvars.ContextVar("switchboard_principal", default=None)
+
+
+def current_principal() -> Principal:
+    """The authenticated caller of the RPC being handled. Raises Unauthenticated outside one."""
+    principal = _current.get()
+    if principal is None:
+        raise Unauthenticated("no authenticated caller")
+    return principal
+
+
+def set_current_principal(principal: Principal | None) -> contextvars.Token:
+    """Bind the caller for the current task (the request pipeline does this, tests may too)."""
+    return _current.set(principal)
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    token: str
+    token_id: str
+    expires_at: datetime
+
+
+class WorkerTokens:
+    """Issues and verifies worker tokens with one shared HMAC key."""
+
+    def __init__(self, key: str, *, leeway_seconds: float = 5.0):
+        if len(key) < 32:
+            raise ValueError("the worker token key must be at least 32 characters")
+        self._key = key
+        self._leeway = leeway_seconds
+
+    def issue(
+        self,
+        *,
+        organization_id: str,
+        agent_id: str,
+        connection_id: str | None,
+        ttl: timedelta,
+        now: datetime | None = None,
+    ) -> IssuedToken:
+        """Sign a token for the given worker that expires after ``ttl``."""
+        issued_at = now or datetime.now(UTC)
+        expires_at = issued_at + ttl
+        token_id = uuid.uuid4().hex
+        claims = {
+            "iss": WORKER_TOKEN_ISSUER,
+            "aud": WORKER_TOKEN_AUDIENCE,
+            "sub": agent_id,
+            "org": organization_id,
+            "agent": agent_id,
+            "conn": connection_id,
+            "iat": int(issued_at.timestamp()),
+            "exp": int(expires_at.timestamp()),
+            "jti": token_id,
+        }
+        token = jwt.encode(claims, self._key, algorithm=_ALGORITHM)
+        return IssuedToken(token=token, token_id=token_id, expires_at=expires_at.replace(microsecond=0))
+
+    def verify(self, token: str) -> WorkerPrincipal:
+        """The worker a token names. Raises Unauthenticated when it is malformed, forged or expired."""
+        if len(token) > _MAX_TOKEN_LENGTH:
+            raise Unauthenticated("the worker token is too long", reason="TOKEN_MALFORMED")
+        try:
+            claims = jwt.decode(
+                token,
+                self._key,
+                algorithms=[_ALGORITHM],  # never trust the token's own "alg"
+                audience=WORKER_TOKEN_AUDIENCE,
+                issuer=WORKER_TOKEN_ISSUER,
+                leeway=self._leeway,
+                options={"require": ["exp", "iat", "jti", "iss", "aud", "sub"]},
+            )
+        except jwt.ExpiredSignatureError:
+            raise Unauthenticated("the worker token has expired; ask for a new one", reason="TOKEN_EXPIRED") from None
+        except jwt.InvalidSignatureError:
+            raise Unauthenticated("the worker token's signature is not valid", reason="TOKEN_INVALID") from None
+        except jwt.InvalidTokenError:
+            raise Unauthenticated("the worker token is malformed or incomplete", reason="TOKEN_MALFORMED") from None
+        organization_id, agent_id = claims.get("org"), claims.get("agent")
+        if not isinstance(organization_id, str) or not isinstance(agent_id, str) or not organization_id or not agent_id:
+            raise Unauthenticated("the worker token names no organisation or agent", reason="TOKEN_MALFORMED")
+        connection_id = claims.get("conn")
+        return WorkerPrincipal(
+            organization_id=organization_id,
+            agent_id=agent_id,
+            connection_id=connection_id if isinstance(connection_id, str) else None,
+            token_id=str(claims["jti"]),
+            expires_at=datetime.fromtimestamp(claims["exp"], UTC),
+        )
+
+
+class Authenticator:
+    """Turns a call's metadata into a Principal, or raises before any handler runs."""
+
+    def __init__(self, internal_token: str, worker_tokens: WorkerTokens):
+        self._internal_token = internal_token.encode()
+        self._worker_tokens = worker_tokens
+
+    def authenticate(self, metadata: Iterable[tuple[str, str | bytes]]) -> Principal:
+        """Raises Unauthenticated (no, bad or expired token), InvalidArgument (malformed acting
+        user id) or PermissionDenied (a worker naming an acting user)."""
+        bearer: str | None = None
+        acting_user: str | None = None
+        for key, value in metadata:
+            if key == AUTHORIZATION_HEADER and isinstance(value, str):
+                bearer = value
+            elif key == ACTING_USER_HEADER and isinstance(value, str):
+                acting_user = value
+        if bearer is None:
+            raise Unauthenticated(
+                "missing credentials: send 'authorization: Bearer <token>' metadata", reason="TOKEN_MISSING"
+            )
+        scheme, _, token = bearer.partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
+            raise Unauthenticated("the authorization metadata must be 'Bearer <token>'", reason="TOKEN_MALFORMED")
+        if hmac.compare_digest(token.encode(), self._internal_token):
+            return InternalCaller(acting_user_id=_parse_user_id(acting_user) if acting_user is not None else None)
+        worker = self._worker_tokens.verify(token)
+        if acting_user is not None:
+            raise PermissionDenied(f"workers cannot act for a user ({ACTING_USER_HEADER} is for internal callers)")
+        return worker
+
+
+def _parse_user_id(raw: str) -> str:
+    try:
+        return str(uuid.UUID(raw))
+    except ValueError:
+        raise InvalidArgument(FieldViolation(ACTING_USER_HEADER, "must be a user id (a UUID)")) from None

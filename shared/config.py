@@ -1,0 +1,181 @@
+"""Process configuration from environment variables: one typed, immutable settings object.
+
+Every variable the process understands is declared once below with its parser and default. A
+variable with the ``SWITCHBOARD_`` prefix that is not declared is an error (a typo should stop the
+process at start, not be silently ignored), and so is a value that does not parse; all problems
+are reported together in one ``ConfigError``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+PREFIX = "SWITCHBOARD_"
+
+SERVICES = ("identity", "interactions", "secretproxy", "runs")
+"""The gRPC services, in start order. Each owns the PostgreSQL schema of the same name."""
+
+DEFAULT_PORTS = {"identity": 50051, "interactions": 50052, "secretproxy": 50053, "runs": 50054}
+DEFAULT_EDGE_PORT = 8080
+
+
+class ConfigError(Exception):
+    """The environment does not describe a valid configuration; the message lists every problem."""
+
+
+def _integer(low: int, high: int) -> Callable[[str], int]:
+    def parse(raw: str) -> int:
+        try:
+            value = int(raw.strip())
+        except ValueError:
+            raise ValueError(f"expected an integer, got {raw!r}") from None
+        if not low <= value <= high:
+            raise ValueError(f"expected an integer from {low} to {high}, got {value}")
+        return value
+
+    return parse
+
+
+def _seconds(low: float, high: float) -> Callable[[str], float]:
+    def parse(raw: str) -> float:
+        try:
+            value = float(raw.strip())
+        except ValueError:
+            raise ValueError(f"expected a number of seconds, got {raw!r}") from None
+        if not low <= value <= high:
+            raise ValueError(f"expected seconds from {low:g} to {high:g}, got {value:g}")
+        return value
+
+    return parse
+
+
+def _choice(*allowed: str) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        value = raw.strip().lower()
+        if value not in allowed:
+            raise ValueError(f"expected one of {', '.join(allowed)}, got {raw!r}")
+        return value
+
+    return parse
+
+
+def _non_empty(raw: str) -> str:
+    if not raw.strip():
+        raise ValueError("must not be empty")
+    return raw.strip()
+
+
+def _secret(min_length: int) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        value = raw.strip()
+        if len(value) < min_length:
+            # Never echo the value: it is a secret, and error messages end up in logs.
+            raise ValueError(f"must be at least {min_length} characters long")
+        return value
+
+    return parse
+
+
+def _database_url(raw: str) -> str:
+    value = raw.strip()
+    if not value.startswith(("postgresql://", "postgres://")):
+        raise ValueError("expected a postgresql:// URL")
+    return value
+
+
+_PORT = _integer(0, 65535)
+
+
+def _env(name: str, parse: Callable[[str], Any], default: Any = None, secret: bool = False) -> Any:
+    return field(default=default, metadata={"env": name, "parse": parse}, repr=not secret)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a Switchboard process reads from its environment.
+
+    Attributes map one-to-one to environment variables (see ``env_names()``); ``None`` means
+    unset. Secrets are excluded from ``repr`` so that logging a Settings object leaks nothing.
+    """
+
+    database_url: str | None = _env("DATABASE_URL", _database_url, secret=True)
+    data_dir: Path = _env("SWITCHBOARD_DATA_DIR", lambda raw: Path(_non_empty(raw)), Path(".switchboard"))
+    bind_host: str = _env("SWITCHBOARD_BIND_HOST", _non_empty, "127.0.0.1")
+    identity_port: int = _env("SWITCHBOARD_IDENTITY_PORT", _PORT, DEFAULT_PORTS["identity"])
+    interactions_port: int = _env("SWITCHBOARD_INTERACTIONS_PORT", _PORT, DEFAULT_PORTS["interactions"])
+    secretproxy_port: int = _env("SWITCHBOARD_SECRETPROXY_PORT", _PORT, DEFAULT_PORTS["secretproxy"])
+    runs_port: int = _env("SWITCHBOARD_RUNS_PORT", _PORT, DEFAULT_PORTS["runs"])
+    edge_port: int = _env("SWITCHBOARD_EDGE_PORT", _PORT, DEFAULT_EDGE_PORT)
+    metrics_port: int | None = _env("SWITCHBOARD_METRICS_PORT", _PORT)
+    # Where clients (the edge, other services) reach each service: any gRPC target, e.g.
+    # "dns:///identity:50051" in compose or "ipv4:127.0.0.1:50051,127.0.0.1:50151" for replicas.
+    identity_target: str | None = _env("SWITCHBOARD_IDENTITY_TARGET", _non_empty)
+    interactions_target: str | None = _env("SWITCHBOARD_INTERACTIONS_TARGET", _non_empty)
+    secretproxy_target: str | None = _env("SWITCHBOARD_SECRETPROXY_TARGET", _non_empty)
+    runs_target: str | None = _env("SWITCHBOARD_RUNS_TARGET", _non_empty)
+    internal_token: str | None = _env("SWITCHBOARD_INTERNAL_TOKEN", _secret(32), secret=True)
+    worker_token_key: str | None = _env("SWITCHBOARD_WORKER_TOKEN_KEY", _secret(32), secret=True)
+    log_level: str = _env("SWITCHBOARD_LOG_LEVEL", _choice("debug", "info", "warning", "error"), "info")
+    db_pool_min_size: int = _env("SWITCHBOARD_DB_POOL_MIN_SIZE", _integer(0, 100), 1)
+    db_pool_max_size: int = _env("SWITCHBOARD_DB_POOL_MAX_SIZE", _integer(1, 200), 10)
+    default_deadline_seconds: float = _env("SWITCHBOARD_DEFAULT_DEADLINE_SECONDS", _seconds(0.01, 3600), 10.0)
+    shutdown_grace_seconds: float = _env("SWITCHBOARD_SHUTDOWN_GRACE_SECONDS", _seconds(0, 600), 10.0)
+    # How long health reports NOT_SERVING before the server stops accepting calls, so that load
+    # balancers watching health move traffic away first. 0 suits a single machine.
+    drain_delay_seconds: float = _env("SWITCHBOARD_DRAIN_DELAY_SECONDS", _seconds(0, 600), 0.0)
+    grpc_max_message_bytes: int = _env("SWITCHBOARD_GRPC_MAX_MESSAGE_BYTES", _integer(1024, 64 << 20), 4 << 20)
+    edge_max_body_bytes: int = _env("SWITCHBOARD_EDGE_MAX_BODY_BYTES", _integer(1024, 64 << 20), 1 << 20)
+
+    def port_of(self, service: str) -> int:
+        """The port the given service (identity, interactions, secretproxy, runs, edge) listens on."""
+        return int(getattr(self, f"{service}_port"))
+
+    def target_of(self, service: str) -> str:
+        """The gRPC target at which clients reach ``service``; defaults to its local port."""
+        configured = getattr(self, f"{service}_target")
+        return configured or f"127.0.0.1:{self.port_of(service)}"
+
+    def require(self, *names: str) -> None:
+        """Fail with ConfigError naming every attribute in ``names`` that is unset."""
+        env = env_names()
+        missing = [env[name] for name in names if getattr(self, name) is None]
+        if missing:
+            raise ConfigError("required but not set: " + ", ".join(missing))
+
+
+def env_names() -> dict[str, str]:
+    """Attribute name → environment variable name, for every setting."""
+    return {f.name: f.metadata["env"] for f in dataclasses.fields(Settings)}
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Build Settings from ``environ`` (default ``os.environ``).
+
+    Raises ConfigError listing every malformed value and every unknown ``SWITCHBOARD_*`` name.
+    Empty values count as unset, as shells and compose files commonly write them.
+    """
+    environ = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    problems: list[str] = []
+    known = set()
+    for f in dataclasses.fields(Settings):
+        name = f.metadata["env"]
+        known.add(name)
+        raw = environ.get(name)
+        if raw is None or raw == "":
+            continue
+        try:
+            values[f.name] = f.metadata["parse"](raw)
+        except ValueError as exc:
+            problems.append(f"{name}: {exc}")
+    for name in sorted(environ):
+        if name.startswith(PREFIX) and name not in known:
+            problems.append(f"{name}: unknown setting (known: see README's configuration table)")
+    if problems:
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
+    return Settings(**values)

@@ -1,0 +1,61 @@
+"""The standard health service (grpc.health.v1.Health) with a draining state.
+
+Unlike the reference servicer, ``Watch`` streams end by themselves once the server drains (after
+telling the watcher NOT_SERVING), so that an open watch never holds up a graceful stop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+SERVING = health_pb2.HealthCheckResponse.SERVING
+NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+SERVICE_UNKNOWN = health_pb2.HealthCheckResponse.SERVICE_UNKNOWN
+
+
+class HealthService(health_pb2_grpc.HealthServicer):
+    """Serving status per service name; ``""`` stands for the whole server."""
+
+    def __init__(self, service_names: tuple[str, ...]):
+        self._status = {name: NOT_SERVING for name in ("", *service_names)}
+        self._changed = asyncio.Condition()
+        self._draining = False
+
+    async def set_all(self, status: "health_pb2.HealthCheckResponse.ServingStatus") -> None:
+        async with self._changed:
+            for name in self._status:
+                self._status[name] = status
+            self._changed.notify_all()
+
+    async def drain(self) -> None:
+        """Report NOT_SERVING for every service from now on, and end the open watches."""
+        async with self._changed:
+            self._draining = True
+            for name in self._status:
+                self._status[name] = NOT_SERVING
+            self._changed.notify_all()
+
+    async def Check(self, request: health_pb2.HealthCheckRequest, context: grpc.aio.ServicerContext):
+        status = self._status.get(request.service)
+        if status is None:
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"unknown service {request.service!r}")
+        return health_pb2.HealthCheckResponse(status=status)
+
+    async def Watch(self, request: health_pb2.HealthCheckRequest, context: grpc.aio.ServicerContext):
+        last = None
+        while True:
+            async with self._changed:
+                # Checked under the lock that notify_all holds, so no change can slip between the
+                # read and the wait.
+                while self._status.get(request.service, SERVICE_UNKNOWN) == last and not self._draining:
+                    await self._changed.wait()
+                status = self._status.get(request.service, SERVICE_UNKNOWN)
+                draining = self._draining
+            if status != last:
+                await context.write(health_pb2.HealthCheckResponse(status=status))
+                last = status
+            if draining:
+                return

@@ -1,0 +1,241 @@
+"""The request pipeline: one server interceptor that wraps every RPC handler once.
+
+For each call, in order: take or mint a request id; authenticate the caller (before the handler
+runs); bind request id, method and organisation to the log context; impose the default deadline on
+unary calls that came without one; run the handler; map domain errors to rich statuses and anything
+unexpected to INTERNAL (traceback in the log only); log one ``rpc_finished`` line and record metrics.
+
+Wrapped handlers are built once per method and cached, so the per-call cost is the work above and
+nothing else. Health checking and reflection pass through untouched: they need no token and
+would only add noise to logs and metrics.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import re
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import grpc
+import structlog
+
+from shared.auth import Authenticator, Principal, WorkerPrincipal, set_current_principal
+from shared.errors import DomainError
+from shared.logs import get_logger
+from shared.metrics import RpcMetrics
+
+log = get_logger(__name__)
+
+REQUEST_ID_HEADER = "x-request-id"
+EXEMPT_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.v1alpha.ServerReflection/", "/grpc.reflection.v1.ServerReflection/")
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
+
+
+class _Outcome:
+    """What the pipeline observed about one call: its code and, for failures, the status to send."""
+
+    __slots__ = ("code", "status", "message")
+
+    def __init__(self) -> None:
+        self.code = grpc.StatusCode.OK
+        self.status: grpc.Status | None = None
+        self.message = ""
+
+
+class RequestPipeline(grpc.aio.ServerInterceptor):
+    """Authentication, logging, deadlines, error mapping and metrics for every RPC of a server."""
+
+    def __init__(
+        self,
+        *,
+        authenticator: Authenticator,
+        metrics: RpcMetrics,
+        default_deadline_seconds: float,
+    ):
+        self._authenticator = authenticator
+        self._metrics = metrics
+        self._default_deadline = default_deadline_seconds
+        self._wrapped: dict[str, grpc.RpcMethodHandler] = {}
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        method = handler_call_details.method
+        cached = self._wrapped.get(method)
+        if cached is not None:
+            return cached
+        handler = await continuation(handler_call_details)
+        if handler is None or method.startswith(EXEMPT_PREFIXES):
+            return handler
+        wrapped = self._wrap(method, handler)
+        self._wrapped[method] = wrapped
+        return wrapped
+
+    # -- building wrapped handlers ---------------------------------------------------------------
+
+    def _wrap(self, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+        service, _, name = method.lstrip("/").rpartition("/")
+        kinds = {
+            (False, False): ("unary_unary", grpc.unary_unary_rpc_method_handler, True),
+            (False, True): ("unary_stream", grpc.unary_stream_rpc_method_handler, False),
+            (True, False): ("stream_unary", grpc.stream_unary_rpc_method_handler, True),
+            (True, True): ("stream_stream", grpc.stream_stream_rpc_method_handler, False),
+        }
+        attribute, factory, unary_response = kinds[(handler.request_streaming, handler.response_streaming)]
+        behavior = getattr(handler, attribute)
+        if unary_response:
+            wrapped = self._unary_response(service, name, method, behavior)
+        else:
+            wrapped = self._streaming_response(service, name, method, behavior)
+        return factory(
+            wrapped,
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+
+    def _unary_response(self, service: str, name: str, method: str, behavior: Callable[..., Any]):
+        async def handle(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            outcome = _Outcome()
+            started = time.perf_counter()
+            request_id = self._begin(method, request, context, outcome)
+            try:
+                if outcome.status is None:
+                    deadline = None if context.time_remaining() is not None else self._default_deadline
+                    try:
+                        async with asyncio.timeout(deadline):
+                            response = behavior(request, context)
+                            if inspect.isawaitable(response):
+                                response = await response
+                        return response
+                    except BaseException as exc:  # noqa: BLE001 - classified, then re-raised or mapped
+                        self._classify(exc, method, context, outcome, deadline)
+                await self._abort(context, outcome, request_id)
+            finally:
+                self._finish(service, name, method, outcome, started)
+
+        return handle
+
+    def _streaming_response(self, service: str, name: str, method: str, behavior: Callable[..., Any]):
+        async def handle(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            outcome = _Outcome()
+            started = time.perf_counter()
+            request_id = self._begin(method, request, context, outcome)
+            try:
+                if outcome.status is None:
+                    try:
+                        result = behavior(request, context)
+                        if hasattr(result, "__aiter__"):
+                            async for item in result:
+                                yield item
+                        elif inspect.isawaitable(result):
+                            await result  # a handler that writes with context.write()
+                        return
+                    except BaseException as exc:  # noqa: BLE001 - classified, then re-raised or mapped
+                        self._classify(exc, method, context, outcome, None)
+                await self._abort(context, outcome, request_id)
+            finally:
+                self._finish(service, name, method, outcome, started)
+
+        return handle
+
+    # -- the steps -------------------------------------------------------------------------------
+
+    def _begin(self, method: str, request: Any, context: grpc.aio.ServicerContext, outcome: _Outcome) -> str:
+        metadata = context.invocation_metadata() or ()
+        request_id = ""
+        for key, value in metadata:
+            if key == REQUEST_ID_HEADER and isinstance(value, str) and _REQUEST_ID.match(value):
+                request_id = value
+                break
+        request_id = request_id or uuid.uuid4().hex
+        structlog.contextvars.bind_contextvars(request_id=request_id, method=method)
+        context.set_trailing_metadata(((REQUEST_ID_HEADER, request_id),))
+        try:
+            principal = self._authenticator.authenticate(metadata)
+        except DomainError as exc:
+            outcome.code, outcome.status, outcome.message = exc.code, exc.to_status(), exc.message
+            return request_id
+        set_current_principal(principal)
+        organization_id = _organization_of(principal, request)
+        if organization_id:
+            structlog.contextvars.bind_contextvars(organization_id=organization_id)
+        return request_id
+
+    def _classify(
+        self,
+        exc: BaseException,
+        method: str,
+        context: grpc.aio.ServicerContext,
+        outcome: _Outcome,
+        deadline: float | None,
+    ) -> None:
+        """Turn what the handler raised into the status to send, or re-raise what must propagate."""
+        if isinstance(exc, DomainError):
+            outcome.code, outcome.status, outcome.message = exc.code, exc.to_status(), exc.message
+        elif isinstance(exc, TimeoutError) and deadline is not None:
+            outcome.code = grpc.StatusCode.DEADLINE_EXCEEDED
+            outcome.message = f"the call did not finish within the server's default deadline of {deadline:g} s"
+            outcome.status = _plain_status(outcome.code, outcome.message)
+        elif isinstance(exc, NotImplementedError):
+            outcome.code = grpc.StatusCode.UNIMPLEMENTED
+            outcome.message = f"{method.lstrip('/')} is not implemented yet"
+            outcome.status = _plain_status(outcome.code, outcome.message)
+        elif isinstance(exc, grpc.aio.AbortError):
+            # The handler aborted by itself; the status is already on the context.
+            outcome.code = context.code() or grpc.StatusCode.UNKNOWN
+            raise exc
+        elif isinstance(exc, asyncio.CancelledError):
+            outcome.code = grpc.StatusCode.CANCELLED
+            raise exc
+        elif isinstance(exc, Exception):
+            outcome.code = grpc.StatusCode.INTERNAL
+            outcome.message = "internal error; the server logged the details under this request id"
+            outcome.status = _plain_status(outcome.code, outcome.message)
+            log.error("rpc_unexpected_error", exc_info=exc)
+        else:
+            raise exc
+
+    async def _abort(self, context: grpc.aio.ServicerContext, outcome: _Outcome, request_id: str) -> None:
+        assert outcome.status is not None
+        trailing = (*outcome.status.trailing_metadata, (REQUEST_ID_HEADER, request_id))
+        await context.abort(outcome.status.code, outcome.status.details, trailing)
+
+    def _finish(self, service: str, name: str, method: str, outcome: _Outcome, started: float) -> None:
+        seconds = time.perf_counter() - started
+        self._metrics.observe(service, name, outcome.code.name, seconds)
+        fields = {"service": service, "status": outcome.code.name, "duration_ms": round(seconds * 1000, 3)}
+        if outcome.message:
+            fields["message"] = outcome.message
+        if outcome.code in _SERVER_FAULTS:
+            log.error("rpc_finished", **fields)
+        else:
+            log.info("rpc_finished", **fields)
+        structlog.contextvars.unbind_contextvars("request_id", "method", "organization_id")
+
+
+# Codes that mean the server is at fault (worth an error line); the rest are the caller's business.
+_SERVER_FAULTS = frozenset({grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN, grpc.StatusCode.DATA_LOSS})
+
+
+def _organization_of(principal: Principal, request: Any) -> str:
+    if isinstance(principal, WorkerPrincipal):
+        return principal.organization_id
+    organization_id = getattr(request, "organization_id", "")
+    return organization_id[:64] if isinstance(organization_id, str) else ""
+
+
+def _plain_status(code: grpc.StatusCode, message: str) -> grpc.Status:
+    return _Status(code, message, ())
+
+
+class _Status(grpc.Status):
+    def __init__(self, code: grpc.StatusCode, details: str, trailing_metadata: tuple):
+        self.code = code
+        self.details = details
+        self.trailing_metadata = trailing_metadata

@@ -1,0 +1,87 @@
+"""The ``switchboard`` command: up, serve, migrate, codegen."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from shared.config import SERVICES, ConfigError, load_settings
+from shared.logs import configure_logging
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="switchboard", description="Switchboard control plane")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    up = commands.add_parser("up", help="run the whole stack on this machine (embedded PostgreSQL unless DATABASE_URL)")
+    up.add_argument("--replicas", type=_positive, default=1, help="processes per gRPC service (default 1)")
+
+    serve = commands.add_parser("serve", help="run one service (what compose runs)")
+    serve.add_argument("service", choices=[*SERVICES, "edge"])
+    serve.add_argument("--port", type=int, default=None, help="override the service's configured port")
+    # Set by `up`: the child stops when that process is gone, so nothing outlives a killed `up`.
+    serve.add_argument("--parent-pid", type=int, default=None, help=argparse.SUPPRESS)
+
+    health = commands.add_parser("health", help="exit 0 when the local process of a service is serving")
+    health.add_argument("service", choices=[*SERVICES, "edge"])
+    health.add_argument("--host", default="127.0.0.1")
+    health.add_argument("--port", type=int, default=None, help="default: the service's configured port")
+
+    commands.add_parser("migrate", help="apply pending migrations of every service (safe to run concurrently)")
+    commands.add_parser("codegen", help="regenerate switchboard/*/v1 from protos/ (development)")
+    return parser
+
+
+def _positive(raw: str) -> int:
+    value = int(raw)
+    if not 1 <= value <= 16:
+        raise argparse.ArgumentTypeError("expected a number from 1 to 16")
+    return value
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "codegen":
+        from switchboard.codegen import main as codegen
+
+        return codegen()
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        print(f"switchboard: {exc}", file=sys.stderr)
+        return 2
+    process_name = args.service if args.command == "serve" else args.command
+    configure_logging(settings.log_level, process=process_name)
+
+    from shared.process import run
+
+    try:
+        if args.command == "up":
+            from switchboard.supervisor import up
+
+            return run(up(settings, args.replicas))
+        if args.command == "health":
+            from switchboard.healthcheck import is_serving
+
+            port = settings.port_of(args.service) if args.port is None else args.port
+            serving = run(is_serving(args.service, args.host, port, timeout=2.0))
+            print("SERVING" if serving else "NOT_SERVING")
+            return 0 if serving else 1
+        if args.command == "migrate":
+            from shared.migrate import migrate
+
+            settings.require("database_url")
+            run(migrate(settings.database_url))  # type: ignore[arg-type]
+            return 0
+        from switchboard.serve import serve_edge, serve_grpc
+
+        if args.service == "edge":
+            run(serve_edge(settings, port=args.port, parent_pid=args.parent_pid))
+        else:
+            run(serve_grpc(settings, args.service, port=args.port, parent_pid=args.parent_pid))
+        return 0
+    except ConfigError as exc:
+        print(f"switchboard: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,108 @@
+"""``switchboard serve <service>``: one process of one service, as compose runs it."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import os
+
+import uvicorn
+
+from shared.auth import Authenticator, WorkerTokens
+from shared.config import Settings
+from shared.db import create_pool
+from shared.grpc.server import ServerOptions, ServiceServer
+from shared.logs import get_logger
+from shared.metrics import RpcMetrics
+from shared.process import wait_for_parent_exit, wait_for_stop
+
+log = get_logger(__name__)
+
+# Each gRPC service is a module with SCHEMA and ``async def create(settings, pool) -> ServiceApp``.
+SERVICE_APPS = {
+    "identity": "services.identity.app",
+    "interactions": "services.interactions.app",
+    "secretproxy": "services.secretproxy.app",
+    "runs": "services.runs.app",
+}
+METRICS_PORT_OFFSET = 1000
+
+
+def authenticator_from(settings: Settings) -> Authenticator:
+    settings.require("internal_token", "worker_token_key")
+    assert settings.internal_token is not None and settings.worker_token_key is not None
+    return Authenticator(settings.internal_token, WorkerTokens(settings.worker_token_key))
+
+
+async def serve_grpc(settings: Settings, service: str, *, port: int | None = None, parent_pid: int | None = None) -> None:
+    """Run one replica of ``service`` until SIGINT/SIGTERM (or the parent's exit), then drain.
+
+    Raises ConfigError when the database URL or the tokens are not configured.
+    """
+    settings.require("database_url")
+    authenticator = authenticator_from(settings)
+    module = importlib.import_module(SERVICE_APPS[service])
+    port = settings.port_of(service) if port is None else port
+    pool = await create_pool(settings, module.SCHEMA, application_name=f"switchboard-{service}")
+    try:
+        app = await module.create(settings, pool)
+        server = ServiceServer(
+            app.registrations,
+            ServerOptions(
+                host=settings.bind_host,
+                port=port,
+                default_deadline_seconds=settings.default_deadline_seconds,
+                shutdown_grace_seconds=settings.shutdown_grace_seconds,
+                drain_delay_seconds=settings.drain_delay_seconds,
+                max_message_bytes=settings.grpc_max_message_bytes,
+            ),
+            authenticator=authenticator,
+            metrics=RpcMetrics(),
+        )
+        bound = await server.start()
+        metrics_port = settings.metrics_port if settings.metrics_port is not None else bound + METRICS_PORT_OFFSET
+        server.metrics.serve(settings.bind_host, metrics_port)
+        log.info("service_started", service=service, port=bound, metrics_port=metrics_port, pid=os.getpid())
+        reason = await wait_for_stop(parent_pid)
+        log.info("service_stopping", service=service, reason=reason)
+        await server.stop()
+        for stop in app.on_stop:
+            await stop()
+    finally:
+        await pool.close()
+    log.info("service_stopped", service=service)
+
+
+async def serve_edge(settings: Settings, *, port: int | None = None, parent_pid: int | None = None) -> None:
+    """Run the HTTP edge until SIGINT/SIGTERM (or the parent's exit); uvicorn drains open requests."""
+    from services.edge.app import create_app
+
+    app = create_app(settings)
+    port = settings.edge_port if port is None else port
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            host=settings.bind_host,
+            port=port,
+            log_config=None,  # our JSON logging, configured by the CLI
+            access_log=False,  # the Observe middleware logs each request once, with its id
+            timeout_graceful_shutdown=int(settings.shutdown_grace_seconds) or None,
+            lifespan="on",
+        )
+    )
+    log.info("edge_starting", port=port, pid=os.getpid())
+    # uvicorn handles SIGINT/SIGTERM itself; we only add the orphan check.
+    watcher = None
+    if parent_pid is not None:
+
+        async def stop_when_orphaned() -> None:
+            await wait_for_parent_exit(parent_pid)
+            server.should_exit = True
+
+        watcher = asyncio.create_task(stop_when_orphaned())
+    try:
+        await server.serve()
+    finally:
+        if watcher is not None:
+            watcher.cancel()
+    log.info("edge_stopped")

@@ -1,0 +1,237 @@
+"""``switchboard up``: the whole stack on one machine.
+
+Starts PostgreSQL (embedded unless DATABASE_URL is set), applies migrations, starts N processes of
+each gRPC service and the edge, waits until every one reports SERVING, prints the endpoints, and on
+Ctrl-C/SIGTERM stops them in reverse order (edge, services, database), each draining first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import os
+import secrets
+import signal
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from shared.config import SERVICES, Settings, env_names
+from shared.embedded_pg import EmbeddedPostgres
+from shared.logs import get_logger
+from shared.migrate import migrate
+from shared.process import wait_for_stop
+from switchboard.healthcheck import is_serving
+
+log = get_logger(__name__)
+
+REPLICA_PORT_STRIDE = 100
+"""Replica i of a service listens on the service's port + 100·i (50051, 50151, …)."""
+STARTUP_TIMEOUT_SECONDS = 30.0
+SECRETS_FILE = "secrets.json"
+RESTART_BACKOFF_SECONDS = (0.5, 10.0)  # first pause before restarting a dead child, and the cap
+
+
+class StartupError(Exception):
+    """A part of the stack did not come up; the message says which and why."""
+
+
+@dataclass
+class Child:
+    """One process of the stack."""
+
+    name: str  # "identity#0", "edge"
+    service: str
+    port: int
+    process: asyncio.subprocess.Process | None = None
+
+
+def replica_ports(settings: Settings, service: str, replicas: int) -> list[int]:
+    base = settings.port_of(service)
+    return [base + REPLICA_PORT_STRIDE * i for i in range(replicas)]
+
+
+def load_or_create_secrets(data_dir: Path) -> dict[str, str]:
+    """The internal token and worker-token key kept in the data directory, made once (mode 0600)."""
+    path = data_dir / SECRETS_FILE
+    if path.exists():
+        return json.loads(path.read_text())
+    created = {"internal_token": secrets.token_urlsafe(32), "worker_token_key": secrets.token_urlsafe(48)}
+    data_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        json.dump(created, handle)
+    return created
+
+
+class Stack:
+    """The processes of one ``switchboard up``, and their orderly stop."""
+
+    def __init__(self, settings: Settings, replicas: int):
+        self.settings = settings
+        self.replicas = replicas
+        self.database: EmbeddedPostgres | None = None
+        self.children: list[Child] = []
+        self._env: dict[str, str] = {}
+
+    async def start(self) -> Settings:
+        """Bring everything up; returns the effective settings (database and tokens filled in)."""
+        settings = self.settings
+        data_dir = settings.data_dir.resolve()
+        fill: dict[str, object] = {}
+        if settings.internal_token is None or settings.worker_token_key is None:
+            stored = load_or_create_secrets(data_dir)
+            fill["internal_token"] = settings.internal_token or stored["internal_token"]
+            fill["worker_token_key"] = settings.worker_token_key or stored["worker_token_key"]
+        if settings.database_url is None:
+            self.database = EmbeddedPostgres(data_dir / "pgdata")
+            fill["database_url"] = await asyncio.to_thread(self.database.start)
+            log.info("embedded_postgres_started", pgdata=str(self.database.pgdata), pid=self.database.pid)
+        settings = self.settings = dataclasses.replace(settings, **fill)
+        applied = await migrate(settings.database_url)
+        log.info("migrations_done", applied=len(applied))
+
+        for service in SERVICES:
+            for index, port in enumerate(replica_ports(settings, service, self.replicas)):
+                self.children.append(Child(f"{service}#{index}", service, port))
+        self.children.append(Child("edge", "edge", settings.edge_port))
+        self._env = self._child_env(settings)
+        for child in self.children:
+            await self._spawn(child)
+        await self._wait_until_serving()
+        return settings
+
+    async def _spawn(self, child: Child) -> None:
+        child.process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "switchboard", "serve", child.service,
+            "--port", str(child.port), "--parent-pid", str(os.getpid()),
+            env=self._env,
+            # A session of their own: Ctrl-C reaches the supervisor only, which stops the
+            # children in order instead of all at once.
+            start_new_session=True,
+        )  # fmt: skip
+
+    def _child_env(self, settings: Settings) -> dict[str, str]:
+        names = env_names()
+        env = dict(os.environ)
+        env[names["database_url"]] = settings.database_url or ""
+        env[names["internal_token"]] = settings.internal_token or ""
+        env[names["worker_token_key"]] = settings.worker_token_key or ""
+        for service in SERVICES:
+            if getattr(settings, f"{service}_target") is None:
+                addresses = ",".join(f"127.0.0.1:{p}" for p in replica_ports(settings, service, self.replicas))
+                env[names[f"{service}_target"]] = f"ipv4:{addresses}"
+        return env
+
+    async def _wait_until_serving(self) -> None:
+        deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
+        pending = list(self.children)
+        while pending:
+            for child in list(pending):
+                assert child.process is not None
+                if child.process.returncode is not None:
+                    raise StartupError(f"{child.name} exited with code {child.process.returncode} during start-up")
+                if await is_serving(child.service, "127.0.0.1", child.port):
+                    pending.remove(child)
+            if pending and time.monotonic() > deadline:
+                names = ", ".join(c.name for c in pending)
+                raise StartupError(f"not serving after {STARTUP_TIMEOUT_SECONDS:g} s: {names}")
+            if pending:
+                # Polling: a child that is still importing has no endpoint to wait on yet.
+                await asyncio.sleep(0.05)
+
+    async def wait(self) -> str:
+        """Until a stop signal; returns its name. A child that exits meanwhile is started again
+        (replicas are disposable), after a pause that grows while it keeps failing."""
+        stop = asyncio.create_task(wait_for_stop())
+        exits = {asyncio.create_task(c.process.wait()): c for c in self.children if c.process is not None}
+        backoff = {c.name: RESTART_BACKOFF_SECONDS[0] for c in self.children}
+        try:
+            while True:
+                done, _ = await asyncio.wait({stop, *exits}, return_when=asyncio.FIRST_COMPLETED)
+                if stop in done:
+                    return stop.result()
+                for task in done:
+                    child = exits.pop(task)
+                    log.warning("child_exited", child=child.name, code=task.result(), restart_in_seconds=backoff[child.name])
+                    await asyncio.wait({stop}, timeout=backoff[child.name])
+                    if stop.done():
+                        return stop.result()
+                    backoff[child.name] = min(backoff[child.name] * 2, RESTART_BACKOFF_SECONDS[1])
+                    await self._spawn(child)
+                    assert child.process is not None
+                    exits[asyncio.create_task(child.process.wait())] = child
+        finally:
+            stop.cancel()
+            for task in exits:
+                task.cancel()
+
+    async def stop(self) -> None:
+        """Edge first (no new requests), then every service replica (each drains), then the database."""
+        grace = self.settings.shutdown_grace_seconds + 5
+        edge = [c for c in self.children if c.service == "edge"]
+        services = [c for c in self.children if c.service != "edge"]
+        for group in (edge, services):
+            await asyncio.gather(*(_terminate(child, grace) for child in group))
+        self.children.clear()
+        if self.database is not None:
+            await asyncio.to_thread(self.database.stop)
+            log.info("embedded_postgres_stopped")
+
+
+async def _terminate(child: Child, grace: float) -> None:
+    process = child.process
+    if process is None or process.returncode is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        await asyncio.wait_for(process.wait(), grace)
+    except TimeoutError:
+        log.warning("child_killed", child=child.name, after_seconds=grace)
+        process.kill()
+        await process.wait()
+
+
+def endpoint_table(settings: Settings, replicas: int) -> str:
+    """The human-readable table that ``up`` prints once everything is SERVING."""
+    rows = [("service", "endpoint")]
+    for service in SERVICES:
+        ports = replica_ports(settings, service, replicas)
+        rows.append((service, ", ".join(f"localhost:{p} (gRPC)" for p in ports)))
+    rows.append(("edge", f"http://localhost:{settings.edge_port}"))
+    width = max(len(r[0]) for r in rows)
+    lines = [f"{name.ljust(width)}  {endpoint}" for name, endpoint in rows]
+    lines.append("")
+    lines.append(f"internal token: {settings.internal_token}")
+    lines.append(f"  grpcurl -plaintext localhost:{settings.identity_port} list")
+    lines.append(
+        f"  grpcurl -plaintext -H 'authorization: Bearer {settings.internal_token}' "
+        f"localhost:{settings.identity_port} switchboard.identity.v1.IdentityService/GetOrganization"
+    )
+    return "\n".join(lines)
+
+
+async def up(settings: Settings, replicas: int) -> int:
+    """Run the stack until stopped; the process exit code."""
+    stack = Stack(settings, replicas)
+    started = time.monotonic()
+    try:
+        effective = await stack.start()
+    except BaseException:
+        await stack.stop()
+        raise
+    log.info("stack_serving", seconds=round(time.monotonic() - started, 3), replicas=replicas)
+    print(endpoint_table(effective, replicas), flush=True)
+    try:
+        reason = await stack.wait()
+        log.info("stack_stopping", reason=reason)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            # A second Ctrl-C while the children drain must not orphan them or the database.
+            loop.add_signal_handler(sig, lambda name=sig.name: log.info("already_stopping", signal=name))
+    finally:
+        await stack.stop()
+    log.info("stack_stopped")
+    return 0

@@ -1,0 +1,224 @@
+"""`switchboard up` as an operator runs it: a real process tree on an embedded PostgreSQL, driven
+with grpcurl (the client operators use) and real gRPC/HTTP clients."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import grpc
+import httpx
+import psutil
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from shared.auth import WorkerTokens
+from shared.config import SERVICES
+from shared.grpc.client import open_channel
+from switchboard.runs.v1 import run_service_pb2, run_service_pb2_grpc
+from switchboard.supervisor import REPLICA_PORT_STRIDE
+from tests.conftest import REPO_ROOT, base_env
+
+GRPCURL = str(Path(sys.executable).parent / "grpcurl")
+PROTO_SERVICES = {
+    "identity": ["switchboard.identity.v1.AgentService", "switchboard.identity.v1.IdentityService"],
+    "interactions": ["switchboard.interactions.v1.EventService", "switchboard.interactions.v1.InteractionService"],
+    "secretproxy": ["switchboard.secretproxy.v1.SecretProxyService"],
+    "runs": ["switchboard.runs.v1.RunService"],
+}
+
+
+def _is_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def free_base_ports(count: int, replicas: int) -> list[int]:
+    """``count`` ports p such that p + 100·i (replicas) and their metrics ports (+1000) are free."""
+    chosen: list[int] = []
+    candidate = 20000 + (os.getpid() % 200) * 40
+    while len(chosen) < count:
+        candidate += 1
+        needed = [candidate + REPLICA_PORT_STRIDE * i + extra for i in range(replicas) for extra in (0, 1000)]
+        if all(_is_free(p) for p in needed) and not any(abs(candidate - c) < 2 for c in chosen):
+            chosen.append(candidate)
+    return chosen
+
+
+@dataclass
+class Stack:
+    process: asyncio.subprocess.Process
+    ports: dict[str, int]
+    data_dir: Path
+    stderr_path: Path
+    internal_token: str
+    worker_key: str
+
+    def logs(self) -> str:
+        return self.stderr_path.read_text()
+
+    def postmaster_pid(self) -> int:
+        return int((self.data_dir / "pgdata" / "postmaster.pid").read_text().splitlines()[0])
+
+
+async def start_stack(tmp_path: Path, replicas: int = 1) -> Stack:
+    ports = dict(zip([*SERVICES, "edge"], free_base_ports(5, replicas), strict=True))
+    data_dir = tmp_path / "data"
+    env = base_env(SWITCHBOARD_DATA_DIR=str(data_dir), SWITCHBOARD_SHUTDOWN_GRACE_SECONDS="5")
+    for name, port in ports.items():
+        env[f"SWITCHBOARD_{name.upper()}_PORT"] = str(port)
+    stderr_path = tmp_path / "stderr.log"
+    with stderr_path.open("wb") as stderr:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "switchboard", "up", "--replicas", str(replicas),
+            cwd=REPO_ROOT, env=env, stdout=asyncio.subprocess.PIPE, stderr=stderr,
+        )  # fmt: skip
+    table = []
+    async with asyncio.timeout(60):
+        while not table or not table[-1].startswith("internal token:"):
+            line = await process.stdout.readline()
+            assert line, f"`switchboard up` exited early:\n{stderr_path.read_text()[-3000:]}"
+            table.append(line.decode().rstrip())
+    secrets = json.loads((data_dir / "secrets.json").read_text())
+    assert table[-1] == f"internal token: {secrets['internal_token']}"
+    return Stack(process, ports, data_dir, stderr_path, secrets["internal_token"], secrets["worker_token_key"])
+
+
+async def stop_stack(stack: Stack) -> int:
+    if stack.process.returncode is None:
+        stack.process.send_signal(signal.SIGINT)
+    async with asyncio.timeout(60):
+        return await stack.process.wait()
+
+
+@pytest.fixture
+async def stack(tmp_path) -> AsyncIterator[Stack]:
+    stack = await start_stack(tmp_path)
+    yield stack
+    await stop_stack(stack)
+
+
+def grpcurl(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([GRPCURL, "-plaintext", *args], capture_output=True, text=True, timeout=30)
+
+
+def test_grpcurl_is_installed_by_the_test_extras():
+    assert grpcurl("-version").returncode == 0 or "grpcurl" in grpcurl("-version").stderr
+
+
+async def test_every_service_lists_its_api_health_and_reflection_with_grpcurl(stack):
+    for service, names in PROTO_SERVICES.items():
+        port = stack.ports[service]
+        listed = await asyncio.to_thread(grpcurl, f"localhost:{port}", "list")
+        assert listed.returncode == 0, listed.stderr
+        assert listed.stdout.split() == sorted([*names, "grpc.health.v1.Health", "grpc.reflection.v1alpha.ServerReflection"])
+        health = await asyncio.to_thread(grpcurl, f"localhost:{port}", "grpc.health.v1.Health/Check")
+        assert json.loads(health.stdout) == {"status": "SERVING"}
+    ready = httpx.get(f"http://127.0.0.1:{stack.ports['edge']}/readyz")
+    assert ready.status_code == 200 and set(ready.json()["services"].values()) == {"SERVING"}
+
+
+async def test_calls_are_authenticated_and_no_token_reaches_the_logs(stack):
+    tokens = WorkerTokens(stack.worker_key)
+    good = tokens.issue(organization_id="org-1", agent_id="agent-1", connection_id=None, ttl=timedelta(minutes=5)).token
+    expired = tokens.issue(
+        organization_id="org-1", agent_id="agent-1", connection_id=None, ttl=timedelta(seconds=1),
+        now=datetime.now(UTC) - timedelta(hours=1),
+    ).token  # fmt: skip
+    tampered = good[:-4] + ("AAAA" if not good.endswith("AAAA") else "BBBB")
+    target = f"localhost:{stack.ports['runs']}"
+    method = "switchboard.runs.v1.RunService/GetRun"
+
+    async def call(*headers: str) -> subprocess.CompletedProcess:
+        flags = [arg for header in headers for arg in ("-H", header)]
+        return await asyncio.to_thread(grpcurl, *flags, "-d", "{}", target, method)
+
+    assert "Code: Unauthenticated" in (await call()).stderr
+    assert "Code: Unauthenticated" in (await call(f"authorization: Bearer {tampered}")).stderr
+    expired_reply = await call(f"authorization: Bearer {expired}")
+    assert "Code: Unauthenticated" in expired_reply.stderr and "expired" in expired_reply.stderr
+    assert "Code: Unimplemented" in (await call(f"authorization: Bearer {stack.internal_token}")).stderr
+    assert "Code: Unimplemented" in (await call(f"authorization: Bearer {good}")).stderr
+
+    await stop_stack(stack)  # flushes every process's last lines
+    logs = stack.logs()
+    refusals = [json.loads(l) for l in logs.splitlines() if '"rpc_finished"' in l and "UNAUTHENTICATED" in l]
+    assert len(refusals) == 3
+    for secret in (good, expired, tampered, stack.internal_token, stack.worker_key):
+        for part in secret.split("."):
+            assert part not in logs
+
+
+async def test_ctrl_c_turns_health_not_serving_then_stops_everything(stack):
+    children = psutil.Process(stack.process.pid).children(recursive=True)
+    serving = [c for c in children if "serve" in c.cmdline()]
+    assert len(serving) == 5  # four services and the edge
+    postmaster = stack.postmaster_pid()
+
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{stack.ports['identity']}") as channel:
+        watch = health_pb2_grpc.HealthStub(channel).Watch(health_pb2.HealthCheckRequest())
+        assert (await watch.read()).status == health_pb2.HealthCheckResponse.SERVING
+        stack.process.send_signal(signal.SIGINT)
+        assert (await watch.read()).status == health_pb2.HealthCheckResponse.NOT_SERVING
+    assert await stop_stack(stack) == 0
+
+    for child in serving:
+        assert not child.is_running() or child.status() == psutil.STATUS_ZOMBIE
+    assert not psutil.pid_exists(postmaster) or psutil.Process(postmaster).status() == psutil.STATUS_ZOMBIE
+    assert not (stack.data_dir / "pgdata" / "postmaster.pid").exists()
+    for port in stack.ports.values():
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.1", port), timeout=5).close()
+    assert '"stack_stopped"' in stack.logs()
+
+
+async def test_replicas_are_balanced_and_a_dead_one_is_replaced(tmp_path):
+    stack = await start_stack(tmp_path, replicas=2)
+    try:
+        runs_ports = [stack.ports["runs"] + REPLICA_PORT_STRIDE * i for i in range(2)]
+        target = "ipv4:" + ",".join(f"127.0.0.1:{p}" for p in runs_ports)
+        async with open_channel(target, token=stack.internal_token) as channel:
+            stub = run_service_pb2_grpc.RunServiceStub(channel)
+            for _ in range(20):
+                with pytest.raises(grpc.aio.AioRpcError):
+                    await stub.GetRun(run_service_pb2.GetRunRequest())
+        async with httpx.AsyncClient() as http:
+            per_replica = []
+            for port in runs_ports:
+                text = (await http.get(f"http://127.0.0.1:{port + 1000}/metrics")).text
+                line = next(l for l in text.splitlines() if l.startswith("switchboard_grpc_server_handled_total") and "GetRun" in l)
+                per_replica.append(float(line.rsplit(" ", 1)[1]))
+        assert sum(per_replica) == 20 and min(per_replica) >= 5  # round robin, not all on one
+
+        # Kill one identity replica hard: the edge keeps answering through the other, and the
+        # supervisor starts a new one on the same port.
+        victim_port = stack.ports["identity"] + REPLICA_PORT_STRIDE
+        victim = next(
+            c for c in psutil.Process(stack.process.pid).children()
+            if "serve" in c.cmdline() and str(victim_port) in c.cmdline()
+        )  # fmt: skip
+        victim.kill()
+        victim.wait(10)
+        ready = httpx.get(f"http://127.0.0.1:{stack.ports['edge']}/readyz")
+        assert ready.status_code == 200
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{victim_port}") as channel:
+            reply = await health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(), wait_for_ready=True, timeout=30
+            )
+        assert reply.status == health_pb2.HealthCheckResponse.SERVING
+        assert '"child_exited"' in stack.logs()
+    finally:
+        assert await stop_stack(stack) == 0

@@ -1,0 +1,65 @@
+"""A probe service for testing the server plumbing without any domain: raw-bytes RPCs whose
+behaviour the test controls."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+import grpc
+
+from shared.auth import InternalCaller, current_principal
+from shared.errors import FieldViolation, InvalidArgument, NotFound
+from shared.grpc.server import Registration
+
+SERVICE = "switchboard.test.v1.Probe"
+
+
+@dataclass
+class Probe:
+    """Handlers of the probe service, with hooks for the test to hold a call in flight."""
+
+    entered: asyncio.Event = field(default_factory=asyncio.Event)
+    release: asyncio.Event = field(default_factory=asyncio.Event)
+    calls: int = 0
+
+    async def echo(self, request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        self.calls += 1
+        return request
+
+    async def who_am_i(self, request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        principal = current_principal()
+        if isinstance(principal, InternalCaller):
+            return f"internal:{principal.acting_user_id or ''}".encode()
+        return f"worker:{principal.organization_id}:{principal.agent_id}".encode()
+
+    async def invalid(self, request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        raise InvalidArgument([FieldViolation("name", "must not be empty"), FieldViolation("options[1].id", "duplicate")])
+
+    async def not_found(self, request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        raise NotFound("organization 7d0e… does not exist", reason="ORGANIZATION_NOT_FOUND", metadata={"organization_id": "7d0e"})
+
+    async def crash(self, request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        raise RuntimeError("database password is hunter2")
+
+    async def hold(self, request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        self.entered.set()
+        await self.release.wait()
+        return b"released"
+
+    async def count(self, request: bytes, context: grpc.aio.ServicerContext):
+        for i in range(int(request.decode() or "3")):
+            yield str(i).encode()
+
+    def registration(self) -> Registration:
+        handlers = {
+            "Echo": grpc.unary_unary_rpc_method_handler(self.echo),
+            "WhoAmI": grpc.unary_unary_rpc_method_handler(self.who_am_i),
+            "Invalid": grpc.unary_unary_rpc_method_handler(self.invalid),
+            "NotFound": grpc.unary_unary_rpc_method_handler(self.not_found),
+            "Crash": grpc.unary_unary_rpc_method_handler(self.crash),
+            "Hold": grpc.unary_unary_rpc_method_handler(self.hold),
+            "Count": grpc.unary_stream_rpc_method_handler(self.count),
+        }
+        generic = grpc.method_handlers_generic_handler(SERVICE, handlers)
+        return Registration(SERVICE, lambda server: server.add_generic_rpc_handlers((generic,)))

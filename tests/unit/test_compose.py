@@ -1,0 +1,72 @@
+"""compose.yaml cannot run here (no Docker engine), so its shape is checked by reading it: every
+part present, commands the CLI accepts, ports and environment consistent with the configuration."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import yaml
+
+from shared.config import SERVICES, load_settings
+from switchboard.cli import _parser
+from tests.conftest import REPO_ROOT
+
+COMPOSE = yaml.safe_load((REPO_ROOT / "compose.yaml").read_text())
+PARTS = COMPOSE["services"]
+
+
+def substituted(env: dict[str, str]) -> dict[str, str]:
+    """Compose's ${VAR:-default} and ${VAR:?message} with nothing set in the shell."""
+
+    def one(value: str) -> str:
+        value = re.sub(r"\$\{[A-Z_]+:-([^}]*)\}", r"\1", str(value))
+        return re.sub(r"\$\{[A-Z_]+:\?[^}]*\}", "x" * 40, value)
+
+    return {key: one(value) for key, value in env.items()}
+
+
+def test_every_part_is_present():
+    assert set(PARTS) == {"postgres", "migrate", *SERVICES, "edge"}
+    assert PARTS["postgres"]["image"].startswith("postgres:")
+
+
+@pytest.mark.parametrize("part", ["migrate", *SERVICES, "edge"])
+def test_commands_are_ones_the_cli_accepts(part):
+    command = PARTS[part]["command"]
+    assert command[0] == "switchboard"
+    args = _parser().parse_args(command[1:])
+    if part == "migrate":
+        assert args.command == "migrate"
+    else:
+        assert (args.command, args.service) == ("serve", part)
+
+
+@pytest.mark.parametrize("part", [*SERVICES, "edge"])
+def test_health_checks_use_the_cli_for_the_same_service(part):
+    test = PARTS[part]["healthcheck"]["test"]
+    assert test[0] == "CMD" and test[1:] == ["switchboard", "health", part]
+
+
+@pytest.mark.parametrize("part", ["migrate", *SERVICES, "edge"])
+def test_environment_is_a_valid_configuration_with_consistent_ports(part):
+    settings = load_settings(substituted(PARTS[part]["environment"]))  # unknown names would raise
+    assert settings.database_url and "@postgres:5432/" in settings.database_url
+    assert settings.bind_host == "0.0.0.0"
+    for service in SERVICES:
+        # Clients reach each service by its compose name, on the port the service listens on.
+        assert settings.target_of(service) == f"dns:///{service}:{settings.port_of(service)}"
+
+
+def test_services_start_after_migrations_and_the_edge_after_healthy_services():
+    for service in SERVICES:
+        assert PARTS[service]["depends_on"] == {"migrate": {"condition": "service_completed_successfully"}}
+        assert "replicas" in PARTS[service]["deploy"]
+    assert PARTS["migrate"]["depends_on"] == {"postgres": {"condition": "service_healthy"}}
+    assert PARTS["edge"]["depends_on"] == {s: {"condition": "service_healthy"} for s in SERVICES}
+
+
+def test_only_the_edge_is_published_on_the_host_at_its_configured_port():
+    published = {part: spec.get("ports") for part, spec in PARTS.items() if spec.get("ports")}
+    edge_port = load_settings(substituted(PARTS["edge"]["environment"])).edge_port
+    assert published == {"edge": [f"${{EDGE_HOST_PORT:-8080}}:{edge_port}"]}
