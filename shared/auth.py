@@ -22,7 +22,8 @@ from datetime import UTC, datetime, timedelta
 
 import jwt
 
-from shared.errors import FieldViolation, InvalidArgument, PermissionDenied, Unauthenticated
+from shared.errors import FieldViolation, InvalidArgument, PermissionDenied, Unauthenticated, Unavailable
+from shared.revocations import RevokedTokens
 
 AUTHORIZATION_HEADER = "authorization"
 ACTING_USER_HEADER = "x-switchboard-user-id"
@@ -92,11 +93,13 @@ class WorkerTokens:
         connection_id: str | None,
         ttl: timedelta,
         now: datetime | None = None,
+        token_id: str | None = None,
     ) -> IssuedToken:
-        """Sign a token for the given worker that expires after ``ttl``."""
-        issued_at = now or datetime.now(UTC)
+        """Sign a token for the given worker that expires after ``ttl``; ``token_id`` (a UUID)
+        is generated unless given."""
+        issued_at = (now or datetime.now(UTC)).replace(microsecond=0)
         expires_at = issued_at + ttl
-        token_id = uuid.uuid4().hex
+        token_id = token_id or str(uuid.uuid4())
         claims = {
             "iss": WORKER_TOKEN_ISSUER,
             "aud": WORKER_TOKEN_AUDIENCE,
@@ -109,7 +112,7 @@ class WorkerTokens:
             "jti": token_id,
         }
         token = jwt.encode(claims, self._key, algorithm=_ALGORITHM)
-        return IssuedToken(token=token, token_id=token_id, expires_at=expires_at.replace(microsecond=0))
+        return IssuedToken(token=token, token_id=token_id, expires_at=expires_at)
 
     def verify(self, token: str) -> WorkerPrincipal:
         """The worker a token names. Raises Unauthenticated when it is malformed, forged or expired."""
@@ -147,13 +150,15 @@ class WorkerTokens:
 class Authenticator:
     """Turns a call's metadata into a Principal, or raises before any handler runs."""
 
-    def __init__(self, internal_token: str, worker_tokens: WorkerTokens):
+    def __init__(self, internal_token: str, worker_tokens: WorkerTokens, revoked: RevokedTokens | None = None):
         self._internal_token = internal_token.encode()
         self._worker_tokens = worker_tokens
+        self._revoked = revoked
 
     def authenticate(self, metadata: Iterable[tuple[str, str | bytes]]) -> Principal:
-        """Raises Unauthenticated (no, bad or expired token), InvalidArgument (malformed acting
-        user id) or PermissionDenied (a worker naming an acting user)."""
+        """Raises Unauthenticated (no, bad, expired or revoked token), InvalidArgument (malformed
+        acting user id), PermissionDenied (a worker naming an acting user) or Unavailable (the
+        revocation list is too stale to trust)."""
         bearer: str | None = None
         acting_user: str | None = None
         for key, value in metadata:
@@ -172,6 +177,15 @@ class Authenticator:
         if hmac.compare_digest(token.encode(), self._internal_token):
             return InternalCaller(acting_user_id=_parse_user_id(acting_user) if acting_user is not None else None)
         worker = self._worker_tokens.verify(token)
+        if self._revoked is not None:
+            if not self._revoked.is_fresh:
+                raise Unavailable(
+                    "cannot confirm that the worker token is not revoked (the identity service has not "
+                    "been reachable); retry shortly",
+                    reason="REVOCATIONS_STALE",
+                )
+            if self._revoked.is_revoked(worker.token_id):
+                raise Unauthenticated("the worker token was revoked; ask for a new one", reason="TOKEN_REVOKED")
         if acting_user is not None:
             raise PermissionDenied(f"workers cannot act for a user ({ACTING_USER_HEADER} is for internal callers)")
         return worker

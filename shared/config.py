@@ -88,6 +88,20 @@ def _database_url(raw: str) -> str:
     return value
 
 
+def _http_url(raw: str) -> str:
+    value = raw.strip().rstrip("/")
+    if not value.startswith(("http://", "https://")):
+        raise ValueError(f"expected an http:// or https:// URL, got {raw!r}")
+    return value
+
+
+def _domain(raw: str) -> str:
+    value = raw.strip().lower()
+    if not value or not all(part and part.replace("-", "").isalnum() for part in value.split(".")):
+        raise ValueError(f"expected a domain name, got {raw!r}")
+    return value
+
+
 _PORT = _integer(0, 65535)
 
 
@@ -130,6 +144,15 @@ class Settings:
     drain_delay_seconds: float = _env("SWITCHBOARD_DRAIN_DELAY_SECONDS", _seconds(0, 600), 0.0)
     grpc_max_message_bytes: int = _env("SWITCHBOARD_GRPC_MAX_MESSAGE_BYTES", _integer(1024, 64 << 20), 4 << 20)
     edge_max_body_bytes: int = _env("SWITCHBOARD_EDGE_MAX_BODY_BYTES", _integer(1024, 64 << 20), 1 << 20)
+    # How often verifiers refresh the list of revoked worker tokens from the identity service: a
+    # revocation is honoured within this time.
+    revocation_refresh_seconds: float = _env("SWITCHBOARD_REVOCATION_REFRESH_SECONDS", _seconds(0.1, 3600), 5.0)
+    # Identity provider of bot users: "local" (the identity schema) or "gotrue" (a GoTrue admin API).
+    idp: str = _env("SWITCHBOARD_IDP", _choice("local", "gotrue"), "local")
+    supabase_url: str | None = _env("SUPABASE_URL", _http_url)
+    supabase_service_role_key: str | None = _env("SUPABASE_SERVICE_ROLE_KEY", _non_empty, secret=True)
+    support_bot_email_domain: str = _env("SUPPORT_BOT_EMAIL_DOMAIN", _domain, "bots.support.internal")
+    idp_timeout_seconds: float = _env("SWITCHBOARD_IDP_TIMEOUT_SECONDS", _seconds(0.05, 60), 5.0)
 
     def port_of(self, service: str) -> int:
         """The port the given service (identity, interactions, secretproxy, runs, edge) listens on."""

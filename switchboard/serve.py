@@ -6,11 +6,16 @@ import asyncio
 import importlib
 import os
 
+import grpc
 import uvicorn
 
 from shared.auth import Authenticator, WorkerTokens
+from shared.grpc.client import open_channel
+from shared.grpc.server import ServiceApp
+from shared.revocations import RevocationSync, RevokedTokens, remote_revocations
 from shared.config import Settings
 from shared.db import create_pool
+from shared.grpc.health import SERVING
 from shared.grpc.server import ServerOptions, ServiceServer
 from shared.logs import get_logger
 from shared.metrics import RpcMetrics
@@ -28,10 +33,23 @@ SERVICE_APPS = {
 METRICS_PORT_OFFSET = 1000
 
 
-def authenticator_from(settings: Settings) -> Authenticator:
+def authenticator_from(settings: Settings, revoked: RevokedTokens | None = None) -> Authenticator:
     settings.require("internal_token", "worker_token_key")
     assert settings.internal_token is not None and settings.worker_token_key is not None
-    return Authenticator(settings.internal_token, WorkerTokens(settings.worker_token_key))
+    return Authenticator(settings.internal_token, WorkerTokens(settings.worker_token_key), revoked)
+
+
+def revocation_sync_for(settings: Settings, app: ServiceApp) -> tuple[RevocationSync, grpc.aio.Channel | None]:
+    """The loop that keeps this process's revoked-token list fresh, from the app's own source or
+    from the identity service (then also the channel to close at the end)."""
+    # Stale beyond a few missed refreshes: refuse worker tokens rather than trust an old list.
+    revoked = RevokedTokens(max_staleness_seconds=max(30.0, 6 * settings.revocation_refresh_seconds))
+    channel = None
+    fetch = app.revocations
+    if fetch is None:
+        channel = open_channel(settings.target_of("identity"), token=settings.internal_token)
+        fetch = remote_revocations(channel)
+    return RevocationSync(revoked, fetch, settings.revocation_refresh_seconds), channel
 
 
 async def serve_grpc(settings: Settings, service: str, *, port: int | None = None, parent_pid: int | None = None) -> None:
@@ -40,12 +58,14 @@ async def serve_grpc(settings: Settings, service: str, *, port: int | None = Non
     Raises ConfigError when the database URL or the tokens are not configured.
     """
     settings.require("database_url")
-    authenticator = authenticator_from(settings)
+    authenticator_from(settings)  # fail on missing tokens before anything opens
     module = importlib.import_module(SERVICE_APPS[service])
     port = settings.port_of(service) if port is None else port
     pool = await create_pool(settings, module.SCHEMA, application_name=f"switchboard-{service}")
     try:
         app = await module.create(settings, pool)
+        sync, identity_channel = revocation_sync_for(settings, app)
+        authenticator = authenticator_from(settings, sync.revoked)
         server = ServiceServer(
             app.registrations,
             ServerOptions(
@@ -59,13 +79,23 @@ async def serve_grpc(settings: Settings, service: str, *, port: int | None = Non
             authenticator=authenticator,
             metrics=RpcMetrics(),
         )
-        bound = await server.start()
+        bound = await server.start(serving=False)
         metrics_port = settings.metrics_port if settings.metrics_port is not None else bound + METRICS_PORT_OFFSET
         server.metrics.serve(settings.bind_host, metrics_port)
-        log.info("service_started", service=service, port=bound, metrics_port=metrics_port, pid=os.getpid())
-        reason = await wait_for_stop(parent_pid)
+        sync.start()
+        stop = asyncio.create_task(wait_for_stop(parent_pid))
+        # SERVING means ready for every caller, workers included: their tokens can be checked
+        # against revocations only once the list has been fetched.
+        await asyncio.wait({stop, asyncio.create_task(sync.refreshed.wait())}, return_when=asyncio.FIRST_COMPLETED)
+        if not stop.done():
+            await server.health.set_all(SERVING)
+            log.info("service_started", service=service, port=bound, metrics_port=metrics_port, pid=os.getpid())
+        reason = await stop
         log.info("service_stopping", service=service, reason=reason)
         await server.stop()
+        await sync.stop()
+        if identity_channel is not None:
+            await identity_channel.close()
         for stop in app.on_stop:
             await stop()
     finally:

@@ -2,15 +2,265 @@
 
 from __future__ import annotations
 
-from switchboard.identity.v1 import identity_service_pb2_grpc
-from switchboard.identity.v1 import agent_service_pb2_grpc
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+import grpc
+
+from services.identity import access, bots, convert, organizations, store, tokens
+from services.identity.slugs import slug_problem
+from shared.auth import WorkerPrincipal, WorkerTokens, current_principal
+from shared.errors import NotFound
+from shared.pagination import decode_page_token, encode_page_token
+from shared.validation import Violations
+from switchboard.identity.v1 import agent_service_pb2_grpc, identity_service_pb2_grpc
+from switchboard.identity.v1 import identity_service_pb2 as pb
+
+Context = grpc.aio.ServicerContext
+NAME_MAX = 100
+
+
+def _role(violations: Violations, field: str, value: int) -> str:
+    role = convert.ROLE_FROM_PROTO.get(value)
+    if role is None:
+        violations.add(field, "must be ROLE_OWNER, ROLE_ADMIN or ROLE_MEMBER")
+        return "member"
+    return role
 
 
 class IdentityService(identity_service_pb2_grpc.IdentityServiceServicer):
-    """switchboard.identity.v1.IdentityService. RPCs are added here as they are built; the ones not built
-    yet are inherited from the generated base and answer UNIMPLEMENTED."""
+    """switchboard.identity.v1.IdentityService."""
+
+    def __init__(self, pool: asyncpg.Pool, worker_tokens: WorkerTokens, bot_users: bots.BotUsers):
+        self._pool = pool
+        self._worker_tokens = worker_tokens
+        self._bot_users = bot_users
+
+    # -- users and organisations ---------------------------------------------------------------
+
+    async def SignUp(self, request: pb.SignUpRequest, context: Context) -> pb.SignUpResponse:
+        v = Violations()
+        email = v.email("email", request.email)
+        display_name = v.text("display_name", request.display_name, max_length=NAME_MAX)
+        v.check()
+        access.require_internal(current_principal(), "SignUp")
+        user, organization, created = await organizations.sign_up(self._pool, email, display_name)
+        return pb.SignUpResponse(user=convert.user(user), organization=convert.organization(organization), created=created)
+
+    async def CreateOrganization(self, request: pb.CreateOrganizationRequest, context: Context) -> pb.CreateOrganizationResponse:
+        v = Violations()
+        name = v.text("name", request.name, max_length=NAME_MAX)
+        slug = request.slug.strip()
+        if slug and (problem := slug_problem(slug)):
+            v.add("slug", problem)
+        if request.visibility not in convert.VISIBILITY_FROM_PROTO:
+            v.add("visibility", "must be VISIBILITY_PUBLIC or VISIBILITY_PRIVATE")
+        v.check()
+        owner = access.acting_user(current_principal(), "CreateOrganization")
+        row = await organizations.create_organization(
+            self._pool, owner, name, slug or None, convert.VISIBILITY_FROM_PROTO[request.visibility]
+        )
+        return pb.CreateOrganizationResponse(organization=convert.organization(row))
+
+    async def GetOrganization(self, request: pb.GetOrganizationRequest, context: Context) -> pb.GetOrganizationResponse:
+        v = Violations()
+        organization_id = v.uuid("organization_id", request.organization_id)
+        v.check()
+        row = await store.organization_get(self._pool, organization_id)
+        if row is None or (
+            row["visibility"] != "public" and await access.standing(self._pool, current_principal(), organization_id) == "none"
+        ):
+            raise NotFound(f"organization {organization_id} does not exist", reason="ORGANIZATION_NOT_FOUND")
+        return pb.GetOrganizationResponse(organization=convert.organization(row))
+
+    # -- memberships ---------------------------------------------------------------------------
+
+    async def AddMember(self, request: pb.AddMemberRequest, context: Context) -> pb.AddMemberResponse:
+        v = Violations()
+        organization_id = v.uuid("organization_id", request.organization_id)
+        user_id = v.uuid("user_id", request.user_id)
+        role = _role(v, "role", request.role)
+        v.check()
+        async with self._pool.acquire() as conn, conn.transaction():
+            await organizations.lock_organization(conn, organization_id)
+            actor = await access.require_manager(conn, current_principal(), organization_id)
+            row = await organizations.add_member(conn, actor, organization_id, user_id, role)
+        return pb.AddMemberResponse(membership=convert.membership(row))
+
+    async def RemoveMember(self, request: pb.RemoveMemberRequest, context: Context) -> pb.RemoveMemberResponse:
+        v = Violations()
+        organization_id = v.uuid("organization_id", request.organization_id)
+        user_id = v.uuid("user_id", request.user_id)
+        v.check()
+        async with self._pool.acquire() as conn, conn.transaction():
+            await organizations.lock_organization(conn, organization_id)
+            actor = await access.require_manager(conn, current_principal(), organization_id)
+            row = await organizations.remove_member(conn, actor, organization_id, user_id)
+        return pb.RemoveMemberResponse(membership=convert.membership(row))
+
+    async def ChangeRole(self, request: pb.ChangeRoleRequest, context: Context) -> pb.ChangeRoleResponse:
+        v = Violations()
+        organization_id = v.uuid("organization_id", request.organization_id)
+        user_id = v.uuid("user_id", request.user_id)
+        role = _role(v, "role", request.role)
+        v.check()
+        async with self._pool.acquire() as conn, conn.transaction():
+            await organizations.lock_organization(conn, organization_id)
+            actor = await access.require_manager(conn, current_principal(), organization_id)
+            row = await organizations.change_role(conn, actor, organization_id, user_id, role)
+        return pb.ChangeRoleResponse(membership=convert.membership(row))
+
+    async def ListMembers(self, request: pb.ListMembersRequest, context: Context) -> pb.ListMembersResponse:
+        v = Violations()
+        organization_id = v.uuid("organization_id", request.organization_id)
+        page_size = v.page_size("page_size", request.page_size)
+        v.check()
+        after = decode_page_token(request.page_token, (datetime, str))
+        await self._require_organization(organization_id)
+        await access.require_member(self._pool, current_principal(), organization_id)
+        rows = await store.membership_list(
+            self._pool, organization_id, include_bots=request.include_bots, after=after, limit=page_size + 1
+        )
+        next_token = ""
+        if len(rows) > page_size:
+            rows = rows[:page_size]
+            next_token = encode_page_token(rows[-1]["created_at"], str(rows[-1]["user_id"]))
+        return pb.ListMembersResponse(memberships=[convert.membership(r) for r in rows], next_page_token=next_token)
+
+    # -- support bots --------------------------------------------------------------------------
+
+    async def ProvisionSupportBot(self, request: pb.ProvisionSupportBotRequest, context: Context) -> pb.ProvisionSupportBotResponse:
+        organization_id = self._organization_id(request.organization_id)
+        await self._require_organization(organization_id)
+        await access.require_member(self._pool, current_principal(), organization_id)
+        bot_user_id, created = await bots.provision_support_bot(self._pool, self._bot_users, organization_id)
+        return pb.ProvisionSupportBotResponse(bot_user_id=bot_user_id, created=created)
+
+    async def GetSupportBot(self, request: pb.GetSupportBotRequest, context: Context) -> pb.GetSupportBotResponse:
+        organization_id = self._organization_id(request.organization_id)
+        await self._require_organization(organization_id)
+        await access.require_member(self._pool, current_principal(), organization_id)
+        return pb.GetSupportBotResponse(bot_user_id=await store.bot_get(self._pool, organization_id) or "")
+
+    # -- agents --------------------------------------------------------------------------------
+
+    async def CreateAgent(self, request: pb.CreateAgentRequest, context: Context) -> pb.CreateAgentResponse:
+        v = Violations()
+        organization_id = v.uuid("organization_id", request.organization_id)
+        name = v.text("name", request.name, max_length=NAME_MAX)
+        v.check()
+        await self._require_organization(organization_id)
+        await access.require_manager(self._pool, current_principal(), organization_id)
+        return pb.CreateAgentResponse(agent=convert.agent(await store.agent_insert(self._pool, organization_id, name)))
+
+    async def GetAgent(self, request: pb.GetAgentRequest, context: Context) -> pb.GetAgentResponse:
+        v = Violations()
+        agent_id = v.uuid("agent_id", request.agent_id)
+        v.check()
+        row = await store.agent_get(self._pool, agent_id)
+        if row is None or await access.standing(self._pool, current_principal(), str(row["organization_id"])) == "none":
+            raise NotFound(f"agent {agent_id} does not exist", reason="AGENT_NOT_FOUND")
+        return pb.GetAgentResponse(agent=convert.agent(row))
+
+    async def ListAgents(self, request: pb.ListAgentsRequest, context: Context) -> pb.ListAgentsResponse:
+        v = Violations()
+        organization_id = v.uuid("organization_id", request.organization_id)
+        page_size = v.page_size("page_size", request.page_size)
+        v.check()
+        after = decode_page_token(request.page_token, (datetime, str))
+        await self._require_organization(organization_id)
+        await access.require_member(self._pool, current_principal(), organization_id)
+        rows = await store.agent_list(self._pool, organization_id, after=after, limit=page_size + 1)
+        next_token = ""
+        if len(rows) > page_size:
+            rows = rows[:page_size]
+            next_token = encode_page_token(rows[-1]["created_at"], str(rows[-1]["id"]))
+        return pb.ListAgentsResponse(agents=[convert.agent(r) for r in rows], next_page_token=next_token)
+
+    async def ResolveAgentOrganization(
+        self, request: pb.ResolveAgentOrganizationRequest, context: Context
+    ) -> pb.ResolveAgentOrganizationResponse:
+        v = Violations()
+        agent_id = v.uuid("agent_id", request.agent_id)
+        v.check()
+        access.require_internal(current_principal(), "ResolveAgentOrganization")
+        row = await store.agent_get(self._pool, agent_id)
+        if row is None:
+            raise NotFound(f"agent {agent_id} does not exist", reason="AGENT_NOT_FOUND")
+        return pb.ResolveAgentOrganizationResponse(organization_id=str(row["organization_id"]))
+
+    # -- worker tokens -------------------------------------------------------------------------
+
+    async def IssueWorkerToken(self, request: pb.IssueWorkerTokenRequest, context: Context) -> pb.IssueWorkerTokenResponse:
+        v = Violations()
+        agent_id = v.uuid("agent_id", request.agent_id)
+        connection_id = v.uuid("connection_id", request.connection_id, required=False) or None
+        ttl = timedelta(seconds=request.ttl_seconds) if request.ttl_seconds else tokens.DEFAULT_TTL
+        if request.ttl_seconds < 0 or ttl > tokens.MAX_TTL:
+            v.add("ttl_seconds", f"must be from 1 to {int(tokens.MAX_TTL.total_seconds())} (0 means 3600)")
+        v.check()
+        access.require_internal(current_principal(), "IssueWorkerToken")
+        issued = await tokens.issue(self._pool, self._worker_tokens, agent_id, connection_id, ttl)
+        return pb.IssueWorkerTokenResponse(
+            token=issued.token, token_id=issued.token_id, expires_at=convert.timestamp(issued.expires_at)
+        )
+
+    async def RevokeWorkerToken(self, request: pb.RevokeWorkerTokenRequest, context: Context) -> pb.RevokeWorkerTokenResponse:
+        v = Violations()
+        token_id = v.uuid("token_id", request.token_id)
+        v.check()
+        principal = current_principal()
+        row = await store.worker_token_get(self._pool, token_id)
+        not_found = NotFound(f"worker token {token_id} was not issued", reason="TOKEN_NOT_FOUND")
+        if row is None or isinstance(principal, WorkerPrincipal):
+            raise not_found
+        if await access.standing(self._pool, principal, str(row["organization_id"])) not in access.MANAGERS:
+            raise not_found  # another organisation's token is none of the caller's business
+        revoked_at = await store.worker_token_revoke(self._pool, token_id)
+        if revoked_at is not None:
+            return pb.RevokeWorkerTokenResponse(revoked=True, revoked_at=convert.timestamp(revoked_at))
+        return pb.RevokeWorkerTokenResponse(revoked=False, revoked_at=convert.timestamp(row["revoked_at"]))
+
+    async def ListRevokedWorkerTokens(
+        self, request: pb.ListRevokedWorkerTokensRequest, context: Context
+    ) -> pb.ListRevokedWorkerTokensResponse:
+        v = Violations()
+        page_size = v.page_size("page_size", request.page_size)
+        v.check()
+        access.require_internal(current_principal(), "ListRevokedWorkerTokens")
+        after = decode_page_token(request.page_token, (datetime, str))
+        since = request.revoked_since.ToDatetime(tzinfo=UTC) if request.HasField("revoked_since") else None
+        rows = await store.worker_token_list_revoked(self._pool, since=since, after=after, limit=page_size + 1)
+        next_token = ""
+        if len(rows) > page_size:
+            rows = rows[:page_size]
+            next_token = encode_page_token(rows[-1]["revoked_at"], str(rows[-1]["id"]))
+        return pb.ListRevokedWorkerTokensResponse(
+            revoked_tokens=[
+                pb.RevokedWorkerToken(
+                    token_id=str(r["id"]),
+                    revoked_at=convert.timestamp(r["revoked_at"]),
+                    expires_at=convert.timestamp(r["expires_at"]),
+                )
+                for r in rows
+            ],
+            next_page_token=next_token,
+        )
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    @staticmethod
+    def _organization_id(raw: str) -> str:
+        v = Violations()
+        organization_id = v.uuid("organization_id", raw)
+        v.check()
+        return organization_id
+
+    async def _require_organization(self, organization_id: str) -> None:
+        if await store.organization_get(self._pool, organization_id) is None:
+            raise NotFound(f"organization {organization_id} does not exist", reason="ORGANIZATION_NOT_FOUND")
 
 
 class AgentService(agent_service_pb2_grpc.AgentServiceServicer):
-    """switchboard.identity.v1.AgentService. RPCs are added here as they are built; the ones not built
-    yet are inherited from the generated base and answer UNIMPLEMENTED."""
+    """switchboard.identity.v1.AgentService. RPCs are added here as they are built; the ones not
+    built yet are inherited from the generated base and answer UNIMPLEMENTED."""

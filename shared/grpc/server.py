@@ -12,6 +12,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from shared.auth import Authenticator
+from shared.revocations import Fetch
 from shared.grpc.health import SERVING, HealthService
 from shared.grpc.pipeline import RequestPipeline
 from shared.logs import get_logger
@@ -34,6 +35,8 @@ class ServiceApp:
 
     registrations: Sequence[Registration]
     on_stop: Sequence[Callable[[], Awaitable[None]]] = field(default_factory=tuple)
+    # Where this service learns of revoked worker tokens; None means from the identity service.
+    revocations: Fetch | None = None
 
 
 @dataclass(frozen=True)
@@ -85,14 +88,16 @@ class ServiceServer:
         )
         self.port: int | None = None
 
-    async def start(self) -> int:
-        """Bind and start serving; returns the bound port (useful with port 0)."""
+    async def start(self, *, serving: bool = True) -> int:
+        """Bind and start serving; returns the bound port (useful with port 0). With
+        ``serving=False`` health stays NOT_SERVING until ``health.set_all(SERVING)``."""
         address = f"{self.options.host}:{self.options.port}"
         self.port = self._server.add_insecure_port(address)
         if self.port == 0:
             raise OSError(f"could not bind {address}")
         await self._server.start()
-        await self.health.set_all(SERVING)
+        if serving:
+            await self.health.set_all(SERVING)
         return self.port
 
     async def stop(self) -> None:

@@ -39,7 +39,7 @@ async def _echo_body(request: Request) -> Response:
 async def upstream_servers() -> AsyncIterator[dict[str, ServiceServer]]:
     servers = {}
     for name, module in APPS.items():
-        app = await module.create(Settings(), None)
+        app = await module.create(Settings(worker_token_key=WORKER_TOKEN_KEY), None)
         server = ServiceServer(
             app.registrations,
             ServerOptions(host="127.0.0.1", port=0),

@@ -13,7 +13,7 @@ from services.secretproxy import app as secretproxy_app
 from shared.auth import Authenticator, WorkerTokens
 from shared.config import Settings
 from shared.grpc.server import ServerOptions, ServiceServer
-from switchboard.identity.v1 import identity_service_pb2, identity_service_pb2_grpc
+from switchboard.identity.v1 import agent_service_pb2, agent_service_pb2_grpc
 from switchboard.interactions.v1 import event_service_pb2, event_service_pb2_grpc
 from switchboard.runs.v1 import run_service_pb2, run_service_pb2_grpc
 from switchboard.secretproxy.v1 import secret_proxy_service_pb2, secret_proxy_service_pb2_grpc
@@ -23,7 +23,7 @@ INTERNAL = (("authorization", f"Bearer {INTERNAL_TOKEN}"),)
 
 
 async def serve(app_module) -> ServiceServer:
-    app = await app_module.create(Settings(), None)
+    app = await app_module.create(Settings(worker_token_key=WORKER_TOKEN_KEY), None)
     server = ServiceServer(
         app.registrations,
         ServerOptions(host="127.0.0.1", port=0),
@@ -34,7 +34,7 @@ async def serve(app_module) -> ServiceServer:
 
 
 CASES = [
-    (identity_app, identity_service_pb2_grpc.IdentityServiceStub, "GetOrganization", identity_service_pb2.GetOrganizationRequest()),
+    (identity_app, agent_service_pb2_grpc.AgentServiceStub, "InstallAgentFromTemplate", agent_service_pb2.InstallAgentFromTemplateRequest()),
     (runs_app, run_service_pb2_grpc.RunServiceStub, "GetRun", run_service_pb2.GetRunRequest()),
     (
         secretproxy_app,

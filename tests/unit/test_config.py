@@ -79,4 +79,9 @@ def test_empty_values_count_as_unset():
 
 def test_every_variable_is_prefixed_or_a_known_standard_name():
     for name in env_names().values():
-        assert name.startswith("SWITCHBOARD_") or name == "DATABASE_URL"
+        assert name.startswith("SWITCHBOARD_") or name in {
+            "DATABASE_URL",
+            "SUPABASE_URL",
+            "SUPABASE_SERVICE_ROLE_KEY",
+            "SUPPORT_BOT_EMAIL_DOMAIN",
+        }

@@ -1,0 +1,46 @@
+"""Worker tokens: issued for an agent, recorded so they can be revoked, revocations listed."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+
+from services.identity import store
+from shared.auth import IssuedToken, WorkerTokens
+from shared.errors import NotFound
+from shared.revocations import Revocation
+
+DEFAULT_TTL = timedelta(hours=1)
+MAX_TTL = timedelta(hours=24)
+
+
+async def issue(
+    pool: asyncpg.Pool, tokens: WorkerTokens, agent_id: str, connection_id: str | None, ttl: timedelta
+) -> IssuedToken:
+    """Sign a token for the agent's organisation and record it. Raises NotFound for an unknown agent."""
+    agent = await store.agent_get(pool, agent_id)
+    if agent is None:
+        raise NotFound(f"agent {agent_id} does not exist", reason="AGENT_NOT_FOUND")
+    now = datetime.now(UTC).replace(microsecond=0)
+    issued = tokens.issue(
+        organization_id=str(agent["organization_id"]), agent_id=agent_id, connection_id=connection_id, ttl=ttl, now=now
+    )
+    # Recorded before it is handed out: a token that exists is a token that can be revoked.
+    await store.worker_token_insert(
+        pool, issued.token_id, str(agent["organization_id"]), agent_id, connection_id, now, issued.expires_at
+    )
+    return issued
+
+
+async def fetch_revocations(pool: asyncpg.Pool, since: datetime | None) -> list[Revocation]:
+    """Every unexpired revocation at or after ``since``: the identity service's own revocation
+    source (other services get the same through ListRevokedWorkerTokens)."""
+    found: list[Revocation] = []
+    after = None
+    while True:
+        rows = await store.worker_token_list_revoked(pool, since=since, after=after, limit=1000)
+        found += [Revocation(str(r["id"]), r["revoked_at"], r["expires_at"]) for r in rows]
+        if len(rows) < 1000:
+            return found
+        after = (rows[-1]["revoked_at"], str(rows[-1]["id"]))

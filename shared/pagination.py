@@ -1,0 +1,32 @@
+"""Opaque page tokens for keyset pagination: the position after the last item of a page."""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import datetime
+from typing import Any
+
+from shared.errors import FieldViolation, InvalidArgument
+
+
+def encode_page_token(*position: str | int | datetime) -> str:
+    """A token for ``position`` (the sort key of the last item returned)."""
+    values = [v.isoformat() if isinstance(v, datetime) else v for v in position]
+    return base64.urlsafe_b64encode(json.dumps(values, separators=(",", ":")).encode()).decode().rstrip("=")
+
+
+def decode_page_token(token: str, kinds: tuple[type, ...], *, field: str = "page_token") -> list[Any] | None:
+    """The position in ``token`` with each value of the matching type in ``kinds`` (str, int or
+    datetime); None for an empty token. Raises InvalidArgument for any token this module did not
+    make with the same kinds."""
+    if not token:
+        return None
+    invalid = InvalidArgument(FieldViolation(field, "is not a page token returned by this method"))
+    try:
+        values = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+        if not isinstance(values, list) or len(values) != len(kinds):
+            raise invalid
+        return [datetime.fromisoformat(v) if kind is datetime else kind(v) for v, kind in zip(values, kinds, strict=True)]
+    except (ValueError, TypeError):
+        raise invalid from None

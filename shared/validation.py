@@ -1,0 +1,67 @@
+"""Request validation that reports every bad field at once, as BadRequest field violations."""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+from shared.errors import FieldViolation, InvalidArgument
+
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+class Violations:
+    """Collects field violations while a request is parsed; ``check()`` raises them together."""
+
+    def __init__(self) -> None:
+        self.items: list[FieldViolation] = []
+
+    def add(self, field: str, description: str) -> None:
+        self.items.append(FieldViolation(field, description))
+
+    def uuid(self, field: str, value: str, *, required: bool = True) -> str:
+        """``value`` as a canonical UUID string; "" when optional and empty."""
+        if not value:
+            if required:
+                self.add(field, "is required")
+            return ""
+        try:
+            return str(uuid.UUID(value))
+        except ValueError:
+            self.add(field, "must be a UUID")
+            return ""
+
+    def text(self, field: str, value: str, *, max_length: int, required: bool = True) -> str:
+        """``value`` stripped; checked for presence, length and control characters."""
+        stripped = value.strip()
+        if not stripped:
+            if required:
+                self.add(field, "is required")
+        elif len(stripped) > max_length:
+            self.add(field, f"must be at most {max_length} characters")
+        elif any(ord(ch) < 32 for ch in stripped):
+            self.add(field, "must not contain control characters")
+        return stripped
+
+    def email(self, field: str, value: str) -> str:
+        """``value`` trimmed and lower-cased, checked to look like an address."""
+        normalized = value.strip().lower()
+        if not normalized:
+            self.add(field, "is required")
+        elif len(normalized) > 254:
+            self.add(field, "must be at most 254 characters")
+        elif not _EMAIL.match(normalized):
+            self.add(field, "must be an email address")
+        return normalized
+
+    def page_size(self, field: str, value: int, *, default: int = 50, maximum: int = 1000) -> int:
+        """0 means the default; above the maximum is lowered to it (AIP-158); negative is an error."""
+        if value < 0:
+            self.add(field, "must not be negative")
+            return default
+        return min(value or default, maximum)
+
+    def check(self) -> None:
+        """Raise InvalidArgument with every violation collected, if any."""
+        if self.items:
+            raise InvalidArgument(self.items)

@@ -1,0 +1,95 @@
+"""A real identity service for each test: fresh migrated database, real gRPC server on port 0."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import asyncpg
+import grpc
+import pytest
+
+from services.identity import app as identity_app
+from shared.auth import Authenticator, WorkerTokens
+from shared.config import Settings
+from shared.db import create_pool
+from shared.grpc.server import ServerOptions, ServiceServer
+from shared.migrate import migrate
+from shared.revocations import RevocationSync, RevokedTokens
+from switchboard.identity.v1 import identity_service_pb2 as pb
+from switchboard.identity.v1 import identity_service_pb2_grpc, resources_pb2
+from tests.conftest import INTERNAL_TOKEN, WORKER_TOKEN_KEY
+
+OPERATOR = (("authorization", f"Bearer {INTERNAL_TOKEN}"),)
+
+
+def as_user(user_id: str) -> tuple[tuple[str, str], ...]:
+    return (*OPERATOR, ("x-switchboard-user-id", user_id))
+
+
+def as_worker(token: str) -> tuple[tuple[str, str], ...]:
+    return (("authorization", f"Bearer {token}"),)
+
+
+@dataclass
+class Identity:
+    stub: identity_service_pb2_grpc.IdentityServiceStub
+    pool: asyncpg.Pool
+    revocations: RevocationSync
+
+    async def sign_up(self, name: str = "Zoe Doe", email: str | None = None) -> pb.SignUpResponse:
+        email = email or f"{uuid.uuid4().hex[:10]}@example.com"
+        return await self.stub.SignUp(pb.SignUpRequest(email=email, display_name=name), metadata=OPERATOR)
+
+    async def member(self, organization_id: str, role: int = resources_pb2.ROLE_MEMBER) -> str:
+        """A new user added to the organisation with ``role``; their id."""
+        user = (await self.sign_up("Member")).user.id
+        await self.stub.AddMember(pb.AddMemberRequest(organization_id=organization_id, user_id=user, role=role), metadata=OPERATOR)
+        return user
+
+
+@contextlib.asynccontextmanager
+async def running_identity(database_url: str, **overrides: object) -> AsyncIterator[Identity]:
+    settings = dataclasses.replace(
+        Settings(
+            database_url=database_url,
+            internal_token=INTERNAL_TOKEN,
+            worker_token_key=WORKER_TOKEN_KEY,
+            db_pool_max_size=30,
+        ),
+        **overrides,
+    )
+    pool = await create_pool(settings, "identity", application_name="tests-identity")
+    app = await identity_app.create(settings, pool)
+    assert app.revocations is not None
+    revocations = RevocationSync(RevokedTokens(max_staleness_seconds=3600), app.revocations, 3600)
+    await revocations.run_once()
+    server = ServiceServer(
+        app.registrations,
+        ServerOptions(host="127.0.0.1", port=0),
+        authenticator=Authenticator(INTERNAL_TOKEN, WorkerTokens(WORKER_TOKEN_KEY), revocations.revoked),
+    )
+    port = await server.start()
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            yield Identity(identity_service_pb2_grpc.IdentityServiceStub(channel), pool, revocations)
+    finally:
+        await server.stop()
+        for stop in app.on_stop:
+            await stop()
+        await pool.close()
+
+
+@pytest.fixture
+async def migrated_database(fresh_database: str) -> str:
+    await migrate(fresh_database)
+    return fresh_database
+
+
+@pytest.fixture
+async def identity(migrated_database: str) -> AsyncIterator[Identity]:
+    async with running_identity(migrated_database) as running:
+        yield running
