@@ -17,7 +17,7 @@ import contextvars
 import hmac
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import jwt
@@ -71,7 +71,7 @@ def set_current_principal(principal: Principal | None) -> contextvars.Token:
 
 @dataclass(frozen=True)
 class IssuedToken:
-    token: str
+    token: str = field(repr=False)  # a credential: never in a repr, hence never in a log line
     token_id: str
     expires_at: datetime
 

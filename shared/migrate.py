@@ -67,7 +67,9 @@ async def migrate(dsn: str, services: tuple[str, ...] = SERVICES, root: Path = M
     migration's file was changed afterwards (fix forward with a new file instead).
     """
     plans = {service: load_migrations(service, root) for service in services}
-    conn = await asyncpg.connect(dsn)
+    # lock_timeout bounds the wait for the advisory lock: a runner stuck elsewhere fails this one
+    # with a clear error instead of hanging it forever.
+    conn = await asyncpg.connect(dsn, server_settings={"lock_timeout": "120s"})
     applied: list[Migration] = []
     try:
         await conn.execute("SELECT pg_advisory_lock($1)", ADVISORY_LOCK_KEY)

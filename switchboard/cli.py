@@ -7,6 +7,7 @@ import sys
 
 from shared.config import SERVICES, ConfigError, load_settings
 from shared.logs import configure_logging
+from switchboard.supervisor import MAX_REPLICAS
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -19,6 +20,7 @@ def _parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run one service (what compose runs)")
     serve.add_argument("service", choices=[*SERVICES, "edge"])
     serve.add_argument("--port", type=int, default=None, help="override the service's configured port")
+    serve.add_argument("--metrics-port", type=int, default=None, help="override the Prometheus port (gRPC services)")
     # Set by `up`: the child stops when that process is gone, so nothing outlives a killed `up`.
     serve.add_argument("--parent-pid", type=int, default=None, help=argparse.SUPPRESS)
 
@@ -34,8 +36,8 @@ def _parser() -> argparse.ArgumentParser:
 
 def _positive(raw: str) -> int:
     value = int(raw)
-    if not 1 <= value <= 16:
-        raise argparse.ArgumentTypeError("expected a number from 1 to 16")
+    if not 1 <= value <= MAX_REPLICAS:
+        raise argparse.ArgumentTypeError(f"expected a number from 1 to {MAX_REPLICAS}")
     return value
 
 
@@ -78,7 +80,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.service == "edge":
             run(serve_edge(settings, port=args.port, parent_pid=args.parent_pid))
         else:
-            run(serve_grpc(settings, args.service, port=args.port, parent_pid=args.parent_pid))
+            run(
+                serve_grpc(
+                    settings, args.service, port=args.port, metrics_port=args.metrics_port, parent_pid=args.parent_pid
+                )
+            )
         return 0
     except ConfigError as exc:
         print(f"switchboard: {exc}", file=sys.stderr)

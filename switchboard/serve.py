@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
+import math
 import os
+from collections.abc import Iterator
 
 import grpc
 import uvicorn
@@ -19,7 +22,7 @@ from shared.grpc.health import SERVING
 from shared.grpc.server import ServerOptions, ServiceServer
 from shared.logs import get_logger
 from shared.metrics import RpcMetrics
-from shared.process import wait_for_parent_exit, wait_for_stop
+from shared.process import wait_for_stop
 
 log = get_logger(__name__)
 
@@ -52,7 +55,14 @@ def revocation_sync_for(settings: Settings, app: ServiceApp) -> tuple[Revocation
     return RevocationSync(revoked, fetch, settings.revocation_refresh_seconds), channel
 
 
-async def serve_grpc(settings: Settings, service: str, *, port: int | None = None, parent_pid: int | None = None) -> None:
+async def serve_grpc(
+    settings: Settings,
+    service: str,
+    *,
+    port: int | None = None,
+    metrics_port: int | None = None,
+    parent_pid: int | None = None,
+) -> None:
     """Run one replica of ``service`` until SIGINT/SIGTERM (or the parent's exit), then drain.
 
     Raises ConfigError when the database URL or the tokens are not configured.
@@ -80,7 +90,8 @@ async def serve_grpc(settings: Settings, service: str, *, port: int | None = Non
             metrics=RpcMetrics(),
         )
         bound = await server.start(serving=False)
-        metrics_port = settings.metrics_port if settings.metrics_port is not None else bound + METRICS_PORT_OFFSET
+        if metrics_port is None:
+            metrics_port = settings.metrics_port if settings.metrics_port is not None else bound + METRICS_PORT_OFFSET
         server.metrics.serve(settings.bind_host, metrics_port)
         sync.start()
         stop = asyncio.create_task(wait_for_stop(parent_pid))
@@ -103,36 +114,37 @@ async def serve_grpc(settings: Settings, service: str, *, port: int | None = Non
     log.info("service_stopped", service=service)
 
 
+class _EdgeServer(uvicorn.Server):
+    """uvicorn without its own signal handling: the process's stop signal (or the supervisor's
+    exit) is handled once, in wait_for_stop, and then the server drains open requests."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
 async def serve_edge(settings: Settings, *, port: int | None = None, parent_pid: int | None = None) -> None:
-    """Run the HTTP edge until SIGINT/SIGTERM (or the parent's exit); uvicorn drains open requests."""
+    """Run the HTTP edge until SIGINT/SIGTERM (or the parent's exit); open requests finish first."""
     from services.edge.app import create_app
 
     app = create_app(settings)
     port = settings.edge_port if port is None else port
-    server = uvicorn.Server(
+    server = _EdgeServer(
         uvicorn.Config(
             app,
             host=settings.bind_host,
             port=port,
             log_config=None,  # our JSON logging, configured by the CLI
             access_log=False,  # the Observe middleware logs each request once, with its id
-            timeout_graceful_shutdown=int(settings.shutdown_grace_seconds) or None,
+            timeout_graceful_shutdown=math.ceil(settings.shutdown_grace_seconds),
             lifespan="on",
         )
     )
     log.info("edge_starting", port=port, pid=os.getpid())
-    # uvicorn handles SIGINT/SIGTERM itself; we only add the orphan check.
-    watcher = None
-    if parent_pid is not None:
-
-        async def stop_when_orphaned() -> None:
-            await wait_for_parent_exit(parent_pid)
-            server.should_exit = True
-
-        watcher = asyncio.create_task(stop_when_orphaned())
+    stop = asyncio.create_task(wait_for_stop(parent_pid))
+    stop.add_done_callback(lambda _: setattr(server, "should_exit", True))
     try:
         await server.serve()
     finally:
-        if watcher is not None:
-            watcher.cancel()
+        stop.cancel()
     log.info("edge_stopped")

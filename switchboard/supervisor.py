@@ -24,11 +24,14 @@ from shared.logs import get_logger
 from shared.migrate import migrate
 from shared.process import wait_for_stop
 from switchboard.healthcheck import is_serving
+from switchboard.serve import METRICS_PORT_OFFSET
 
 log = get_logger(__name__)
 
 REPLICA_PORT_STRIDE = 100
-"""Replica i of a service listens on the service's port + 100·i (50051, 50151, …)."""
+"""Replica i of a service listens on the service's port + 100·i (50051, 50151, …), and serves
+metrics on that port + 1000; hence at most MAX_REPLICAS, so that the two ranges never meet."""
+MAX_REPLICAS = 8
 STARTUP_TIMEOUT_SECONDS = 30.0
 SECRETS_FILE = "secrets.json"
 RESTART_BACKOFF_SECONDS = (0.5, 10.0)  # first pause before restarting a dead child, and the cap
@@ -36,6 +39,10 @@ RESTART_BACKOFF_SECONDS = (0.5, 10.0)  # first pause before restarting a dead ch
 
 class StartupError(Exception):
     """A part of the stack did not come up; the message says which and why."""
+
+
+class StartupInterrupted(Exception):
+    """A stop signal arrived while the stack was starting."""
 
 
 @dataclass
@@ -75,6 +82,13 @@ class Stack:
         self.database: EmbeddedPostgres | None = None
         self.children: list[Child] = []
         self._env: dict[str, str] = {}
+        # Set when a stop signal arrives during start(): each step finishes (a half-started
+        # database is never abandoned), then start() gives up and stop() cleans up.
+        self.stop_requested = False
+
+    def _check_stop(self) -> None:
+        if self.stop_requested:
+            raise StartupInterrupted
 
     async def start(self) -> Settings:
         """Bring everything up; returns the effective settings (database and tokens filled in)."""
@@ -90,8 +104,10 @@ class Stack:
             fill["database_url"] = await asyncio.to_thread(self.database.start)
             log.info("embedded_postgres_started", pgdata=str(self.database.pgdata), pid=self.database.pid)
         settings = self.settings = dataclasses.replace(settings, **fill)
+        self._check_stop()
         applied = await migrate(settings.database_url)
         log.info("migrations_done", applied=len(applied))
+        self._check_stop()
 
         for service in SERVICES:
             for index, port in enumerate(replica_ports(settings, service, self.replicas)):
@@ -107,6 +123,7 @@ class Stack:
         child.process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "switchboard", "serve", child.service,
             "--port", str(child.port), "--parent-pid", str(os.getpid()),
+            *(("--metrics-port", str(child.port + METRICS_PORT_OFFSET)) if child.service != "edge" else ()),
             env=self._env,
             # A session of their own: Ctrl-C reaches the supervisor only, which stops the
             # children in order instead of all at once.
@@ -119,6 +136,7 @@ class Stack:
         env[names["database_url"]] = settings.database_url or ""
         env[names["internal_token"]] = settings.internal_token or ""
         env[names["worker_token_key"]] = settings.worker_token_key or ""
+        env.pop(names["metrics_port"], None)  # one port cannot serve every child: each gets its own
         for service in SERVICES:
             if getattr(settings, f"{service}_target") is None:
                 addresses = ",".join(f"127.0.0.1:{p}" for p in replica_ports(settings, service, self.replicas))
@@ -129,6 +147,7 @@ class Stack:
         deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
         pending = list(self.children)
         while pending:
+            self._check_stop()
             for child in list(pending):
                 assert child.process is not None
                 if child.process.returncode is not None:
@@ -142,10 +161,10 @@ class Stack:
                 # Polling: a child that is still importing has no endpoint to wait on yet.
                 await asyncio.sleep(0.05)
 
-    async def wait(self) -> str:
-        """Until a stop signal; returns its name. A child that exits meanwhile is started again
-        (replicas are disposable), after a pause that grows while it keeps failing."""
-        stop = asyncio.create_task(wait_for_stop())
+    async def wait(self, stop: asyncio.Task[str]) -> str:
+        """Until ``stop`` (a stop signal) completes; returns its result. A child that exits
+        meanwhile is started again (replicas are disposable), after a pause that grows while it
+        keeps failing."""
         exits = {asyncio.create_task(c.process.wait()): c for c in self.children if c.process is not None}
         backoff = {c.name: RESTART_BACKOFF_SECONDS[0] for c in self.children}
         try:
@@ -164,13 +183,13 @@ class Stack:
                     assert child.process is not None
                     exits[asyncio.create_task(child.process.wait())] = child
         finally:
-            stop.cancel()
             for task in exits:
                 task.cancel()
 
     async def stop(self) -> None:
         """Edge first (no new requests), then every service replica (each drains), then the database."""
-        grace = self.settings.shutdown_grace_seconds + 5
+        # A child needs its drain delay plus its grace period, and a little to close its pool.
+        grace = self.settings.drain_delay_seconds + self.settings.shutdown_grace_seconds + 5
         edge = [c for c in self.children if c.service == "edge"]
         services = [c for c in self.children if c.service != "edge"]
         for group in (edge, services):
@@ -208,7 +227,8 @@ def endpoint_table(settings: Settings, replicas: int) -> str:
     lines.append(f"  grpcurl -plaintext localhost:{settings.identity_port} list")
     lines.append(
         f"  grpcurl -plaintext -H 'authorization: Bearer {settings.internal_token}' "
-        f"localhost:{settings.identity_port} switchboard.identity.v1.IdentityService/GetOrganization"
+        """-d '{"email": "zoe@example.com", "display_name": "Zoe Doe"}' """
+        f"localhost:{settings.identity_port} switchboard.identity.v1.IdentityService/SignUp"
     )
     return "\n".join(lines)
 
@@ -217,21 +237,29 @@ async def up(settings: Settings, replicas: int) -> int:
     """Run the stack until stopped; the process exit code."""
     stack = Stack(settings, replicas)
     started = time.monotonic()
+    # Listen for the stop signal from the very start: Ctrl-C during start-up must still stop
+    # whatever was started, the embedded database included.
+    stop = asyncio.create_task(wait_for_stop())
+    starting = asyncio.create_task(stack.start())
     try:
-        effective = await stack.start()
-    except BaseException:
-        await stack.stop()
-        raise
-    log.info("stack_serving", seconds=round(time.monotonic() - started, 3), replicas=replicas)
-    print(endpoint_table(effective, replicas), flush=True)
-    try:
-        reason = await stack.wait()
+        await asyncio.wait({stop, starting}, return_when=asyncio.FIRST_COMPLETED)
+        if stop.done():
+            stack.stop_requested = True
+        try:
+            effective = await starting
+        except StartupInterrupted:
+            log.info("stack_stopping", reason=stop.result(), during="start-up")
+            return 0
+        log.info("stack_serving", seconds=round(time.monotonic() - started, 3), replicas=replicas)
+        print(endpoint_table(effective, replicas), flush=True)
+        reason = await stack.wait(stop)
         log.info("stack_stopping", reason=reason)
+    finally:
+        stop.cancel()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             # A second Ctrl-C while the children drain must not orphan them or the database.
             loop.add_signal_handler(sig, lambda name=sig.name: log.info("already_stopping", signal=name))
-    finally:
         await stack.stop()
-    log.info("stack_stopped")
+        log.info("stack_stopped")
     return 0

@@ -17,11 +17,7 @@ from services.edge.middleware import BodySizeLimit, HttpMetrics, Observe
 from services.edge.problems import problem
 from services.edge.upstreams import Upstreams
 from shared.config import Settings
-from shared.logs import get_logger
 from shared.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
-
-log = get_logger(__name__)
-
 
 async def healthz(request: Request) -> Response:
     """The process is up and its event loop answers."""
@@ -45,11 +41,6 @@ async def _http_problem(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     detail = exc.detail if exc.status_code != 404 else f"no route for {request.method} {request.url.path}"
     return _with_headers(problem(exc.status_code, detail), exc.headers)
-
-
-async def _internal_problem(request: Request, exc: Exception) -> Response:
-    log.error("http_unexpected_error", exc_info=exc)
-    return problem(500, "internal error; the edge logged the details under this request's x-request-id")
 
 
 def _with_headers(response: Response, headers: dict[str, str] | None) -> Response:
@@ -78,7 +69,8 @@ def create_app(settings: Settings, *, upstreams: Upstreams | None = None) -> Sta
             Middleware(Observe, metrics=HttpMetrics(registry)),
             Middleware(BodySizeLimit, max_bytes=settings.edge_max_body_bytes),
         ],
-        exception_handlers={HTTPException: _http_problem, Exception: _internal_problem},
+        # Unexpected exceptions become a 500 problem in the Observe middleware, with the request id.
+        exception_handlers={HTTPException: _http_problem},
         lifespan=lifespan,
     )
     app.state.upstreams = upstreams

@@ -9,25 +9,10 @@ import grpc
 
 from shared.auth import AUTHORIZATION_HEADER
 
-# Retry calls that never reached a handler (a replica restarting) on another replica. Only
-# UNAVAILABLE is retried: it is the one code that says the request had no effect.
-_SERVICE_CONFIG = json.dumps(
-    {
-        "loadBalancingConfig": [{"round_robin": {}}],
-        "methodConfig": [
-            {
-                "name": [{}],
-                "retryPolicy": {
-                    "maxAttempts": 3,
-                    "initialBackoff": "0.05s",
-                    "maxBackoff": "0.5s",
-                    "backoffMultiplier": 2,
-                    "retryableStatusCodes": ["UNAVAILABLE"],
-                },
-            }
-        ],
-    }
-)
+# Round robin over every address the target resolves to. No retry policy: a call that failed
+# with UNAVAILABLE may still have had effects, so only the caller knows whether repeating it is
+# safe; gRPC already retries transparently the calls that never left the client.
+_SERVICE_CONFIG = json.dumps({"loadBalancingConfig": [{"round_robin": {}}]})
 
 
 class _CallDefaults(
@@ -79,7 +64,6 @@ def open_channel(
         target,
         options=[
             ("grpc.service_config", _SERVICE_CONFIG),
-            ("grpc.enable_retries", 1),
             ("grpc.max_receive_message_length", max_message_bytes),
             ("grpc.max_send_message_length", max_message_bytes),
             ("grpc.keepalive_time_ms", 30_000),

@@ -13,6 +13,7 @@ would only add noise to logs and metrics.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import re
 import time
@@ -103,18 +104,19 @@ class RequestPipeline(grpc.aio.ServerInterceptor):
         async def handle(request: Any, context: grpc.aio.ServicerContext) -> Any:
             outcome = _Outcome()
             started = time.perf_counter()
-            request_id = self._begin(method, request, context, outcome)
+            request_id = self._begin(method, context)
+            deadline = None if context.time_remaining() is not None else self._default_deadline
+            scope = asyncio.timeout(deadline)
             try:
-                if outcome.status is None:
-                    deadline = None if context.time_remaining() is not None else self._default_deadline
-                    try:
-                        async with asyncio.timeout(deadline):
-                            response = behavior(request, context)
-                            if inspect.isawaitable(response):
-                                response = await response
-                        return response
-                    except BaseException as exc:  # noqa: BLE001 - classified, then re-raised or mapped
-                        self._classify(exc, method, context, outcome, deadline)
+                try:
+                    self._authenticate(request, context)
+                    async with scope:
+                        response = behavior(request, context)
+                        if inspect.isawaitable(response):
+                            response = await response
+                    return response
+                except BaseException as exc:  # noqa: BLE001 - classified, then re-raised or mapped
+                    self._classify(exc, method, context, outcome, deadline if scope.expired() else None)
                 await self._abort(context, outcome, request_id)
             finally:
                 self._finish(service, name, method, outcome, started)
@@ -125,19 +127,27 @@ class RequestPipeline(grpc.aio.ServerInterceptor):
         async def handle(request: Any, context: grpc.aio.ServicerContext) -> Any:
             outcome = _Outcome()
             started = time.perf_counter()
-            request_id = self._begin(method, request, context, outcome)
+            request_id = self._begin(method, context)
             try:
-                if outcome.status is None:
-                    try:
-                        result = behavior(request, context)
-                        if hasattr(result, "__aiter__"):
-                            async for item in result:
+                try:
+                    self._authenticate(request, context)
+                    result = behavior(request, context)
+                    if hasattr(result, "__aiter__"):
+                        # aclosing: when the client goes away, the handler's own finally blocks run
+                        # now (releasing connections, listeners), not whenever the GC gets to it.
+                        async with contextlib.aclosing(result) as items:
+                            async for item in items:
                                 yield item
-                        elif inspect.isawaitable(result):
-                            await result  # a handler that writes with context.write()
-                        return
-                    except BaseException as exc:  # noqa: BLE001 - classified, then re-raised or mapped
-                        self._classify(exc, method, context, outcome, None)
+                    elif inspect.isawaitable(result):
+                        await result  # a handler that writes with context.write()
+                    elif result is not None:
+                        raise TypeError(f"{method}: a streaming handler must be an async generator or use context.write()")
+                    return
+                except GeneratorExit:
+                    outcome.code = grpc.StatusCode.CANCELLED  # the client left while we were sending
+                    raise
+                except BaseException as exc:  # noqa: BLE001 - classified, then re-raised or mapped
+                    self._classify(exc, method, context, outcome, None)
                 await self._abort(context, outcome, request_id)
             finally:
                 self._finish(service, name, method, outcome, started)
@@ -146,26 +156,25 @@ class RequestPipeline(grpc.aio.ServerInterceptor):
 
     # -- the steps -------------------------------------------------------------------------------
 
-    def _begin(self, method: str, request: Any, context: grpc.aio.ServicerContext, outcome: _Outcome) -> str:
-        metadata = context.invocation_metadata() or ()
+    def _begin(self, method: str, context: grpc.aio.ServicerContext) -> str:
+        """Take or mint the request id and bind it to the log context; return it."""
         request_id = ""
-        for key, value in metadata:
+        for key, value in context.invocation_metadata() or ():
             if key == REQUEST_ID_HEADER and isinstance(value, str) and _REQUEST_ID.match(value):
                 request_id = value
                 break
         request_id = request_id or uuid.uuid4().hex
         structlog.contextvars.bind_contextvars(request_id=request_id, method=method)
         context.set_trailing_metadata(((REQUEST_ID_HEADER, request_id),))
-        try:
-            principal = self._authenticator.authenticate(metadata)
-        except DomainError as exc:
-            outcome.code, outcome.status, outcome.message = exc.code, exc.to_status(), exc.message
-            return request_id
+        return request_id
+
+    def _authenticate(self, request: Any, context: grpc.aio.ServicerContext) -> None:
+        """Bind the caller for the handler, or raise (a DomainError) before the handler runs."""
+        principal = self._authenticator.authenticate(context.invocation_metadata() or ())
         set_current_principal(principal)
         organization_id = _organization_of(principal, request)
         if organization_id:
             structlog.contextvars.bind_contextvars(organization_id=organization_id)
-        return request_id
 
     def _classify(
         self,
@@ -175,10 +184,11 @@ class RequestPipeline(grpc.aio.ServerInterceptor):
         outcome: _Outcome,
         deadline: float | None,
     ) -> None:
-        """Turn what the handler raised into the status to send, or re-raise what must propagate."""
+        """Turn what the handler raised into the status to send, or re-raise what must propagate.
+        ``deadline`` is set only when the pipeline's own default deadline expired."""
         if isinstance(exc, DomainError):
             outcome.code, outcome.status, outcome.message = exc.code, exc.to_status(), exc.message
-        elif isinstance(exc, TimeoutError) and deadline is not None:
+        elif isinstance(exc, TimeoutError) and deadline is not None:  # our default deadline expired
             outcome.code = grpc.StatusCode.DEADLINE_EXCEEDED
             outcome.message = f"the call did not finish within the server's default deadline of {deadline:g} s"
             outcome.status = _plain_status(outcome.code, outcome.message)

@@ -182,7 +182,31 @@ async def test_ctrl_c_turns_health_not_serving_then_stops_everything(stack):
     for port in stack.ports.values():
         with pytest.raises(ConnectionRefusedError):
             socket.create_connection(("127.0.0.1", port), timeout=5).close()
-    assert '"stack_stopped"' in stack.logs()
+    logs = stack.logs()
+    assert '"stack_stopped"' in logs and '"edge_stopped"' in logs
+    assert logs.count('"service_stopped"') == 4
+
+
+async def test_a_stop_signal_during_start_up_still_stops_the_database(tmp_path):
+    data_dir = tmp_path / "data"
+    ports = free_base_ports(5, 1)
+    env = base_env(SWITCHBOARD_DATA_DIR=str(data_dir))
+    for name, port in zip([*SERVICES, "edge"], ports, strict=True):
+        env[f"SWITCHBOARD_{name.upper()}_PORT"] = str(port)
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "switchboard", "up", cwd=REPO_ROOT, env=env,
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    async with asyncio.timeout(60):
+        while b'"embedded_postgres_started"' not in (line := await process.stderr.readline()):
+            assert line, "up exited before starting the database"
+        postmaster = int((data_dir / "pgdata" / "postmaster.pid").read_text().splitlines()[0])
+        process.send_signal(signal.SIGTERM)
+        rest = await process.stderr.read()
+        assert await process.wait() == 0
+    assert b'"during": "start-up"' in rest or b'"during":"start-up"' in rest
+    assert not psutil.pid_exists(postmaster) or psutil.Process(postmaster).status() == psutil.STATUS_ZOMBIE
+    assert not (data_dir / "pgdata" / "postmaster.pid").exists()
 
 
 async def test_replicas_are_balanced_and_a_dead_one_is_replaced(tmp_path):

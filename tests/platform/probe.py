@@ -22,6 +22,7 @@ class Probe:
     entered: asyncio.Event = field(default_factory=asyncio.Event)
     release: asyncio.Event = field(default_factory=asyncio.Event)
     calls: int = 0
+    stream_closed: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def echo(self, request: bytes, context: grpc.aio.ServicerContext) -> bytes:
         self.calls += 1
@@ -51,6 +52,14 @@ class Probe:
         for i in range(int(request.decode() or "3")):
             yield str(i).encode()
 
+    async def forever(self, request: bytes, context: grpc.aio.ServicerContext):
+        try:
+            while True:
+                yield b"tick"
+                await asyncio.sleep(0)  # let the client's cancellation in between items
+        finally:
+            self.stream_closed.set()
+
     def registration(self) -> Registration:
         handlers = {
             "Echo": grpc.unary_unary_rpc_method_handler(self.echo),
@@ -60,6 +69,7 @@ class Probe:
             "Crash": grpc.unary_unary_rpc_method_handler(self.crash),
             "Hold": grpc.unary_unary_rpc_method_handler(self.hold),
             "Count": grpc.unary_stream_rpc_method_handler(self.count),
+            "Forever": grpc.unary_stream_rpc_method_handler(self.forever),
         }
         generic = grpc.method_handlers_generic_handler(SERVICE, handlers)
         return Registration(SERVICE, lambda server: server.add_generic_rpc_handlers((generic,)))

@@ -35,6 +35,10 @@ async def _echo_body(request: Request) -> Response:
     return Response(await request.body())
 
 
+async def _crash(request: Request) -> Response:
+    raise RuntimeError("the database password is hunter2")
+
+
 @pytest.fixture
 async def upstream_servers() -> AsyncIterator[dict[str, ServiceServer]]:
     servers = {}
@@ -60,6 +64,7 @@ async def edge(upstream_servers) -> AsyncIterator[httpx.AsyncClient]:
     )
     app = create_app(settings, upstreams=upstreams)
     app.router.routes.append(Route("/test/echo", _echo_body, methods=["POST"]))  # a route that reads bodies
+    app.router.routes.append(Route("/test/crash", _crash, methods=["GET"]))
     # A socket that already listens: requests queue in its backlog until uvicorn accepts them, so
     # the test needs no wait for start-up.
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -143,3 +148,19 @@ async def test_each_request_logs_one_line_with_its_request_id(edge):
     lines = [json.loads(line) for line in logs.getvalue().splitlines() if "http_request_finished" in line]
     assert len(lines) == 1
     assert lines[0]["request_id"] == "abc-123" and lines[0]["route"] == "/healthz" and lines[0]["status"] == 200
+
+
+async def test_an_unexpected_error_is_a_500_problem_with_the_request_id_and_a_logged_traceback(edge):
+    with capture_log_lines() as logs:
+        response = await edge.get("/test/crash", headers={"x-request-id": "crash-1"})
+    assert response.status_code == 500
+    assert response.headers["x-request-id"] == "crash-1"
+    assert response.json()["title"] == "Internal error" and "hunter2" not in response.text
+    errors = [json.loads(line) for line in logs.getvalue().splitlines() if "http_unexpected_error" in line]
+    assert errors[0]["request_id"] == "crash-1" and "hunter2" in errors[0]["exception"]
+
+
+async def test_unusual_methods_do_not_grow_metric_labels(edge):
+    await edge.request("BREW", "/healthz")
+    text = (await edge.get("/metrics")).text
+    assert "BREW" not in text and 'method="OTHER"' in text

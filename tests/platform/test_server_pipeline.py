@@ -178,6 +178,15 @@ async def test_server_streams_pass_through_the_pipeline(channel):
     assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
 
 
+async def test_a_stream_the_client_abandons_is_closed_at_once_and_counted_cancelled(server, channel, probe):
+    call = channel.unary_stream(f"/{SERVICE}/Forever")(b"", metadata=INTERNAL)
+    assert await call.read() == b"tick"
+    call.cancel()
+    await asyncio.wait_for(probe.stream_closed.wait(), 10)  # the handler's finally ran
+    text = server.metrics.render().decode()
+    assert f'grpc_code="CANCELLED",grpc_method="Forever",grpc_service="{SERVICE}"}} 1.0' in text
+
+
 async def test_metrics_count_rpcs_by_method_and_code(server, channel):
     await unary(channel, "Echo")(b"x", metadata=INTERNAL)
     with pytest.raises(grpc.aio.AioRpcError):
