@@ -134,14 +134,14 @@ class WorkerTokens:
             raise Unauthenticated("the worker token's signature is not valid", reason="TOKEN_INVALID") from None
         except jwt.InvalidTokenError:
             raise Unauthenticated("the worker token is malformed or incomplete", reason="TOKEN_MALFORMED") from None
-        organization_id, agent_id = claims.get("org"), claims.get("agent")
-        if not isinstance(organization_id, str) or not isinstance(agent_id, str) or not organization_id or not agent_id:
-            raise Unauthenticated("the worker token names no organisation or agent", reason="TOKEN_MALFORMED")
+        organization_id, agent_id = _uuid_claim(claims.get("org")), _uuid_claim(claims.get("agent"))
         connection_id = claims.get("conn")
+        if organization_id is None or agent_id is None or (connection_id is not None and _uuid_claim(connection_id) is None):
+            raise Unauthenticated("the worker token names no valid organisation or agent", reason="TOKEN_MALFORMED")
         return WorkerPrincipal(
             organization_id=organization_id,
             agent_id=agent_id,
-            connection_id=connection_id if isinstance(connection_id, str) else None,
+            connection_id=_uuid_claim(connection_id),
             token_id=str(claims["jti"]),
             expires_at=datetime.fromtimestamp(claims["exp"], UTC),
         )
@@ -189,6 +189,16 @@ class Authenticator:
         if acting_user is not None:
             raise PermissionDenied(f"workers cannot act for a user ({ACTING_USER_HEADER} is for internal callers)")
         return worker
+
+
+def _uuid_claim(value: object) -> str | None:
+    """A claim that must be an id: its canonical UUID text, or None."""
+    if not isinstance(value, str):
+        return None
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        return None
 
 
 def _parse_user_id(raw: str) -> str:

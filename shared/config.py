@@ -152,6 +152,9 @@ class Settings:
     supabase_url: str | None = _env("SUPABASE_URL", _http_url)
     supabase_service_role_key: str | None = _env("SUPABASE_SERVICE_ROLE_KEY", _non_empty, secret=True)
     support_bot_email_domain: str = _env("SUPPORT_BOT_EMAIL_DOMAIN", _domain, "bots.support.internal")
+    runs_reaper_interval_seconds: float = _env("RUNS_REAPER_INTERVAL_SECONDS", _seconds(0.05, 3600), 30.0)
+    runs_reaper_stale_after_seconds: float = _env("RUNS_REAPER_STALE_AFTER_SECONDS", _seconds(0.5, 86400), 120.0)
+    runs_reaper_batch_size: int = _env("RUNS_REAPER_BATCH_SIZE", _integer(1, 100_000), 1000)
     idp_timeout_seconds: float = _env("SWITCHBOARD_IDP_TIMEOUT_SECONDS", _seconds(0.05, 60), 5.0)
 
     def port_of(self, service: str) -> int:

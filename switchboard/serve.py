@@ -73,7 +73,8 @@ async def serve_grpc(
     port = settings.port_of(service) if port is None else port
     pool = await create_pool(settings, module.SCHEMA, application_name=f"switchboard-{service}")
     try:
-        app = await module.create(settings, pool)
+        metrics = RpcMetrics()
+        app = await module.create(settings, pool, registry=metrics.registry)
         sync, identity_channel = revocation_sync_for(settings, app)
         authenticator = authenticator_from(settings, sync.revoked)
         server = ServiceServer(
@@ -87,7 +88,7 @@ async def serve_grpc(
                 max_message_bytes=settings.grpc_max_message_bytes,
             ),
             authenticator=authenticator,
-            metrics=RpcMetrics(),
+            metrics=metrics,
         )
         bound = await server.start(serving=False)
         if metrics_port is None:
@@ -99,6 +100,8 @@ async def serve_grpc(
         # against revocations only once the list has been fetched.
         await asyncio.wait({stop, asyncio.create_task(sync.refreshed.wait())}, return_when=asyncio.FIRST_COMPLETED)
         if not stop.done():
+            for start in app.on_start:
+                start()
             await server.health.set_all(SERVING)
             log.info("service_started", service=service, port=bound, metrics_port=metrics_port, pid=os.getpid())
         reason = await stop

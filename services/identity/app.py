@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 
 import asyncpg
+from prometheus_client import CollectorRegistry
 import httpx
 
 from services.identity import tokens
@@ -34,7 +35,7 @@ def bot_users_from(settings: Settings, http: httpx.AsyncClient) -> BotUsers:
     return GoTrueBotUsers(admin, settings.support_bot_email_domain, missing)
 
 
-async def create(settings: Settings, pool: asyncpg.Pool) -> ServiceApp:
+async def create(settings: Settings, pool: asyncpg.Pool, *, registry: CollectorRegistry | None = None) -> ServiceApp:
     """The identity service's servicers, ready to be served."""
     settings.require("worker_token_key")
     http = httpx.AsyncClient()

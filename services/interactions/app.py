@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncpg
+from prometheus_client import CollectorRegistry
 
 from services.interactions.server import InteractionService, EventService
 from shared.config import Settings
@@ -14,7 +15,7 @@ SCHEMA = "interactions"
 """The PostgreSQL schema this service owns (and the folder of its migrations)."""
 
 
-async def create(settings: Settings, pool: asyncpg.Pool) -> ServiceApp:
+async def create(settings: Settings, pool: asyncpg.Pool, *, registry: CollectorRegistry | None = None) -> ServiceApp:
     """The interactions service's servicers, ready to be served."""
     return ServiceApp(
         registrations=[

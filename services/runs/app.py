@@ -1,9 +1,12 @@
-"""Builds the runs service in the open: pool → servicers → server registrations."""
+"""Builds the runs service in the open: pool → metrics → reaper → servicer → registration."""
 
 from __future__ import annotations
 
 import asyncpg
+from prometheus_client import CollectorRegistry
 
+from services.runs.metrics import RunMetrics
+from services.runs.reaper import Reaper
 from services.runs.server import RunService
 from shared.config import Settings
 from shared.grpc.server import Registration, ServiceApp
@@ -13,13 +16,24 @@ SCHEMA = "runs"
 """The PostgreSQL schema this service owns (and the folder of its migrations)."""
 
 
-async def create(settings: Settings, pool: asyncpg.Pool) -> ServiceApp:
-    """The runs service's servicers, ready to be served."""
+async def create(settings: Settings, pool: asyncpg.Pool, *, registry: CollectorRegistry | None = None) -> ServiceApp:
+    """The runs service, and its reaper loop (started once the server serves)."""
+    metrics = RunMetrics(registry or CollectorRegistry())
+    reaper = Reaper(
+        pool,
+        interval_seconds=settings.runs_reaper_interval_seconds,
+        stale_after_seconds=settings.runs_reaper_stale_after_seconds,
+        batch_size=settings.runs_reaper_batch_size,
+        metrics=metrics,
+    )
+    servicer = RunService(pool, reaper, metrics)
     return ServiceApp(
         registrations=[
             Registration(
                 run_service_pb2.DESCRIPTOR.services_by_name["RunService"].full_name,
-                lambda server: run_service_pb2_grpc.add_RunServiceServicer_to_server(RunService(), server),
-            ),
-        ]
+                lambda server: run_service_pb2_grpc.add_RunServiceServicer_to_server(servicer, server),
+            )
+        ],
+        on_start=[reaper.start],
+        on_stop=[reaper.stop],
     )

@@ -1,10 +1,240 @@
-"""The runs service's gRPC servicers: thin (parse, authorise, call the domain, encode)."""
+"""The runs service's gRPC servicer: thin (parse, authorise, call the store, encode)."""
 
 from __future__ import annotations
 
+import time
+from datetime import UTC, datetime
+
+import asyncpg
+import grpc
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from services.runs import domain, store
+from services.runs.metrics import RunMetrics
+from services.runs.reaper import Reaper
+from shared.auth import InternalCaller, Principal, WorkerPrincipal, current_principal
+from shared.errors import FailedPrecondition, NotFound, PermissionDenied
+from shared.pagination import decode_page_token, encode_page_token
+from shared.validation import Violations
+from switchboard.runs.v1 import run_service_pb2 as pb
 from switchboard.runs.v1 import run_service_pb2_grpc
+
+Context = grpc.aio.ServicerContext
+
+
+def _timestamp(value: datetime | None) -> Timestamp | None:
+    if value is None:
+        return None
+    stamp = Timestamp()
+    stamp.FromDatetime(value)
+    return stamp
+
+
+def run_message(row: store.Record) -> pb.Run:
+    return pb.Run(
+        id=str(row["id"]),
+        organization_id=str(row["organization_id"]),
+        lane=domain.LANE_TO_PROTO[row["lane"]],
+        subject_id=row["subject_id"],
+        payload_json=row["payload_json"],
+        priority=row["priority"],
+        status=domain.STATUS_TO_PROTO[row["status"]],
+        attempt=row["attempt"],
+        max_attempts=row["max_attempts"],
+        idempotency_key=row["idempotency_key"] or "",
+        run_after=_timestamp(row["run_after"]),
+        claimed_by=row["claimed_by"] or "",
+        claimed_at=_timestamp(row["claimed_at"]),
+        last_heartbeat_at=_timestamp(row["last_heartbeat_at"]),
+        cancel_requested=row["cancel_requested"],
+        result_json=row["result_json"] or "",
+        error_message=row["error_message"] or "",
+        created_at=_timestamp(row["created_at"]),
+        updated_at=_timestamp(row["updated_at"]),
+        finished_at=_timestamp(row["finished_at"]),
+    )
+
+
+def _scope(principal: Principal) -> str | None:
+    """The organisation a caller is confined to: a worker's own; None (any) for internal callers."""
+    return principal.organization_id if isinstance(principal, WorkerPrincipal) else None
+
+
+def _fencing(v: Violations, request: pb.HeartbeatRequest | pb.CompleteRunRequest | pb.FailRunRequest) -> tuple[str, str, int]:
+    run_id = v.uuid("run_id", request.run_id)
+    worker_id = v.text("worker_id", request.worker_id, max_length=domain.MAX_TEXT)
+    if request.attempt < 1:
+        v.add("attempt", "must be the attempt returned by ClaimRun (1 or more)")
+    return run_id, worker_id, request.attempt
 
 
 class RunService(run_service_pb2_grpc.RunServiceServicer):
-    """switchboard.runs.v1.RunService. RPCs are added here as they are built; the ones not built
-    yet are inherited from the generated base and answer UNIMPLEMENTED."""
+    """switchboard.runs.v1.RunService."""
+
+    def __init__(self, pool: asyncpg.Pool, reaper: Reaper, metrics: RunMetrics):
+        self._pool = pool
+        self._reaper = reaper
+        self._metrics = metrics
+
+    async def EnqueueRun(self, request: pb.EnqueueRunRequest, context: Context) -> pb.EnqueueRunResponse:
+        v = Violations()
+        organization_id = v.uuid("organization_id", request.organization_id)
+        lane = domain.LANES.get(request.lane)
+        if lane is None:
+            v.add("lane", "must be a LANE_* value other than LANE_UNSPECIFIED")
+        subject_id = v.text("subject_id", request.subject_id, max_length=domain.MAX_TEXT, required=lane == "sync")
+        payload_json = domain.json_text(v, "payload_json", request.payload_json)
+        if not -1000 <= request.priority <= 1000:
+            v.add("priority", "must be from -1000 to 1000")
+        key = v.text("idempotency_key", request.idempotency_key, max_length=domain.MAX_TEXT, required=False) or None
+        max_attempts = request.max_attempts or domain.DEFAULT_MAX_ATTEMPTS
+        if not 1 <= max_attempts <= 100:
+            v.add("max_attempts", "must be from 1 to 100 (0 means 5)")
+        v.check()
+        assert lane is not None
+        principal = current_principal()
+        if isinstance(principal, WorkerPrincipal) and principal.organization_id != organization_id:
+            raise PermissionDenied("a worker enqueues runs of its own organisation only", reason="OTHER_ORGANIZATION")
+        run_after = request.run_after.ToDatetime(tzinfo=UTC) if request.HasField("run_after") else None
+        for _ in range(3):
+            row = await store.run_insert(
+                self._pool,
+                organization_id=organization_id,
+                lane=lane,
+                subject_id=subject_id,
+                payload_json=payload_json,
+                priority=request.priority,
+                run_after=run_after,
+                idempotency_key=key,
+                max_attempts=max_attempts,
+            )
+            if row is not None:
+                self._metrics.entered(lane, "pending")
+                return pb.EnqueueRunResponse(run=run_message(row), created=True)
+            existing = await store.run_get_active_match(self._pool, organization_id, lane, subject_id, key)
+            if existing is not None:
+                return pb.EnqueueRunResponse(run=run_message(existing), created=False)
+            # The active run that blocked the insert finished in between: try again.
+        raise FailedPrecondition("the run's subject or idempotency key is contended; retry", reason="CONTENDED")
+
+    async def ClaimRun(self, request: pb.ClaimRunRequest, context: Context) -> pb.ClaimRunResponse:
+        v = Violations()
+        worker_id = v.text("worker_id", request.worker_id, max_length=domain.MAX_TEXT)
+        lanes = domain.lanes(v, "lanes", list(request.lanes), empty_means_all=True)
+        v.check()
+        started = time.perf_counter()
+        row = await store.run_claim(self._pool, worker_id, lanes or [], _scope(current_principal()))
+        self._metrics.claim_seconds.observe(time.perf_counter() - started)
+        if row is None:
+            return pb.ClaimRunResponse()
+        self._metrics.entered(row["lane"], "running")
+        return pb.ClaimRunResponse(run=run_message(row))
+
+    async def Heartbeat(self, request: pb.HeartbeatRequest, context: Context) -> pb.HeartbeatResponse:
+        v = Violations()
+        run_id, worker_id, attempt = _fencing(v, request)
+        v.check()
+        scope = _scope(current_principal())
+        cancel_requested = await store.run_heartbeat(self._pool, run_id, worker_id, attempt, scope)
+        if cancel_requested is None:
+            raise domain.claim_not_current(run_id, await store.run_get(self._pool, run_id, scope), worker_id, attempt)
+        return pb.HeartbeatResponse(cancel_requested=cancel_requested)
+
+    async def CompleteRun(self, request: pb.CompleteRunRequest, context: Context) -> pb.CompleteRunResponse:
+        v = Violations()
+        run_id, worker_id, attempt = _fencing(v, request)
+        result_json = domain.json_text(v, "result_json", request.result_json)
+        v.check()
+        scope = _scope(current_principal())
+        row = await store.run_complete(self._pool, run_id, worker_id, attempt, scope, result_json)
+        if row is None:
+            raise domain.claim_not_current(run_id, await store.run_get(self._pool, run_id, scope), worker_id, attempt)
+        self._metrics.entered(row["lane"], "completed")
+        return pb.CompleteRunResponse(run=run_message(row))
+
+    async def FailRun(self, request: pb.FailRunRequest, context: Context) -> pb.FailRunResponse:
+        v = Violations()
+        run_id, worker_id, attempt = _fencing(v, request)
+        if not request.error_message.strip():
+            v.add("error_message", "is required")
+        v.check()
+        scope = _scope(current_principal())
+        row = await store.run_fail(
+            self._pool,
+            run_id,
+            worker_id,
+            attempt,
+            scope,
+            request.error_message.strip()[: domain.MAX_ERROR_MESSAGE],
+            request.retryable,
+            domain.RETRY_BACKOFF_BASE_SECONDS,
+            domain.RETRY_BACKOFF_MAX_SECONDS,
+        )
+        if row is None:
+            raise domain.claim_not_current(run_id, await store.run_get(self._pool, run_id, scope), worker_id, attempt)
+        self._metrics.entered(row["lane"], row["status"])
+        return pb.FailRunResponse(run=run_message(row))
+
+    async def CancelRun(self, request: pb.CancelRunRequest, context: Context) -> pb.CancelRunResponse:
+        v = Violations()
+        run_id = v.uuid("run_id", request.run_id)
+        v.check()
+        scope = _scope(current_principal())
+        row = await store.run_cancel(self._pool, run_id, scope)
+        if row is None:
+            row = await store.run_get(self._pool, run_id, scope)
+            if row is None:
+                raise NotFound(f"run {run_id} does not exist", reason="RUN_NOT_FOUND")
+            if row["status"] != "cancelled":
+                raise FailedPrecondition(f"run {run_id} already finished as {row['status']}", reason="RUN_FINISHED")
+        elif row["status"] == "cancelled":
+            self._metrics.entered(row["lane"], "cancelled")
+        return pb.CancelRunResponse(run=run_message(row))
+
+    async def GetRun(self, request: pb.GetRunRequest, context: Context) -> pb.GetRunResponse:
+        v = Violations()
+        run_id = v.uuid("run_id", request.run_id)
+        v.check()
+        row = await store.run_get(self._pool, run_id, _scope(current_principal()))
+        if row is None:
+            raise NotFound(f"run {run_id} does not exist", reason="RUN_NOT_FOUND")
+        return pb.GetRunResponse(run=run_message(row))
+
+    async def ListRuns(self, request: pb.ListRunsRequest, context: Context) -> pb.ListRunsResponse:
+        v = Violations()
+        organization_id = v.uuid("organization_id", request.organization_id)
+        lanes = domain.lanes(v, "lanes", list(request.lanes), empty_means_all=False)
+        statuses = []
+        for index, value in enumerate(request.statuses):
+            if value not in domain.STATUSES:
+                v.add(f"statuses[{index}]", "must be a RUN_STATUS_* value other than RUN_STATUS_UNSPECIFIED")
+            else:
+                statuses.append(domain.STATUSES[value])
+        subject_id = v.text("subject_id", request.subject_id, max_length=domain.MAX_TEXT, required=False) or None
+        page_size = v.page_size("page_size", request.page_size)
+        v.check()
+        before = decode_page_token(request.page_token, (datetime, str))
+        principal = current_principal()
+        if isinstance(principal, WorkerPrincipal) and principal.organization_id != organization_id:
+            raise PermissionDenied("a worker lists runs of its own organisation only", reason="OTHER_ORGANIZATION")
+        rows = await store.run_list(
+            self._pool,
+            organization_id,
+            lanes=lanes,
+            statuses=statuses or None,
+            subject_id=subject_id,
+            before=before,
+            limit=page_size + 1,
+        )
+        next_token = ""
+        if len(rows) > page_size:
+            rows = rows[:page_size]
+            next_token = encode_page_token(rows[-1]["created_at"], str(rows[-1]["id"]))
+        return pb.ListRunsResponse(runs=[run_message(r) for r in rows], next_page_token=next_token)
+
+    async def ReapStaleRuns(self, request: pb.ReapStaleRunsRequest, context: Context) -> pb.ReapStaleRunsResponse:
+        principal = current_principal()
+        if not isinstance(principal, InternalCaller) or principal.acting_user_id is not None:
+            raise PermissionDenied("ReapStaleRuns is for operators and internal services", reason="INTERNAL_ONLY")
+        sweep = await self._reaper.run_once()
+        return pb.ReapStaleRunsResponse(acquired=sweep.acquired, reaped=sweep.reaped, retries_created=sweep.retries_created)

@@ -34,6 +34,8 @@ class ServiceApp:
     """What a service hands to the server: its servicers, and what to stop after the server."""
 
     registrations: Sequence[Registration]
+    # Background loops to start once the server serves, and what to stop after it stopped.
+    on_start: Sequence[Callable[[], None]] = field(default_factory=tuple)
     on_stop: Sequence[Callable[[], Awaitable[None]]] = field(default_factory=tuple)
     # Where this service learns of revoked worker tokens; None means from the identity service.
     revocations: Fetch | None = None

@@ -133,25 +133,27 @@ async def test_every_service_lists_its_api_health_and_reflection_with_grpcurl(st
 
 async def test_calls_are_authenticated_and_no_token_reaches_the_logs(stack):
     tokens = WorkerTokens(stack.worker_key)
-    good = tokens.issue(organization_id="org-1", agent_id="agent-1", connection_id=None, ttl=timedelta(minutes=5)).token
+    good = tokens.issue(organization_id="0c5a1d4e-6f1b-4c1e-9d1a-0b7d4f3e2a11", agent_id="2e7c3f6a-8b3d-4e3a-9f3c-2d9f6b5a4c33", connection_id=None, ttl=timedelta(minutes=5)).token
     expired = tokens.issue(
-        organization_id="org-1", agent_id="agent-1", connection_id=None, ttl=timedelta(seconds=1),
+        organization_id="0c5a1d4e-6f1b-4c1e-9d1a-0b7d4f3e2a11", agent_id="2e7c3f6a-8b3d-4e3a-9f3c-2d9f6b5a4c33", connection_id=None, ttl=timedelta(seconds=1),
         now=datetime.now(UTC) - timedelta(hours=1),
     ).token  # fmt: skip
     tampered = good[:-4] + ("AAAA" if not good.endswith("AAAA") else "BBBB")
     target = f"localhost:{stack.ports['runs']}"
     method = "switchboard.runs.v1.RunService/GetRun"
+    body = json.dumps({"run_id": "6f1b2c9e-8a44-4c1e-9d1a-0b7d4f3e2a11"})
 
     async def call(*headers: str) -> subprocess.CompletedProcess:
         flags = [arg for header in headers for arg in ("-H", header)]
-        return await asyncio.to_thread(grpcurl, *flags, "-d", "{}", target, method)
+        return await asyncio.to_thread(grpcurl, *flags, "-d", body, target, method)
 
     assert "Code: Unauthenticated" in (await call()).stderr
     assert "Code: Unauthenticated" in (await call(f"authorization: Bearer {tampered}")).stderr
     expired_reply = await call(f"authorization: Bearer {expired}")
     assert "Code: Unauthenticated" in expired_reply.stderr and "expired" in expired_reply.stderr
-    assert "Code: Unimplemented" in (await call(f"authorization: Bearer {stack.internal_token}")).stderr
-    assert "Code: Unimplemented" in (await call(f"authorization: Bearer {good}")).stderr
+    # Past authentication, the call reaches the handler: that run does not exist.
+    assert "Code: NotFound" in (await call(f"authorization: Bearer {stack.internal_token}")).stderr
+    assert "Code: NotFound" in (await call(f"authorization: Bearer {good}")).stderr
 
     await stop_stack(stack)  # flushes every process's last lines
     logs = stack.logs()

@@ -57,7 +57,7 @@ def unary(channel: grpc.aio.Channel, name: str) -> grpc.aio.UnaryUnaryMultiCalla
 
 
 def worker_token(*, ttl: timedelta = timedelta(minutes=5), now: datetime | None = None) -> str:
-    return TOKENS.issue(organization_id="org-a", agent_id="agent-1", connection_id=None, ttl=ttl, now=now).token
+    return TOKENS.issue(organization_id="0c5a1d4e-6f1b-4c1e-9d1a-0b7d4f3e2a11", agent_id="2e7c3f6a-8b3d-4e3a-9f3c-2d9f6b5a4c33", connection_id=None, ttl=ttl, now=now).token
 
 
 async def test_internal_token_reaches_the_handler_with_the_acting_user(channel, probe):
@@ -68,7 +68,7 @@ async def test_internal_token_reaches_the_handler_with_the_acting_user(channel, 
 
 async def test_worker_token_reaches_the_handler_with_its_organisation(channel):
     reply = await unary(channel, "WhoAmI")(b"", metadata=(("authorization", f"Bearer {worker_token()}"),))
-    assert reply == b"worker:org-a:agent-1"
+    assert reply == b"worker:0c5a1d4e-6f1b-4c1e-9d1a-0b7d4f3e2a11:2e7c3f6a-8b3d-4e3a-9f3c-2d9f6b5a4c33"
 
 
 @pytest.mark.parametrize(
@@ -83,7 +83,7 @@ async def test_worker_token_reaches_the_handler_with_its_organisation(channel):
             id="expired-worker-token",
         ),
         pytest.param(
-            (("authorization", f"Bearer {WorkerTokens('another-key-' + 'q' * 32).issue(organization_id='org-a', agent_id='a', connection_id=None, ttl=timedelta(minutes=5)).token}"),),
+            (("authorization", f"Bearer {WorkerTokens('another-key-' + 'q' * 32).issue(organization_id='0c5a1d4e-6f1b-4c1e-9d1a-0b7d4f3e2a11', agent_id='2e7c3f6a-8b3d-4e3a-9f3c-2d9f6b5a4c33', connection_id=None, ttl=timedelta(minutes=5)).token}"),),
             id="worker-token-of-another-key",
         ),
     ],
@@ -167,7 +167,7 @@ async def test_request_log_line_names_service_method_status_duration_request_id_
     echo, who = lines
     assert echo["service"] == SERVICE and echo["method"] == f"/{SERVICE}/Echo"
     assert echo["status"] == "OK" and echo["request_id"] == "req-123" and echo["duration_ms"] >= 0
-    assert who["organization_id"] == "org-a" and who["method"].endswith("/WhoAmI")
+    assert who["organization_id"] == "0c5a1d4e-6f1b-4c1e-9d1a-0b7d4f3e2a11" and who["method"].endswith("/WhoAmI")
 
 
 async def test_server_streams_pass_through_the_pipeline(channel):

@@ -8,14 +8,12 @@ import pytest
 
 from services.identity import app as identity_app
 from services.interactions import app as interactions_app
-from services.runs import app as runs_app
 from services.secretproxy import app as secretproxy_app
 from shared.auth import Authenticator, WorkerTokens
 from shared.config import Settings
 from shared.grpc.server import ServerOptions, ServiceServer
 from switchboard.identity.v1 import agent_service_pb2, agent_service_pb2_grpc
 from switchboard.interactions.v1 import event_service_pb2, event_service_pb2_grpc
-from switchboard.runs.v1 import run_service_pb2, run_service_pb2_grpc
 from switchboard.secretproxy.v1 import secret_proxy_service_pb2, secret_proxy_service_pb2_grpc
 from tests.conftest import INTERNAL_TOKEN, WORKER_TOKEN_KEY
 
@@ -35,7 +33,6 @@ async def serve(app_module) -> ServiceServer:
 
 CASES = [
     (identity_app, agent_service_pb2_grpc.AgentServiceStub, "InstallAgentFromTemplate", agent_service_pb2.InstallAgentFromTemplateRequest()),
-    (runs_app, run_service_pb2_grpc.RunServiceStub, "GetRun", run_service_pb2.GetRunRequest()),
     (
         secretproxy_app,
         secret_proxy_service_pb2_grpc.SecretProxyServiceStub,

@@ -84,4 +84,7 @@ def test_every_variable_is_prefixed_or_a_known_standard_name():
             "SUPABASE_URL",
             "SUPABASE_SERVICE_ROLE_KEY",
             "SUPPORT_BOT_EMAIL_DOMAIN",
+            "RUNS_REAPER_INTERVAL_SECONDS",
+            "RUNS_REAPER_STALE_AFTER_SECONDS",
+            "RUNS_REAPER_BATCH_SIZE",
         }

@@ -17,16 +17,16 @@ TOKENS = WorkerTokens(KEY)
 
 
 def issue(**overrides) -> str:
-    args = {"organization_id": "org-1", "agent_id": "agent-1", "connection_id": "conn-1", "ttl": timedelta(minutes=5)}
+    args = {"organization_id": "0c5a1d4e-6f1b-4c1e-9d1a-0b7d4f3e2a11", "agent_id": "2e7c3f6a-8b3d-4e3a-9f3c-2d9f6b5a4c33", "connection_id": "3f8d4a7b-9c4e-4f4b-8a4d-3e0a7c6b5d44", "ttl": timedelta(minutes=5)}
     args.update(overrides)
     return TOKENS.issue(**args).token
 
 
 def test_a_token_carries_organisation_agent_connection_expiry_and_a_unique_id():
-    first = TOKENS.issue(organization_id="org-1", agent_id="agent-1", connection_id="conn-1", ttl=timedelta(minutes=5))
-    second = TOKENS.issue(organization_id="org-1", agent_id="agent-1", connection_id="conn-1", ttl=timedelta(minutes=5))
+    first = TOKENS.issue(organization_id="0c5a1d4e-6f1b-4c1e-9d1a-0b7d4f3e2a11", agent_id="2e7c3f6a-8b3d-4e3a-9f3c-2d9f6b5a4c33", connection_id="3f8d4a7b-9c4e-4f4b-8a4d-3e0a7c6b5d44", ttl=timedelta(minutes=5))
+    second = TOKENS.issue(organization_id="0c5a1d4e-6f1b-4c1e-9d1a-0b7d4f3e2a11", agent_id="2e7c3f6a-8b3d-4e3a-9f3c-2d9f6b5a4c33", connection_id="3f8d4a7b-9c4e-4f4b-8a4d-3e0a7c6b5d44", ttl=timedelta(minutes=5))
     principal = TOKENS.verify(first.token)
-    assert principal == WorkerPrincipal("org-1", "agent-1", "conn-1", first.token_id, first.expires_at)
+    assert principal == WorkerPrincipal("0c5a1d4e-6f1b-4c1e-9d1a-0b7d4f3e2a11", "2e7c3f6a-8b3d-4e3a-9f3c-2d9f6b5a4c33", "3f8d4a7b-9c4e-4f4b-8a4d-3e0a7c6b5d44", first.token_id, first.expires_at)
     assert first.token_id != second.token_id
 
 
@@ -47,7 +47,7 @@ def _reencode_claims(token: str, **changes) -> str:
 
 def test_a_token_whose_claims_were_changed_is_refused():
     with pytest.raises(Unauthenticated) as caught:
-        TOKENS.verify(_reencode_claims(issue(), org="org-2"))
+        TOKENS.verify(_reencode_claims(issue(), org="1d6b2e5f-7a2c-4d2f-8e2b-1c8e5a4f3b22"))
     assert caught.value.reason == "TOKEN_INVALID"
 
 
@@ -79,3 +79,12 @@ def test_the_internal_token_makes_an_internal_caller():
     authenticator = Authenticator("i" * 40, TOKENS)
     assert authenticator.authenticate([("authorization", "Bearer " + "i" * 40)]) == InternalCaller(None)
     assert isinstance(authenticator.authenticate([("authorization", "Bearer " + issue())]), WorkerPrincipal)
+
+
+def test_a_token_whose_ids_are_not_uuids_is_refused():
+    token = jwt.encode(
+        {**jwt.decode(issue(), KEY, algorithms=["HS256"], audience="switchboard"), "org": "org-1"}, KEY, algorithm="HS256"
+    )
+    with pytest.raises(Unauthenticated) as caught:
+        TOKENS.verify(token)
+    assert caught.value.reason == "TOKEN_MALFORMED"

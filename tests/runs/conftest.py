@@ -1,0 +1,112 @@
+"""A real runs service for each test: fresh migrated database, real gRPC server on port 0."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import timedelta
+
+import asyncpg
+import grpc
+import pytest
+from prometheus_client import CollectorRegistry
+
+from services.runs import app as runs_app
+from services.runs.reaper import Reaper
+from shared.auth import Authenticator, WorkerTokens
+from shared.config import Settings
+from shared.db import create_pool
+from shared.grpc.server import ServerOptions, ServiceServer
+from shared.migrate import migrate
+from switchboard.runs.v1 import run_service_pb2 as pb
+from switchboard.runs.v1 import run_service_pb2_grpc
+from tests.conftest import INTERNAL_TOKEN, WORKER_TOKEN_KEY
+
+OPERATOR = (("authorization", f"Bearer {INTERNAL_TOKEN}"),)
+
+
+def worker_metadata(organization_id: str) -> tuple[tuple[str, str], ...]:
+    token = WorkerTokens(WORKER_TOKEN_KEY).issue(
+        organization_id=organization_id, agent_id=str(uuid.uuid4()), connection_id=None, ttl=timedelta(minutes=10)
+    )
+    return (("authorization", f"Bearer {token.token}"),)
+
+
+@dataclass
+class Runs:
+    stub: run_service_pb2_grpc.RunServiceStub
+    pool: asyncpg.Pool
+    settings: Settings
+    registry: CollectorRegistry
+
+    def reaper(self, **overrides: float) -> Reaper:
+        """A reaper as another replica would run it (its own loop, same database)."""
+        return Reaper(
+            self.pool,
+            interval_seconds=overrides.get("interval_seconds", self.settings.runs_reaper_interval_seconds),
+            stale_after_seconds=overrides.get("stale_after_seconds", self.settings.runs_reaper_stale_after_seconds),
+            batch_size=int(overrides.get("batch_size", self.settings.runs_reaper_batch_size)),
+        )
+
+    async def enqueue(self, organization_id: str, lane: int = pb.LANE_ACTION, **fields) -> pb.Run:
+        reply = await self.stub.EnqueueRun(
+            pb.EnqueueRunRequest(organization_id=organization_id, lane=lane, **fields), metadata=OPERATOR
+        )
+        return reply.run
+
+    async def claim(self, worker_id: str = "worker-1", lanes=(), metadata=OPERATOR) -> pb.Run | None:
+        reply = await self.stub.ClaimRun(pb.ClaimRunRequest(worker_id=worker_id, lanes=list(lanes)), metadata=metadata)
+        return reply.run if reply.HasField("run") else None
+
+
+@contextlib.asynccontextmanager
+async def running_runs(database_url: str, *, start_reaper: bool = False, **overrides: object) -> AsyncIterator[Runs]:
+    settings = dataclasses.replace(
+        Settings(
+            database_url=database_url,
+            internal_token=INTERNAL_TOKEN,
+            worker_token_key=WORKER_TOKEN_KEY,
+            db_pool_max_size=40,
+        ),
+        **overrides,
+    )
+    pool = await create_pool(settings, "runs", application_name="tests-runs")
+    registry = CollectorRegistry()
+    app = await runs_app.create(settings, pool, registry=registry)
+    server = ServiceServer(
+        app.registrations,
+        ServerOptions(host="127.0.0.1", port=0),
+        authenticator=Authenticator(INTERNAL_TOKEN, WorkerTokens(WORKER_TOKEN_KEY)),
+    )
+    port = await server.start()
+    if start_reaper:
+        for start in app.on_start:
+            start()
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            yield Runs(run_service_pb2_grpc.RunServiceStub(channel), pool, settings, registry)
+    finally:
+        await server.stop()
+        for stop in app.on_stop:
+            await stop()
+        await pool.close()
+
+
+@pytest.fixture
+async def migrated_database(fresh_database: str) -> str:
+    await migrate(fresh_database)
+    return fresh_database
+
+
+@pytest.fixture
+async def runs(migrated_database: str) -> AsyncIterator[Runs]:
+    async with running_runs(migrated_database) as running:
+        yield running
+
+
+@pytest.fixture
+def org() -> str:
+    return str(uuid.uuid4())
