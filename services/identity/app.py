@@ -11,7 +11,8 @@ import httpx
 from services.identity import tokens
 from services.identity.bots import BotUsers, GoTrueBotUsers, LocalBotUsers
 from services.identity.gotrue import GoTrueAdmin
-from services.identity.server import AgentService, IdentityService
+from services.identity.agent_server import AgentService
+from services.identity.server import IdentityService
 from shared.auth import WorkerTokens
 from shared.config import Settings
 from shared.grpc.server import Registration, ServiceApp
@@ -41,6 +42,7 @@ async def create(settings: Settings, pool: asyncpg.Pool, *, registry: CollectorR
     http = httpx.AsyncClient()
     assert settings.worker_token_key is not None
     identity = IdentityService(pool, WorkerTokens(settings.worker_token_key), bot_users_from(settings, http))
+    agents = AgentService(pool)
     return ServiceApp(
         registrations=[
             Registration(
@@ -49,7 +51,7 @@ async def create(settings: Settings, pool: asyncpg.Pool, *, registry: CollectorR
             ),
             Registration(
                 agent_service_pb2.DESCRIPTOR.services_by_name["AgentService"].full_name,
-                lambda server: agent_service_pb2_grpc.add_AgentServiceServicer_to_server(AgentService(), server),
+                lambda server: agent_service_pb2_grpc.add_AgentServiceServicer_to_server(agents, server),
             ),
         ],
         on_stop=[http.aclose],

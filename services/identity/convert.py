@@ -7,7 +7,7 @@ from datetime import datetime
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from services.identity.store import Record
-from switchboard.identity.v1 import resources_pb2
+from switchboard.identity.v1 import agent_service_pb2, resources_pb2
 
 ROLE_TO_PROTO = {"owner": resources_pb2.ROLE_OWNER, "admin": resources_pb2.ROLE_ADMIN, "member": resources_pb2.ROLE_MEMBER}
 ROLE_FROM_PROTO = {value: key for key, value in ROLE_TO_PROTO.items()}
@@ -60,6 +60,80 @@ def agent(row: Record) -> resources_pb2.Agent:
         id=str(row["id"]),
         organization_id=str(row["organization_id"]),
         name=row["name"],
+        template_agent_id=str(row["template_agent_id"] or ""),
+        source_organization_id=str(row["source_organization_id"] or ""),
         created_at=timestamp(row["created_at"]),
         updated_at=timestamp(row["updated_at"]),
     )
+
+
+# -- agent schema objects ----------------------------------------------------------------------
+
+STATUS_TO_PROTO = {"active": agent_service_pb2.SCHEMA_OBJECT_STATUS_ACTIVE, "archived": agent_service_pb2.SCHEMA_OBJECT_STATUS_ARCHIVED}
+
+
+def provenance(row: Record, prefix: str = "") -> agent_service_pb2.Provenance | None:
+    if row[f"{prefix}template_agent_id"] is None:
+        return None
+    return agent_service_pb2.Provenance(
+        template_agent_id=str(row[f"{prefix}template_agent_id"]),
+        source_organization_id=str(row[f"{prefix}source_organization_id"]),
+        source_object_id=str(row[f"{prefix}source_object_id"]),
+    )
+
+
+def _common(row: Record) -> dict:
+    return {
+        "id": str(row["id"]),
+        "organization_id": str(row["organization_id"]),
+        "agent_id": str(row["agent_id"]),
+        "slug": row["slug"],
+        "name": row["name"],
+        "status": STATUS_TO_PROTO[row["status"]],
+        "provenance": provenance(row),
+        "created_at": timestamp(row["created_at"]),
+        "updated_at": timestamp(row["updated_at"]),
+    }
+
+
+def entity_type(row: Record) -> agent_service_pb2.EntityType:
+    return agent_service_pb2.EntityType(**_common(row), description=row["description"], schema_json=row["schema_json"])
+
+
+def relationship_type(row: Record) -> agent_service_pb2.RelationshipType:
+    return agent_service_pb2.RelationshipType(**_common(row), description=row["description"], schema_json=row["schema_json"])
+
+
+def watcher_version(row: Record, prefix: str = "") -> agent_service_pb2.WatcherVersion:
+    return agent_service_pb2.WatcherVersion(
+        id=str(row[f"{prefix}id"]),
+        watcher_id=str(row["watcher_id"] if not prefix else row["id"]),
+        version=row[f"{prefix}version"],
+        prompt=row[f"{prefix}prompt"],
+        schema_json=row[f"{prefix}schema_json"],
+        reaction_script=row[f"{prefix}reaction_script"],
+        provenance=provenance(row, prefix),
+        created_at=timestamp(row[f"{prefix}created_at"]),
+    )
+
+
+def watcher(row: Record) -> agent_service_pb2.Watcher:
+    current = watcher_version(row, "v_") if row["v_id"] is not None else None
+    return agent_service_pb2.Watcher(**_common(row), current_version=current)
+
+
+def event_classifier(row: Record) -> agent_service_pb2.EventClassifier:
+    return agent_service_pb2.EventClassifier(
+        **_common(row),
+        description=row["description"],
+        watcher_id=str(row["watcher_id"] or ""),
+        definition_json=row["definition_json"],
+    )
+
+
+OBJECT_TO_PROTO = {
+    "entity_type": entity_type,
+    "relationship_type": relationship_type,
+    "watcher": watcher,
+    "event_classifier": event_classifier,
+}

@@ -13,7 +13,7 @@ from shared.auth import WorkerPrincipal, WorkerTokens, current_principal
 from shared.errors import NotFound
 from shared.pagination import decode_page_token, encode_page_token
 from shared.validation import Violations
-from switchboard.identity.v1 import agent_service_pb2_grpc, identity_service_pb2_grpc
+from switchboard.identity.v1 import identity_service_pb2_grpc
 from switchboard.identity.v1 import identity_service_pb2 as pb
 
 Context = grpc.aio.ServicerContext
@@ -259,8 +259,3 @@ class IdentityService(identity_service_pb2_grpc.IdentityServiceServicer):
     async def _require_organization(self, organization_id: str) -> None:
         if await store.organization_get(self._pool, organization_id) is None:
             raise NotFound(f"organization {organization_id} does not exist", reason="ORGANIZATION_NOT_FOUND")
-
-
-class AgentService(agent_service_pb2_grpc.AgentServiceServicer):
-    """switchboard.identity.v1.AgentService. RPCs are added here as they are built; the ones not
-    built yet are inherited from the generated base and answer UNIMPLEMENTED."""

@@ -17,7 +17,7 @@ Record = asyncpg.Record
 
 _ORGANIZATION_COLUMNS = "id, name, slug, visibility, personal_owner_id IS NOT NULL AS personal, created_at"
 _MEMBERSHIP_COLUMNS = "organization_id, user_id, role, is_bot, created_at, updated_at"
-_AGENT_COLUMNS = "id, organization_id, name, created_at, updated_at"
+_AGENT_COLUMNS = "id, organization_id, name, created_at, updated_at, template_agent_id, source_organization_id"
 
 
 # -- users -------------------------------------------------------------------------------------
@@ -293,3 +293,216 @@ async def worker_token_list_revoked(
         after[1] if after else None,
         limit,
     )
+
+
+# -- installed agents --------------------------------------------------------------------------
+
+
+async def agent_insert_installed(
+    conn: Connection, organization_id: str, name: str, template_agent_id: str, source_organization_id: str
+) -> Record | None:
+    """Insert the installed copy of a template; None when the organisation has it already (the
+    unique constraint decides, after a concurrent installer's transaction ends)."""
+    return await conn.fetchrow(
+        f"""INSERT INTO agents (id, organization_id, name, template_agent_id, source_organization_id)
+            VALUES ($1, $2, $3, $4, $5)
+            ON CONFLICT ON CONSTRAINT agents_one_install_per_organization DO NOTHING
+            RETURNING {_AGENT_COLUMNS}""",
+        str(uuid.uuid4()),
+        organization_id,
+        name,
+        template_agent_id,
+        source_organization_id,
+    )
+
+
+async def agent_get_installed(conn: Connection, template_agent_id: str, organization_id: str) -> Record | None:
+    return await conn.fetchrow(
+        f"SELECT {_AGENT_COLUMNS} FROM agents WHERE template_agent_id = $1 AND organization_id = $2",
+        template_agent_id,
+        organization_id,
+    )
+
+
+async def agent_lock(conn: Connection, agent_id: str) -> Record | None:
+    """The agent, locked for the transaction (resync and uninstall of one agent take turns)."""
+    return await conn.fetchrow(
+        f"SELECT {_AGENT_COLUMNS} FROM agents WHERE id = $1 FOR UPDATE",
+        agent_id,
+    )
+
+
+async def agent_delete(conn: Connection, agent_id: str) -> None:
+    await conn.execute("DELETE FROM agents WHERE id = $1", agent_id)
+
+
+# -- schema objects ----------------------------------------------------------------------------
+# Entity types, relationship types, watchers and event classifiers share their shape; the table is
+# chosen from this fixed map, never from input.
+
+OBJECT_TABLES = {
+    "entity_type": "entity_types",
+    "relationship_type": "relationship_types",
+    "watcher": "watchers",
+    "event_classifier": "event_classifiers",
+}
+_OBJECT_COLUMNS = {
+    "entity_type": ("name", "description", "schema_json"),
+    "relationship_type": ("name", "description", "schema_json"),
+    "watcher": ("name", "current_version_id"),
+    "event_classifier": ("name", "description", "watcher_id", "definition_json"),
+}
+_PROVENANCE = ("template_agent_id", "source_organization_id", "source_object_id")
+_WATCHER_SELECT = """SELECT w.*, v.id AS v_id, v.version AS v_version, v.prompt AS v_prompt,
+                            v.schema_json AS v_schema_json, v.reaction_script AS v_reaction_script,
+                            v.template_agent_id AS v_template_agent_id,
+                            v.source_organization_id AS v_source_organization_id,
+                            v.source_object_id AS v_source_object_id, v.created_at AS v_created_at
+                     FROM watchers w LEFT JOIN watcher_versions v ON v.id = w.current_version_id"""
+
+
+def _select(kind: str) -> str:
+    return _WATCHER_SELECT if kind == "watcher" else f"SELECT * FROM {OBJECT_TABLES[kind]} w"
+
+
+async def object_get(conn: Connection, kind: str, object_id: str) -> Record | None:
+    return await conn.fetchrow(f"{_select(kind)} WHERE w.id = $1", object_id)
+
+
+async def object_get_by_slug(conn: Connection, kind: str, organization_id: str, slug: str) -> Record | None:
+    return await conn.fetchrow(f"{_select(kind)} WHERE w.organization_id = $1 AND w.slug = $2", organization_id, slug)
+
+
+async def object_list(
+    conn: Connection,
+    kind: str,
+    organization_id: str,
+    *,
+    agent_id: str | None,
+    include_archived: bool,
+    after_slug: str | None,
+    limit: int,
+) -> list[Record]:
+    """An organisation's objects of one kind in slug order, after the given slug."""
+    return await conn.fetch(
+        f"""{_select(kind)}
+            WHERE w.organization_id = $1 AND ($2::uuid IS NULL OR w.agent_id = $2)
+              AND ($3 OR w.status = 'active') AND ($4::text IS NULL OR w.slug > $4)
+            ORDER BY w.slug LIMIT $5""",
+        organization_id,
+        agent_id,
+        include_archived,
+        after_slug,
+        limit,
+    )
+
+
+async def object_insert_if_slug_free(conn: Connection, kind: str, values: dict[str, object]) -> str | None:
+    """Insert an object; its id, or None when the organisation has that slug already (any status)."""
+    allowed = {"id", "organization_id", "agent_id", "slug", *_OBJECT_COLUMNS[kind], *_PROVENANCE}
+    unknown = set(values) - allowed
+    if unknown:
+        raise ValueError(f"not columns of {kind}: {sorted(unknown)}")
+    columns = list(values)
+    placeholders = ", ".join(f"${i}" for i in range(1, len(columns) + 1))
+    inserted = await conn.fetchval(
+        f"""INSERT INTO {OBJECT_TABLES[kind]} ({", ".join(columns)}) VALUES ({placeholders})
+            ON CONFLICT (organization_id, slug) DO NOTHING RETURNING id""",
+        *values.values(),
+    )
+    return str(inserted) if inserted else None
+
+
+async def object_update(conn: Connection, kind: str, object_id: str, changes: dict[str, object]) -> None:
+    """Set the given columns (of the kind's updatable ones), and updated_at."""
+    unknown = set(changes) - {*_OBJECT_COLUMNS[kind], "status"}
+    if unknown:
+        raise ValueError(f"not updatable columns of {kind}: {sorted(unknown)}")
+    if not changes:
+        return
+    assignments = ", ".join(f"{column} = ${i}" for i, column in enumerate(changes, start=2))
+    await conn.execute(
+        f"UPDATE {OBJECT_TABLES[kind]} SET {assignments}, updated_at = now() WHERE id = $1",
+        object_id,
+        *changes.values(),
+    )
+
+
+async def objects_of_agent(conn: Connection, kind: str, agent_id: str, *, active_only: bool) -> list[Record]:
+    return await conn.fetch(
+        f"{_select(kind)} WHERE w.agent_id = $1 AND (NOT $2 OR w.status = 'active') ORDER BY w.slug",
+        agent_id,
+        active_only,
+    )
+
+
+async def objects_count_managed(conn: Connection, kind: str, agent_id: str) -> int:
+    return await conn.fetchval(
+        f"SELECT count(*) FROM {OBJECT_TABLES[kind]} WHERE agent_id = $1 AND template_agent_id IS NOT NULL", agent_id
+    )
+
+
+async def objects_delete_managed(conn: Connection, kind: str, agent_id: str) -> int:
+    """Delete the agent's managed objects of one kind (their watcher versions go with them)."""
+    if kind == "watcher":
+        # Break the watcher → current version link first; the versions then go by cascade.
+        await conn.execute(
+            "UPDATE watchers SET current_version_id = NULL WHERE agent_id = $1 AND template_agent_id IS NOT NULL", agent_id
+        )
+    status = await conn.execute(
+        f"DELETE FROM {OBJECT_TABLES[kind]} WHERE agent_id = $1 AND template_agent_id IS NOT NULL", agent_id
+    )
+    return int(status.split()[-1])
+
+
+# -- watcher versions --------------------------------------------------------------------------
+
+
+async def watcher_version_append(
+    conn: Connection,
+    watcher_id: str,
+    prompt: str,
+    schema_json: str,
+    reaction_script: str,
+    provenance: tuple[str, str, str] | None = None,
+) -> str:
+    """Append the next version of a watcher and make it current; its id. Concurrent appends to one
+    watcher are serialised by the row lock that the pointer update takes (and the unique version
+    number would refuse a duplicate)."""
+    version_id = str(uuid.uuid4())
+    await conn.execute("SELECT 1 FROM watchers WHERE id = $1 FOR UPDATE", watcher_id)
+    await conn.execute(
+        """INSERT INTO watcher_versions (id, watcher_id, version, prompt, schema_json, reaction_script,
+                                         template_agent_id, source_organization_id, source_object_id)
+           SELECT $1, $2, coalesce(max(version), 0) + 1, $3, $4, $5, $6, $7, $8
+           FROM watcher_versions WHERE watcher_id = $2""",
+        version_id,
+        watcher_id,
+        prompt,
+        schema_json,
+        reaction_script,
+        *(provenance or (None, None, None)),
+    )
+    await conn.execute("UPDATE watchers SET current_version_id = $2, updated_at = now() WHERE id = $1", watcher_id, version_id)
+    return version_id
+
+
+async def watcher_version_get(conn: Connection, version_id: str) -> Record | None:
+    return await conn.fetchrow(
+        """SELECT v.*, w.organization_id FROM watcher_versions v JOIN watchers w ON w.id = v.watcher_id WHERE v.id = $1""",
+        version_id,
+    )
+
+
+async def watcher_version_list(conn: Connection, watcher_id: str, *, after_version: int | None, limit: int) -> list[Record]:
+    return await conn.fetch(
+        """SELECT * FROM watcher_versions WHERE watcher_id = $1 AND ($2::int IS NULL OR version > $2)
+           ORDER BY version LIMIT $3""",
+        watcher_id,
+        after_version,
+        limit,
+    )
+
+
+async def watcher_version_count(conn: Connection, watcher_id: str) -> int:
+    return await conn.fetchval("SELECT count(*) FROM watcher_versions WHERE watcher_id = $1", watcher_id)

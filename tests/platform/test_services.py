@@ -6,13 +6,11 @@ from __future__ import annotations
 import grpc
 import pytest
 
-from services.identity import app as identity_app
 from services.interactions import app as interactions_app
 from services.secretproxy import app as secretproxy_app
 from shared.auth import Authenticator, WorkerTokens
 from shared.config import Settings
 from shared.grpc.server import ServerOptions, ServiceServer
-from switchboard.identity.v1 import agent_service_pb2, agent_service_pb2_grpc
 from switchboard.interactions.v1 import event_service_pb2, event_service_pb2_grpc
 from switchboard.secretproxy.v1 import secret_proxy_service_pb2, secret_proxy_service_pb2_grpc
 from tests.conftest import INTERNAL_TOKEN, WORKER_TOKEN_KEY
@@ -32,7 +30,6 @@ async def serve(app_module) -> ServiceServer:
 
 
 CASES = [
-    (identity_app, agent_service_pb2_grpc.AgentServiceStub, "InstallAgentFromTemplate", agent_service_pb2.InstallAgentFromTemplateRequest()),
     (
         secretproxy_app,
         secret_proxy_service_pb2_grpc.SecretProxyServiceStub,
