@@ -152,6 +152,14 @@ class Settings:
     supabase_url: str | None = _env("SUPABASE_URL", _http_url)
     supabase_service_role_key: str | None = _env("SUPABASE_SERVICE_ROLE_KEY", _non_empty, secret=True)
     support_bot_email_domain: str = _env("SUPPORT_BOT_EMAIL_DOMAIN", _domain, "bots.support.internal")
+    events_retention_count: int = _env("SWITCHBOARD_EVENTS_RETENTION_COUNT", _integer(1, 10_000_000), 10_000)
+    events_retention_seconds: float = _env("SWITCHBOARD_EVENTS_RETENTION_SECONDS", _seconds(1, 365 * 86400), 86400.0)
+    events_poll_seconds: float = _env("SWITCHBOARD_EVENTS_POLL_SECONDS", _seconds(0.05, 60), 1.0)
+    # How far (in events) a live subscriber may fall behind its stream's head before it is ended
+    # with the position to resume from.
+    events_max_lag: int = _env("SWITCHBOARD_EVENTS_MAX_LAG", _integer(1, 1_000_000), 1000)
+    events_max_subscribers: int = _env("SWITCHBOARD_EVENTS_MAX_SUBSCRIBERS", _integer(1, 1_000_000), 1000)
+    events_max_subscribers_per_stream: int = _env("SWITCHBOARD_EVENTS_MAX_SUBSCRIBERS_PER_STREAM", _integer(1, 10_000), 16)
     runs_reaper_interval_seconds: float = _env("RUNS_REAPER_INTERVAL_SECONDS", _seconds(0.05, 3600), 30.0)
     runs_reaper_stale_after_seconds: float = _env("RUNS_REAPER_STALE_AFTER_SECONDS", _seconds(0.5, 86400), 120.0)
     runs_reaper_batch_size: int = _env("RUNS_REAPER_BATCH_SIZE", _integer(1, 100_000), 1000)

@@ -106,6 +106,11 @@ class ResourceExhausted(DomainError):
     default_reason = "RESOURCE_EXHAUSTED"
 
 
+class Aborted(DomainError):
+    code = grpc.StatusCode.ABORTED
+    default_reason = "ABORTED"
+
+
 class Unavailable(DomainError):
     code = grpc.StatusCode.UNAVAILABLE
     default_reason = "UNAVAILABLE"

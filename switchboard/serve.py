@@ -106,6 +106,8 @@ async def serve_grpc(
             log.info("service_started", service=service, port=bound, metrics_port=metrics_port, pid=os.getpid())
         reason = await stop
         log.info("service_stopping", service=service, reason=reason)
+        for drain in app.on_drain:
+            drain()
         await server.stop()
         await sync.stop()
         if identity_channel is not None:

@@ -15,7 +15,9 @@ from starlette.routing import Route
 
 from services.edge.middleware import BodySizeLimit, HttpMetrics, Observe
 from services.edge.problems import problem
+from services.edge.streams import stream_events
 from services.edge.upstreams import Upstreams
+from shared.auth import WorkerTokens
 from shared.config import Settings
 from shared.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 
@@ -64,6 +66,7 @@ def create_app(settings: Settings, *, upstreams: Upstreams | None = None) -> Sta
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
             Route("/metrics", metrics, methods=["GET"]),
+            Route("/v1/streams/{stream:path}/events", stream_events, methods=["GET"]),
         ],
         middleware=[
             Middleware(Observe, metrics=HttpMetrics(registry)),
@@ -76,4 +79,5 @@ def create_app(settings: Settings, *, upstreams: Upstreams | None = None) -> Sta
     app.state.upstreams = upstreams
     app.state.registry = registry
     app.state.settings = settings
+    app.state.worker_tokens = WorkerTokens(settings.worker_token_key) if settings.worker_token_key else None
     return app

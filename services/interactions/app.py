@@ -1,22 +1,37 @@
-"""Builds the interactions service in the open: pool → servicers → server registrations."""
+"""Builds the interactions service in the open: pool → stream hub → servicers → registrations."""
 
 from __future__ import annotations
 
 import asyncpg
 from prometheus_client import CollectorRegistry
 
-from services.interactions.server import InteractionService, EventService
+from services.interactions.event_server import EventService
+from services.interactions.events import SubscriberLimits
+from services.interactions.hub import StreamHub
+from services.interactions.retention import Retention
+from services.interactions.server import InteractionService
 from shared.config import Settings
 from shared.grpc.server import Registration, ServiceApp
-from switchboard.interactions.v1 import interaction_service_pb2, interaction_service_pb2_grpc
-from switchboard.interactions.v1 import event_service_pb2, event_service_pb2_grpc
+from switchboard.interactions.v1 import (
+    event_service_pb2,
+    event_service_pb2_grpc,
+    interaction_service_pb2,
+    interaction_service_pb2_grpc,
+)
 
 SCHEMA = "interactions"
 """The PostgreSQL schema this service owns (and the folder of its migrations)."""
 
 
 async def create(settings: Settings, pool: asyncpg.Pool, *, registry: CollectorRegistry | None = None) -> ServiceApp:
-    """The interactions service's servicers, ready to be served."""
+    """The interactions service, its stream hub (one listening connection) and retention loop."""
+    hub = StreamHub(
+        pool, settings.database_url or "", poll_seconds=settings.events_poll_seconds, max_lag=settings.events_max_lag
+    )
+    retention = Retention(pool, keep_last=settings.events_retention_count, max_age_seconds=settings.events_retention_seconds)
+    event_service = EventService(
+        pool, hub, SubscriberLimits(settings.events_max_subscribers, settings.events_max_subscribers_per_stream)
+    )
     return ServiceApp(
         registrations=[
             Registration(
@@ -25,7 +40,10 @@ async def create(settings: Settings, pool: asyncpg.Pool, *, registry: CollectorR
             ),
             Registration(
                 event_service_pb2.DESCRIPTOR.services_by_name["EventService"].full_name,
-                lambda server: event_service_pb2_grpc.add_EventServiceServicer_to_server(EventService(), server),
+                lambda server: event_service_pb2_grpc.add_EventServiceServicer_to_server(event_service, server),
             ),
-        ]
+        ],
+        on_start=[hub.start, retention.start],
+        on_drain=[hub.close_subscribers],
+        on_stop=[retention.stop, hub.stop],
     )

@@ -3,14 +3,8 @@
 from __future__ import annotations
 
 from switchboard.interactions.v1 import interaction_service_pb2_grpc
-from switchboard.interactions.v1 import event_service_pb2_grpc
 
 
 class InteractionService(interaction_service_pb2_grpc.InteractionServiceServicer):
     """switchboard.interactions.v1.InteractionService. RPCs are added here as they are built; the ones not built
-    yet are inherited from the generated base and answer UNIMPLEMENTED."""
-
-
-class EventService(event_service_pb2_grpc.EventServiceServicer):
-    """switchboard.interactions.v1.EventService. RPCs are added here as they are built; the ones not built
     yet are inherited from the generated base and answer UNIMPLEMENTED."""

@@ -36,6 +36,9 @@ class ServiceApp:
     registrations: Sequence[Registration]
     # Background loops to start once the server serves, and what to stop after it stopped.
     on_start: Sequence[Callable[[], None]] = field(default_factory=tuple)
+    # Called when draining begins, before the server waits for calls in flight: end long-lived
+    # streams here so that they do not hold up the stop for the whole grace period.
+    on_drain: Sequence[Callable[[], None]] = field(default_factory=tuple)
     on_stop: Sequence[Callable[[], Awaitable[None]]] = field(default_factory=tuple)
     # Where this service learns of revoked worker tokens; None means from the identity service.
     revocations: Fetch | None = None

@@ -11,7 +11,7 @@ from services.secretproxy import app as secretproxy_app
 from shared.auth import Authenticator, WorkerTokens
 from shared.config import Settings
 from shared.grpc.server import ServerOptions, ServiceServer
-from switchboard.interactions.v1 import event_service_pb2, event_service_pb2_grpc
+from switchboard.interactions.v1 import interaction_service_pb2, interaction_service_pb2_grpc
 from switchboard.secretproxy.v1 import secret_proxy_service_pb2, secret_proxy_service_pb2_grpc
 from tests.conftest import INTERNAL_TOKEN, WORKER_TOKEN_KEY
 
@@ -36,7 +36,12 @@ CASES = [
         "ListSecrets",
         secret_proxy_service_pb2.ListSecretsRequest(),
     ),
-    (interactions_app, event_service_pb2_grpc.EventServiceStub, "Publish", event_service_pb2.PublishRequest()),
+    (
+        interactions_app,
+        interaction_service_pb2_grpc.InteractionServiceStub,
+        "GetConnection",
+        interaction_service_pb2.GetConnectionRequest(),
+    ),
 ]
 
 
@@ -57,11 +62,12 @@ async def test_unbuilt_rpcs_answer_unimplemented_to_authenticated_callers(app_mo
         await server.stop()
 
 
-async def test_a_server_streaming_rpc_not_built_yet_answers_unimplemented():
-    server = await serve(interactions_app)
+async def test_a_streaming_rpc_not_built_yet_answers_unimplemented():
+    server = await serve(secretproxy_app)
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
-            call = event_service_pb2_grpc.EventServiceStub(channel).Subscribe(event_service_pb2.SubscribeRequest(), metadata=INTERNAL)
+            call = secret_proxy_service_pb2_grpc.SecretProxyServiceStub(channel).Forward(metadata=INTERNAL)
+            await call.done_writing()
             with pytest.raises(grpc.aio.AioRpcError) as caught:
                 await call.read()
             assert caught.value.code() == grpc.StatusCode.UNIMPLEMENTED

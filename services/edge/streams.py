@@ -1,0 +1,102 @@
+"""`GET /v1/streams/{stream}/events`: a worker's event stream as server-sent events.
+
+The worker authenticates with its worker token (`Authorization: Bearer …`), which the edge passes
+on to the interactions service, where its scope is enforced; the edge reads the token only to know
+its organisation. Resume with `Last-Event-ID` or `?after=`. Each event is `id: <sequence>`,
+`event: <type>`, `data: <payload>`; a `: keep-alive` comment goes out every 15 s; trimmed events are
+announced by a `trimmed` event. When the client goes away, the subscription is cancelled at once.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+
+import grpc
+from google.rpc import error_details_pb2
+from sse_starlette.sse import EventSourceResponse, ServerSentEvent
+from starlette.requests import Request
+from starlette.responses import Response
+
+from services.edge.grpc_errors import problem_from_status
+from services.edge.problems import problem
+from shared.auth import WorkerTokens
+from shared.errors import Unauthenticated, status_details
+from switchboard.interactions.v1 import event_service_pb2 as pb
+from switchboard.interactions.v1 import event_service_pb2_grpc
+
+KEEP_ALIVE_SECONDS = 15
+SUBSCRIBED_HEADER = "x-switchboard-subscribed"
+
+
+def _after(request: Request) -> int | None:
+    raw = request.headers.get("last-event-id") or request.query_params.get("after") or "0"
+    return int(raw) if raw.isdigit() else None
+
+
+async def stream_events(request: Request) -> Response:
+    authorization = request.headers.get("authorization", "")
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return problem(401, "send your worker token as 'Authorization: Bearer <token>'")
+    tokens: WorkerTokens | None = request.app.state.worker_tokens
+    if tokens is None:
+        return problem(503, "the edge has no worker token key configured")
+    try:
+        worker = tokens.verify(token.strip())
+    except Unauthenticated as exc:
+        return problem(401, exc.message)
+    after = _after(request)
+    if after is None:
+        return problem(400, "Last-Event-ID and ?after= must be a non-negative event sequence")
+    stub = event_service_pb2_grpc.EventServiceStub(request.app.state.upstreams.channels["interactions"])
+    call = stub.Subscribe(
+        pb.SubscribeRequest(stream=request.path_params["stream"], organization_id=worker.organization_id, after_sequence=after),
+        metadata=(("authorization", f"Bearer {token.strip()}"),),
+    )
+    # The service sends its headers once the subscription is accepted; a refusal (not found,
+    # too many subscribers) arrives instead as a status, which becomes the HTTP answer.
+    metadata = await call.initial_metadata()
+    if metadata is None or SUBSCRIBED_HEADER not in dict(metadata):
+        code = await call.code()
+        return problem_from_status(code, await call.details())
+    return EventSourceResponse(
+        _events(call),
+        ping=KEEP_ALIVE_SECONDS,
+        ping_message_factory=lambda: ServerSentEvent(comment="keep-alive"),
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )
+
+
+async def _events(call: grpc.aio.UnaryStreamCall) -> AsyncIterator[ServerSentEvent]:
+    try:
+        async for message in call:
+            if message.WhichOneof("kind") == "trimmed":
+                trimmed = message.trimmed
+                yield ServerSentEvent(
+                    data=json.dumps(
+                        {
+                            "requested_after_sequence": trimmed.requested_after_sequence,
+                            "first_available_sequence": trimmed.first_available_sequence,
+                        }
+                    ),
+                    event="trimmed",
+                    id=str(trimmed.first_available_sequence - 1),
+                )
+            else:
+                yield ServerSentEvent(data=message.event.payload_json, event=message.event.type, id=str(message.event.sequence))
+    except grpc.aio.AioRpcError as exc:
+        if exc.code() == grpc.StatusCode.CANCELLED:
+            return
+        # The stream ended early (a slow client, a replica draining): say where to resume.
+        resume = ""
+        status = status_details(exc)
+        for detail in status.details if status else []:
+            info = error_details_pb2.ErrorInfo()
+            if detail.Unpack(info):
+                resume = info.metadata.get("resume_after_sequence", "")
+        yield ServerSentEvent(
+            data=json.dumps({"code": exc.code().name, "message": exc.details(), "resume_after_sequence": resume}), event="error"
+        )
+    finally:
+        call.cancel()  # the client went away (or we are done): free the subscription now

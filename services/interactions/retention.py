@@ -1,0 +1,52 @@
+"""Retention of event streams: one maintenance loop that trims, on one replica at a time, the
+events beyond each stream's last N and older than T, in bounded batches."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import asyncpg
+
+from services.interactions import store
+from shared.logs import get_logger
+
+log = get_logger(__name__)
+
+
+class Retention:
+    def __init__(self, pool: asyncpg.Pool, *, keep_last: int, max_age_seconds: float, interval_seconds: float = 60.0, batch: int = 5000):
+        self._pool = pool
+        self._keep_last = keep_last
+        self._max_age = max_age_seconds
+        self._interval = interval_seconds
+        self._batch = batch
+        self._task: asyncio.Task | None = None
+
+    async def run_once(self) -> int | None:
+        """Trim one batch if this replica holds the lock; how many events went (None: skipped)."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            if not await store.retention_try_lock(conn):
+                return None
+            return await store.events_trim(conn, self._keep_last, self._max_age, self._batch)
+
+    async def _loop(self) -> None:
+        while True:
+            try:
+                trimmed = await self.run_once()
+                if trimmed:
+                    log.info("events_trimmed", count=trimmed)
+                if trimmed and trimmed >= self._batch:
+                    continue  # more is waiting
+            except (OSError, asyncpg.PostgresError) as exc:
+                log.warning("events_trim_failed", error=type(exc).__name__)
+            await asyncio.sleep(self._interval)
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._loop(), name="events-retention")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
