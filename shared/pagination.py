@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import uuid
 from datetime import datetime
 from typing import Any
 
@@ -17,8 +18,8 @@ def encode_page_token(*position: str | int | datetime) -> str:
 
 
 def decode_page_token(token: str, kinds: tuple[type, ...], *, field: str = "page_token") -> list[Any] | None:
-    """The position in ``token`` with each value of the matching type in ``kinds`` (str, int or
-    datetime); None for an empty token. Raises InvalidArgument for any token this module did not
+    """The position in ``token`` with each value of the matching type in ``kinds`` (str, int as a
+    non-negative int32, datetime, or uuid.UUID for a UUID in text); None for an empty token. Raises InvalidArgument for any token this module did not
     make with the same kinds."""
     if not token:
         return None
@@ -27,6 +28,20 @@ def decode_page_token(token: str, kinds: tuple[type, ...], *, field: str = "page
         values = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
         if not isinstance(values, list) or len(values) != len(kinds):
             raise invalid
-        return [datetime.fromisoformat(v) if kind is datetime else kind(v) for v, kind in zip(values, kinds, strict=True)]
-    except (ValueError, TypeError):
+        return [_typed(v, kind) for v, kind in zip(values, kinds, strict=True)]
+    except (ValueError, TypeError, OverflowError):
         raise invalid from None
+
+
+def _typed(value: Any, kind: type) -> Any:
+    if kind is datetime:
+        return datetime.fromisoformat(value)
+    if kind is uuid.UUID:
+        return str(uuid.UUID(value))
+    if kind is int:
+        if not isinstance(value, int) or not 0 <= value < 2**31:
+            raise ValueError("out of range")
+        return value
+    if not isinstance(value, kind):
+        raise TypeError(type(value).__name__)
+    return value

@@ -24,6 +24,9 @@ log = get_logger(__name__)
 # Polls overlap by this much so that a revocation committed just before the previous poll's
 # watermark (clocks of different transactions) is not missed.
 _OVERLAP = timedelta(seconds=5)
+# Verifiers accept a token a few seconds past its expiry (clock skew); its revocation must be
+# remembered at least that long.
+_LEEWAY = timedelta(seconds=60)
 
 
 @dataclass(frozen=True)
@@ -61,8 +64,10 @@ class RevokedTokens:
             self._expiry_by_id[revocation.token_id] = revocation.expires_at
             if self.watermark is None or revocation.revoked_at > self.watermark:
                 self.watermark = revocation.revoked_at
-        for token_id in [t for t, expires_at in self._expiry_by_id.items() if expires_at <= now]:
-            del self._expiry_by_id[token_id]  # an expired token is refused anyway
+        # Forgotten once expired beyond the verifiers' clock leeway: refused anyway from then on.
+        forget_before = now - _LEEWAY
+        for token_id in [t for t, expires_at in self._expiry_by_id.items() if expires_at <= forget_before]:
+            del self._expiry_by_id[token_id]
         self._refreshed_at = time.monotonic()
 
 

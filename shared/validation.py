@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from datetime import UTC, datetime
 
 from shared.errors import FieldViolation, InvalidArgument
 
@@ -53,6 +54,27 @@ class Violations:
         elif not _EMAIL.match(normalized):
             self.add(field, "must be an email address")
         return normalized
+
+    def timestamp(self, field: str, message: object) -> datetime | None:
+        """A google.protobuf.Timestamp field as an aware datetime; None when unset or invalid."""
+        if not message.HasField(field):  # type: ignore[attr-defined]
+            return None
+        try:
+            return getattr(message, field).ToDatetime(tzinfo=UTC)
+        except (ValueError, OverflowError):
+            self.add(field, "must be a valid time between the years 1 and 9999")
+            return None
+
+    def document(self, field: str, value: str, *, max_length: int, required: bool = False) -> str:
+        """Free text kept as written (newlines and all): checked for length and NUL only."""
+        if not value.strip():
+            if required:
+                self.add(field, "is required")
+        elif len(value) > max_length:
+            self.add(field, f"must be at most {max_length:,} characters")
+        elif "\x00" in value:
+            self.add(field, "must not contain NUL characters")
+        return value
 
     def page_size(self, field: str, value: int, *, default: int = 50, maximum: int = 1000) -> int:
         """0 means the default; above the maximum is lowered to it (AIP-158); negative is an error."""

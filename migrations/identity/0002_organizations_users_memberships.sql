@@ -52,7 +52,9 @@ CREATE INDEX agents_listing ON agents (organization_id, created_at, id);
 CREATE TABLE worker_tokens (
     id uuid PRIMARY KEY,
     organization_id uuid NOT NULL REFERENCES organizations (id) ON DELETE CASCADE,
-    agent_id uuid NOT NULL REFERENCES agents (id) ON DELETE CASCADE,
+    -- No foreign key: a token's record (and its revocation) must outlive its agent until it
+    -- expires, or verifiers would forget a revocation and accept the token again.
+    agent_id uuid NOT NULL,
     connection_id uuid,
     issued_at timestamptz NOT NULL DEFAULT now(),
     expires_at timestamptz NOT NULL,

@@ -6,7 +6,7 @@ import asyncpg
 import grpc
 
 from services.identity import convert, schema_objects, store, templates
-from services.identity.schema_objects import MAX_DESCRIPTION, MAX_NAME, json_object, slug
+from services.identity.schema_objects import MAX_DESCRIPTION, MAX_DOCUMENT, MAX_NAME, MAX_PROMPT, json_object, slug
 from shared.auth import current_principal
 from shared.errors import NotFound
 from shared.pagination import decode_page_token, encode_page_token
@@ -15,7 +15,6 @@ from switchboard.identity.v1 import agent_service_pb2 as pb
 from switchboard.identity.v1 import agent_service_pb2_grpc
 
 Context = grpc.aio.ServicerContext
-MAX_SCRIPT = 64 * 1024
 
 
 def _counts(values: dict[str, int]) -> pb.SchemaObjectCounts:
@@ -43,7 +42,7 @@ class AgentService(agent_service_pb2_grpc.AgentServiceServicer):
         values = {
             "slug": slug(v, "slug", request.slug),
             "name": v.text("name", request.name, max_length=MAX_NAME),
-            "description": v.text("description", request.description, max_length=MAX_DESCRIPTION, required=False),
+            "description": v.document("description", request.description, max_length=MAX_DESCRIPTION),
             "schema_json": json_object(v, "schema_json", request.schema_json),
         }
         v.check()
@@ -56,7 +55,7 @@ class AgentService(agent_service_pb2_grpc.AgentServiceServicer):
         if request.HasField("name"):
             changes["name"] = v.text("name", request.name, max_length=MAX_NAME)
         if request.HasField("description"):
-            changes["description"] = v.text("description", request.description, max_length=MAX_DESCRIPTION, required=False)
+            changes["description"] = v.document("description", request.description, max_length=MAX_DESCRIPTION)
         if request.HasField("schema_json"):
             changes["schema_json"] = json_object(v, "schema_json", request.schema_json)
         v.check()
@@ -145,10 +144,9 @@ class AgentService(agent_service_pb2_grpc.AgentServiceServicer):
         organization_id = v.uuid("organization_id", request.organization_id)
         agent_id = v.uuid("agent_id", request.agent_id)
         values = {"slug": slug(v, "slug", request.slug), "name": v.text("name", request.name, max_length=MAX_NAME)}
-        prompt = v.text("prompt", request.prompt, max_length=MAX_SCRIPT)
+        prompt = v.document("prompt", request.prompt, max_length=MAX_PROMPT, required=True)
         schema_json = json_object(v, "schema_json", request.schema_json)
-        if len(request.reaction_script) > MAX_SCRIPT:
-            v.add("reaction_script", f"must be at most {MAX_SCRIPT} characters")
+        v.document("reaction_script", request.reaction_script, max_length=MAX_DOCUMENT)
         v.check()
         row = await schema_objects.create(
             self._pool,
@@ -168,11 +166,9 @@ class AgentService(agent_service_pb2_grpc.AgentServiceServicer):
         v = Violations()
         watcher_id = v.uuid("watcher_id", request.watcher_id)
         name = v.text("name", request.name, max_length=MAX_NAME) if request.HasField("name") else None
-        prompt = v.text("prompt", request.prompt, max_length=MAX_SCRIPT) if request.HasField("prompt") else None
+        prompt = v.document("prompt", request.prompt, max_length=MAX_PROMPT, required=True) if request.HasField("prompt") else None
         schema_json = json_object(v, "schema_json", request.schema_json) if request.HasField("schema_json") else None
-        script = request.reaction_script if request.HasField("reaction_script") else None
-        if script is not None and len(script) > MAX_SCRIPT:
-            v.add("reaction_script", f"must be at most {MAX_SCRIPT} characters")
+        script = v.document("reaction_script", request.reaction_script, max_length=MAX_DOCUMENT) if request.HasField("reaction_script") else None
         v.check()
         row, appended = await schema_objects.update_watcher(
             self._pool, current_principal(), watcher_id, name, prompt, schema_json, script
@@ -218,7 +214,7 @@ class AgentService(agent_service_pb2_grpc.AgentServiceServicer):
         values = {
             "slug": slug(v, "slug", request.slug),
             "name": v.text("name", request.name, max_length=MAX_NAME),
-            "description": v.text("description", request.description, max_length=MAX_DESCRIPTION, required=False),
+            "description": v.document("description", request.description, max_length=MAX_DESCRIPTION),
             "watcher_id": v.uuid("watcher_id", request.watcher_id, required=False) or None,
             "definition_json": json_object(v, "definition_json", request.definition_json),
         }
@@ -237,7 +233,7 @@ class AgentService(agent_service_pb2_grpc.AgentServiceServicer):
         if request.HasField("name"):
             changes["name"] = v.text("name", request.name, max_length=MAX_NAME)
         if request.HasField("description"):
-            changes["description"] = v.text("description", request.description, max_length=MAX_DESCRIPTION, required=False)
+            changes["description"] = v.document("description", request.description, max_length=MAX_DESCRIPTION)
         if request.HasField("watcher_id"):
             changes["watcher_id"] = v.uuid("watcher_id", request.watcher_id, required=False) or None
         if request.HasField("definition_json"):

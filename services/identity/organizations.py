@@ -7,8 +7,9 @@ import uuid
 
 import asyncpg
 
-from services.identity import store
+from services.identity import access, store
 from services.identity.slugs import next_free_slug, slug_base
+from shared.auth import Principal
 from shared.errors import AlreadyExists, FailedPrecondition, NotFound, PermissionDenied
 
 _SLUG_ATTEMPTS = 20
@@ -71,13 +72,16 @@ async def create_organization(
         return organization
 
 
-async def lock_organization(conn: asyncpg.Connection, organization_id: str) -> store.Record:
-    """Lock the organisation's row for the rest of the transaction: every change to its owners
-    takes this lock first, so two concurrent demotions cannot both see "another owner remains"."""
-    organization = await store.organization_get(conn, organization_id, for_update=True)
-    if organization is None:
+async def lock_for_membership_change(conn: asyncpg.Connection, principal: Principal, organization_id: str) -> str:
+    """Authorise a membership change and lock the organisation's row for the transaction; the
+    actor's standing. Every change to an organisation's owners takes this lock, so two concurrent
+    demotions cannot both see "another owner remains". The caller is authorised before the lock (a
+    stranger never holds another organisation's row) and again under it (the decisive check)."""
+    if await store.organization_get(conn, organization_id) is None:
         raise NotFound(f"organization {organization_id} does not exist", reason="ORGANIZATION_NOT_FOUND")
-    return organization
+    await access.require_manager(conn, principal, organization_id)
+    await store.organization_lock(conn, organization_id)
+    return await access.require_manager(conn, principal, organization_id)
 
 
 def check_owner_change(actor: str, current_role: str | None, new_role: str | None) -> None:
@@ -114,6 +118,8 @@ async def remove_member(conn: asyncpg.Connection, actor: str, organization_id: s
 
 async def change_role(conn: asyncpg.Connection, actor: str, organization_id: str, user_id: str, role: str) -> store.Record:
     membership = await _membership(conn, organization_id, user_id)
+    if membership["role"] == role:
+        return membership  # nothing to change
     check_owner_change(actor, membership["role"], role)
     if membership["role"] == "owner" and role != "owner":
         await ensure_another_owner(conn, organization_id, user_id)

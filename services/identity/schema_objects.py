@@ -25,15 +25,16 @@ KIND_NAMES = {
     "watcher": "watcher",
     "event_classifier": "event classifier",
 }
-SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+SLUG = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 MAX_NAME = 100
 MAX_DESCRIPTION = 2000
 MAX_DOCUMENT = 256 * 1024
+MAX_PROMPT = 100_000
 
 
 def slug(v: Violations, field: str, value: str) -> str:
     if not SLUG.match(value):
-        v.add(field, "must be 1 to 63 lower-case letters, digits, '-' or '_', starting with a letter or digit")
+        v.add(field, "must be 1 to 63 characters: a lower-case letter, then lower-case letters, digits or '_'")
     return value
 
 

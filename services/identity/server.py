@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+import uuid
+from datetime import datetime, timedelta
 
 import asyncpg
 import grpc
@@ -82,8 +83,7 @@ class IdentityService(identity_service_pb2_grpc.IdentityServiceServicer):
         role = _role(v, "role", request.role)
         v.check()
         async with self._pool.acquire() as conn, conn.transaction():
-            await organizations.lock_organization(conn, organization_id)
-            actor = await access.require_manager(conn, current_principal(), organization_id)
+            actor = await organizations.lock_for_membership_change(conn, current_principal(), organization_id)
             row = await organizations.add_member(conn, actor, organization_id, user_id, role)
         return pb.AddMemberResponse(membership=convert.membership(row))
 
@@ -93,8 +93,7 @@ class IdentityService(identity_service_pb2_grpc.IdentityServiceServicer):
         user_id = v.uuid("user_id", request.user_id)
         v.check()
         async with self._pool.acquire() as conn, conn.transaction():
-            await organizations.lock_organization(conn, organization_id)
-            actor = await access.require_manager(conn, current_principal(), organization_id)
+            actor = await organizations.lock_for_membership_change(conn, current_principal(), organization_id)
             row = await organizations.remove_member(conn, actor, organization_id, user_id)
         return pb.RemoveMemberResponse(membership=convert.membership(row))
 
@@ -105,8 +104,7 @@ class IdentityService(identity_service_pb2_grpc.IdentityServiceServicer):
         role = _role(v, "role", request.role)
         v.check()
         async with self._pool.acquire() as conn, conn.transaction():
-            await organizations.lock_organization(conn, organization_id)
-            actor = await access.require_manager(conn, current_principal(), organization_id)
+            actor = await organizations.lock_for_membership_change(conn, current_principal(), organization_id)
             row = await organizations.change_role(conn, actor, organization_id, user_id, role)
         return pb.ChangeRoleResponse(membership=convert.membership(row))
 
@@ -115,7 +113,7 @@ class IdentityService(identity_service_pb2_grpc.IdentityServiceServicer):
         organization_id = v.uuid("organization_id", request.organization_id)
         page_size = v.page_size("page_size", request.page_size)
         v.check()
-        after = decode_page_token(request.page_token, (datetime, str))
+        after = decode_page_token(request.page_token, (datetime, uuid.UUID))
         await self._require_organization(organization_id)
         await access.require_member(self._pool, current_principal(), organization_id)
         rows = await store.membership_list(
@@ -167,7 +165,7 @@ class IdentityService(identity_service_pb2_grpc.IdentityServiceServicer):
         organization_id = v.uuid("organization_id", request.organization_id)
         page_size = v.page_size("page_size", request.page_size)
         v.check()
-        after = decode_page_token(request.page_token, (datetime, str))
+        after = decode_page_token(request.page_token, (datetime, uuid.UUID))
         await self._require_organization(organization_id)
         await access.require_member(self._pool, current_principal(), organization_id)
         rows = await store.agent_list(self._pool, organization_id, after=after, limit=page_size + 1)
@@ -226,10 +224,10 @@ class IdentityService(identity_service_pb2_grpc.IdentityServiceServicer):
     ) -> pb.ListRevokedWorkerTokensResponse:
         v = Violations()
         page_size = v.page_size("page_size", request.page_size)
+        since = v.timestamp("revoked_since", request)
         v.check()
         access.require_internal(current_principal(), "ListRevokedWorkerTokens")
-        after = decode_page_token(request.page_token, (datetime, str))
-        since = request.revoked_since.ToDatetime(tzinfo=UTC) if request.HasField("revoked_since") else None
+        after = decode_page_token(request.page_token, (datetime, uuid.UUID))
         rows = await store.worker_token_list_revoked(self._pool, since=since, after=after, limit=page_size + 1)
         next_token = ""
         if len(rows) > page_size:

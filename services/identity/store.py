@@ -84,9 +84,14 @@ async def organization_insert(
         raise
 
 
-async def organization_get(conn: Connection, organization_id: str, *, for_update: bool = False) -> Record | None:
-    lock = " FOR UPDATE" if for_update else ""
-    return await conn.fetchrow(f"SELECT {_ORGANIZATION_COLUMNS} FROM organizations WHERE id = $1{lock}", organization_id)
+async def organization_get(conn: Connection, organization_id: str) -> Record | None:
+    return await conn.fetchrow(f"SELECT {_ORGANIZATION_COLUMNS} FROM organizations WHERE id = $1", organization_id)
+
+
+async def organization_lock(conn: Connection, organization_id: str) -> None:
+    """Lock the organisation's row for the transaction. NO KEY UPDATE: foreign-key inserts that
+    reference the row (agents, memberships, schema objects) are not blocked by it."""
+    await conn.execute("SELECT 1 FROM organizations WHERE id = $1 FOR NO KEY UPDATE", organization_id)
 
 
 async def organization_get_personal(conn: Connection, user_id: str) -> Record | None:
@@ -284,7 +289,7 @@ async def worker_token_list_revoked(
     """Revoked tokens that have not expired, in (revoked_at, id) order."""
     return await conn.fetch(
         """SELECT id, revoked_at, expires_at FROM worker_tokens
-           WHERE revoked_at IS NOT NULL AND expires_at > now()
+           WHERE revoked_at IS NOT NULL AND expires_at > now() - interval '1 minute'  -- verifiers' leeway
              AND ($1::timestamptz IS NULL OR revoked_at >= $1)
              AND ($2::timestamptz IS NULL OR (revoked_at, id) > ($2, $3::uuid))
            ORDER BY revoked_at, id LIMIT $4""",
@@ -330,6 +335,15 @@ async def agent_lock(conn: Connection, agent_id: str) -> Record | None:
         f"SELECT {_AGENT_COLUMNS} FROM agents WHERE id = $1 FOR UPDATE",
         agent_id,
     )
+
+
+async def worker_tokens_revoke_for_agent(conn: Connection, agent_id: str) -> int:
+    """Revoke every unexpired token of an agent (it is going away); how many."""
+    status = await conn.execute(
+        "UPDATE worker_tokens SET revoked_at = now() WHERE agent_id = $1 AND revoked_at IS NULL AND expires_at > now()",
+        agent_id,
+    )
+    return int(status.split()[-1])
 
 
 async def agent_delete(conn: Connection, agent_id: str) -> None:

@@ -215,6 +215,8 @@ async def uninstall(pool: asyncpg.Pool, principal: Principal, agent_id: str) -> 
         async with pool.acquire() as conn, conn.transaction():
             await _installed_agent(conn, principal, agent_id)
             removed = {kind: await store.objects_delete_managed(conn, kind, agent_id) for kind in reversed(KINDS)}
+            # Its workers' tokens die with it (and stay listed as revoked until they expire).
+            await store.worker_tokens_revoke_for_agent(conn, agent_id)
             await store.agent_delete(conn, agent_id)
     except asyncpg.ForeignKeyViolationError:
         raise FailedPrecondition(

@@ -38,7 +38,7 @@ class Retention:
                     log.info("events_trimmed", count=trimmed)
                 if trimmed and trimmed >= self._batch:
                     continue  # more is waiting
-            except (OSError, asyncpg.PostgresError) as exc:
+            except Exception as exc:  # noqa: BLE001 - the loop must outlive any one batch's failure
                 log.warning("events_trim_failed", error=type(exc).__name__)
             await asyncio.sleep(self._interval)
 

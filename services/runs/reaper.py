@@ -13,7 +13,12 @@ from dataclasses import dataclass
 import asyncpg
 
 from services.runs import store
-from services.runs.domain import WATCHER_SILENT_SECONDS, WATCHER_UNSTARTED_SECONDS
+from services.runs.domain import (
+    RETRY_BACKOFF_BASE_SECONDS,
+    RETRY_BACKOFF_MAX_SECONDS,
+    WATCHER_SILENT_SECONDS,
+    WATCHER_UNSTARTED_SECONDS,
+)
 from services.runs.metrics import RunMetrics
 from shared.logs import get_logger
 
@@ -56,6 +61,8 @@ class Reaper:
                     watcher_unstarted_seconds=WATCHER_UNSTARTED_SECONDS,
                     watcher_silent_seconds=WATCHER_SILENT_SECONDS,
                     limit=self._batch,
+                    backoff_base_seconds=RETRY_BACKOFF_BASE_SECONDS,
+                    backoff_max_seconds=RETRY_BACKOFF_MAX_SECONDS,
                 )
                 sweep = Sweep(acquired=True, reaped=reaped, retries_created=retries)
         if self._metrics is not None:
@@ -82,7 +89,7 @@ class Reaper:
                 # A full batch means more is waiting: go again at once rather than in 30 s.
                 if sweep.reaped >= self._batch:
                     continue
-            except (OSError, asyncpg.PostgresError) as exc:
+            except Exception as exc:  # noqa: BLE001 - the loop must outlive any one sweep's failure
                 log.warning("reaper_sweep_failed", error=type(exc).__name__, detail=str(exc)[:200])
             await asyncio.sleep(self._interval)
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import uuid
 import time
-from datetime import UTC, datetime
+from datetime import datetime
 
 import asyncpg
 import grpc
@@ -56,8 +57,14 @@ def run_message(row: store.Record) -> pb.Run:
 
 
 def _scope(principal: Principal) -> str | None:
-    """The organisation a caller is confined to: a worker's own; None (any) for internal callers."""
-    return principal.organization_id if isinstance(principal, WorkerPrincipal) else None
+    """The organisation a caller is confined to: a worker's own; None (any) for internal
+    services. A user acting through an internal caller has no business with runs: refused, rather
+    than given the internal caller's reach (fail closed)."""
+    if isinstance(principal, WorkerPrincipal):
+        return principal.organization_id
+    if principal.acting_user_id is not None:
+        raise PermissionDenied("runs are for workers and internal services, not users", reason="USERS_NOT_ALLOWED")
+    return None
 
 
 def _fencing(v: Violations, request: pb.HeartbeatRequest | pb.CompleteRunRequest | pb.FailRunRequest) -> tuple[str, str, int]:
@@ -87,15 +94,15 @@ class RunService(run_service_pb2_grpc.RunServiceServicer):
         if not -1000 <= request.priority <= 1000:
             v.add("priority", "must be from -1000 to 1000")
         key = v.text("idempotency_key", request.idempotency_key, max_length=domain.MAX_TEXT, required=False) or None
+        run_after = v.timestamp("run_after", request)
         max_attempts = request.max_attempts or domain.DEFAULT_MAX_ATTEMPTS
         if not 1 <= max_attempts <= 100:
             v.add("max_attempts", "must be from 1 to 100 (0 means 5)")
         v.check()
         assert lane is not None
-        principal = current_principal()
-        if isinstance(principal, WorkerPrincipal) and principal.organization_id != organization_id:
+        scope = _scope(current_principal())
+        if scope is not None and scope != organization_id:
             raise PermissionDenied("a worker enqueues runs of its own organisation only", reason="OTHER_ORGANIZATION")
-        run_after = request.run_after.ToDatetime(tzinfo=UTC) if request.HasField("run_after") else None
         for _ in range(3):
             row = await store.run_insert(
                 self._pool,
@@ -155,8 +162,7 @@ class RunService(run_service_pb2_grpc.RunServiceServicer):
     async def FailRun(self, request: pb.FailRunRequest, context: Context) -> pb.FailRunResponse:
         v = Violations()
         run_id, worker_id, attempt = _fencing(v, request)
-        if not request.error_message.strip():
-            v.add("error_message", "is required")
+        error_message = v.document("error_message", request.error_message, max_length=1 << 20, required=True)
         v.check()
         scope = _scope(current_principal())
         row = await store.run_fail(
@@ -165,7 +171,7 @@ class RunService(run_service_pb2_grpc.RunServiceServicer):
             worker_id,
             attempt,
             scope,
-            request.error_message.strip()[: domain.MAX_ERROR_MESSAGE],
+            error_message.strip()[: domain.MAX_ERROR_MESSAGE],
             request.retryable,
             domain.RETRY_BACKOFF_BASE_SECONDS,
             domain.RETRY_BACKOFF_MAX_SECONDS,
@@ -213,9 +219,9 @@ class RunService(run_service_pb2_grpc.RunServiceServicer):
         subject_id = v.text("subject_id", request.subject_id, max_length=domain.MAX_TEXT, required=False) or None
         page_size = v.page_size("page_size", request.page_size)
         v.check()
-        before = decode_page_token(request.page_token, (datetime, str))
-        principal = current_principal()
-        if isinstance(principal, WorkerPrincipal) and principal.organization_id != organization_id:
+        before = decode_page_token(request.page_token, (datetime, uuid.UUID))
+        scope = _scope(current_principal())
+        if scope is not None and scope != organization_id:
             raise PermissionDenied("a worker lists runs of its own organisation only", reason="OTHER_ORGANIZATION")
         rows = await store.run_list(
             self._pool,

@@ -134,24 +134,21 @@ async def run_fail(
     """End the current claim with an error: cancelled when cancellation was requested, back to
     pending after an exponential backoff with jitter while attempts remain and the error is
     retryable, failed for good otherwise."""
+    # One statement whose WHERE is the fence: the CASEs read the row as it is when the fence holds.
     return await conn.fetchrow(
-        f"""WITH decided AS (
-                SELECT id,
-                       CASE WHEN cancel_requested THEN 'cancelled'
-                            WHEN $6 AND attempt < max_attempts THEN 'pending'
-                            ELSE 'failed' END AS next_status,
-                       -- "equal jitter": half the backoff fixed, half random, so retries spread.
-                       least($7 * power(2, attempt - 1), $8) * (0.5 + random() / 2) AS backoff
-                FROM runs WHERE {_FENCED}
-            )
-            UPDATE runs AS r
-            SET status = d.next_status,
+        f"""UPDATE runs
+            SET status = CASE WHEN cancel_requested THEN 'cancelled'
+                              WHEN $6 AND attempt < max_attempts THEN 'pending'
+                              ELSE 'failed' END,
                 error_message = $5,
-                run_after = CASE WHEN d.next_status = 'pending' THEN now() + make_interval(secs => d.backoff) ELSE r.run_after END,
-                finished_at = CASE WHEN d.next_status = 'pending' THEN NULL ELSE now() END,
+                -- "equal jitter": half the backoff fixed, half random, so retries spread out.
+                run_after = CASE WHEN NOT cancel_requested AND $6 AND attempt < max_attempts
+                                 THEN now() + make_interval(secs => least($7 * power(2, attempt - 1), $8) * (0.5 + random() / 2))
+                                 ELSE run_after END,
+                finished_at = CASE WHEN NOT cancel_requested AND $6 AND attempt < max_attempts THEN NULL ELSE now() END,
                 updated_at = now()
-            FROM decided AS d WHERE r.id = d.id AND r.status = 'running'
-            RETURNING r.*""",
+            WHERE {_FENCED}
+            RETURNING *""",
         run_id,
         worker_id,
         attempt,
@@ -214,19 +211,9 @@ async def run_list(
     )
 
 
-async def run_reap_stale(
-    conn: asyncpg.Connection,
-    *,
-    stale_after_seconds: float,
-    watcher_unstarted_seconds: float,
-    watcher_silent_seconds: float,
-    limit: int,
-) -> tuple[int, int]:
-    """One bounded sweep, in one statement: stale running runs become 'timeout' with
-    worker_heartbeat_lost, and each reaped sync run gets one new pending run for its subject
-    unless one is active already. Returns (reaped, retries created)."""
-    row = await conn.fetchrow(
-        """WITH stale_workers AS (
+# The reaper's sweep: $1 stale-after seconds, $2 and $3 the watcher lane's thresholds, $4 the batch,
+# $5 and $6 the retry backoff base and cap. A constant so that tests can EXPLAIN the real statement.
+REAP_STALE_SQL = """WITH stale_workers AS (
                SELECT id FROM runs
                WHERE status = 'running' AND lane IN ('sync', 'action', 'embed_backfill', 'auth')
                  AND last_heartbeat_at < now() - make_interval(secs => $1)
@@ -248,20 +235,47 @@ async def run_reap_stale(
                UPDATE runs AS r
                SET status = 'timeout', error_message = 'worker_heartbeat_lost', finished_at = now(), updated_at = now()
                FROM stale WHERE r.id = stale.id AND r.status = 'running'
-               RETURNING r.organization_id, r.lane, r.subject_id, r.payload_json, r.priority, r.max_attempts
+               RETURNING r.organization_id, r.lane, r.subject_id, r.payload_json, r.priority, r.attempt,
+                         r.max_attempts, r.cancel_requested
            ),
            retries AS (
-               INSERT INTO runs (id, organization_id, lane, subject_id, payload_json, priority, max_attempts)
-               SELECT gen_random_uuid(), organization_id, lane, subject_id, payload_json, priority, max_attempts
-               FROM reaped WHERE lane = 'sync'
+               -- The retry carries the attempt count on (the next claim makes it attempt + 1), so a
+               -- subject whose workers keep dying stops at max_attempts; a cancelled run is not
+               -- retried; the backoff grows as for a retryable failure.
+               INSERT INTO runs (id, organization_id, lane, subject_id, payload_json, priority, attempt, max_attempts,
+                                 run_after, error_message)
+               SELECT gen_random_uuid(), organization_id, lane, subject_id, payload_json, priority, attempt, max_attempts,
+                      now() + make_interval(secs => least($5 * power(2, attempt - 1), $6) * (0.5 + random() / 2)),
+                      'worker_heartbeat_lost'
+               FROM reaped WHERE lane = 'sync' AND NOT cancel_requested AND attempt < max_attempts
                ON CONFLICT DO NOTHING
                RETURNING 1
            )
-           SELECT (SELECT count(*) FROM reaped) AS reaped, (SELECT count(*) FROM retries) AS retries""",
+           SELECT (SELECT count(*) FROM reaped) AS reaped, (SELECT count(*) FROM retries) AS retries"""
+
+
+async def run_reap_stale(
+    conn: asyncpg.Connection,
+    *,
+    stale_after_seconds: float,
+    watcher_unstarted_seconds: float,
+    watcher_silent_seconds: float,
+    limit: int,
+    backoff_base_seconds: float,
+    backoff_max_seconds: float,
+) -> tuple[int, int]:
+    """One bounded sweep, in one statement: stale running runs become 'timeout' with
+    worker_heartbeat_lost, and each reaped sync run gets one new pending run for its subject
+    unless one is active already, it was cancelled, or it is out of attempts. Returns (reaped,
+    retries created)."""
+    row = await conn.fetchrow(
+        REAP_STALE_SQL,
         stale_after_seconds,
         watcher_unstarted_seconds,
         watcher_silent_seconds,
         limit,
+        backoff_base_seconds,
+        backoff_max_seconds,
     )
     return int(row["reaped"]), int(row["retries"])
 

@@ -197,3 +197,13 @@ async def test_bad_input_is_invalid_argument_with_field_violations(identity, req
     error = await expect(grpc.StatusCode.INVALID_ARGUMENT, method(request_message, metadata=OPERATOR))
     assert [v.field for v in field_violations(error)] == fields
     assert await identity.pool.fetchval("SELECT count(*) FROM identity.users") == 0
+
+
+async def test_setting_the_current_role_again_changes_nothing(identity):
+    owner = await identity.sign_up()
+    org = owner.organization.id
+    admin = await identity.member(org, res.ROLE_ADMIN)
+    same = await identity.stub.ChangeRole(
+        pb.ChangeRoleRequest(organization_id=org, user_id=owner.user.id, role=res.ROLE_OWNER), metadata=as_user(admin)
+    )
+    assert same.membership.role == res.ROLE_OWNER

@@ -55,7 +55,7 @@ async def make_template(identity, agents) -> Template:
     )
     watcher = await agents.CreateWatcher(
         apb.CreateWatcherRequest(
-            organization_id=org, agent_id=agent, slug="large-payments", name="Large payments", prompt="v1 prompt", schema_json="{}"
+            organization_id=org, agent_id=agent, slug="large_payments", name="Large payments", prompt="v1 prompt", schema_json="{}"
         ),
         metadata=me,
     )
@@ -148,12 +148,12 @@ async def test_an_archived_user_authored_watcher_with_a_colliding_slug_gets_the_
     admin, target = await target_admin(identity)
     own_agent = (await identity.stub.CreateAgent(pb.CreateAgentRequest(organization_id=target, name="Mine"), metadata=as_user(admin))).agent.id
     mine = await agents.CreateWatcher(
-        apb.CreateWatcherRequest(organization_id=target, agent_id=own_agent, slug="large-payments", name="Mine", prompt="p", schema_json="{}"),
+        apb.CreateWatcherRequest(organization_id=target, agent_id=own_agent, slug="large_payments", name="Mine", prompt="p", schema_json="{}"),
         metadata=as_user(admin),
     )
     await agents.ArchiveWatcher(apb.ArchiveWatcherRequest(watcher_id=mine.watcher.id), metadata=as_user(admin))
     error = await expect(grpc.StatusCode.FAILED_PRECONDITION, agents.InstallAgentFromTemplate(install_request(template, target), metadata=as_user(admin)))
-    assert "'large-payments'" in error.details() and "user-authored, archived" in error.details()
+    assert "'large_payments'" in error.details() and "user-authored, archived" in error.details()
     assert await identity.pool.fetchval("SELECT count(*) FROM identity.entity_types WHERE organization_id = $1", target) == 0
 
 
@@ -321,3 +321,26 @@ async def test_bad_schema_object_input_is_invalid_argument(identity, agents):
         ),
     )
     assert [v.field for v in field_violations(error)] == ["agent_id", "slug", "name", "schema_json"]
+
+
+async def test_uninstalling_an_agent_revokes_its_tokens_and_keeps_their_revocations(identity, agents):
+    template = await make_template(identity, agents)
+    admin, target = await target_admin(identity)
+    installed = (await agents.InstallAgentFromTemplate(install_request(template, target), metadata=as_user(admin))).agent
+    live = await identity.stub.IssueWorkerToken(pb.IssueWorkerTokenRequest(agent_id=installed.id), metadata=OPERATOR)
+    revoked = await identity.stub.IssueWorkerToken(pb.IssueWorkerTokenRequest(agent_id=installed.id), metadata=OPERATOR)
+    await identity.stub.RevokeWorkerToken(pb.RevokeWorkerTokenRequest(token_id=revoked.token_id), metadata=OPERATOR)
+    await agents.UninstallAgent(apb.UninstallAgentRequest(agent_id=installed.id), metadata=as_user(admin))
+    listed = await identity.stub.ListRevokedWorkerTokens(pb.ListRevokedWorkerTokensRequest(), metadata=OPERATOR)
+    assert {t.token_id for t in listed.revoked_tokens} == {live.token_id, revoked.token_id}
+    assert await identity.revocations.run_once()
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await identity.stub.GetOrganization(pb.GetOrganizationRequest(organization_id=target), metadata=(("authorization", f"Bearer {live.token}"),))
+    assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
+
+
+async def test_watcher_prompts_keep_their_newlines(identity, agents):
+    template = await make_template(identity, agents)
+    prompt = "Watch for:\n- large payments\n- refunds"
+    updated = await agents.UpdateWatcher(apb.UpdateWatcherRequest(watcher_id=template.watcher_id, prompt=prompt), metadata=as_user(template.owner))
+    assert updated.watcher.current_version.prompt == prompt

@@ -233,3 +233,37 @@ async def test_bad_input_is_invalid_argument_with_field_violations(runs, request
     error = await expect(grpc.StatusCode.INVALID_ARGUMENT, method(request_message, metadata=OPERATOR))
     assert [v.field for v in field_violations(error)] == fields
     assert await runs.pool.fetchval("SELECT count(*) FROM runs.runs") == 0
+
+
+async def test_another_worker_presenting_the_current_attempt_is_fenced_out(runs, org):
+    run = await runs.enqueue(org, pb.LANE_ACTION, subject_id="s")
+    await runs.claim("rightful")
+    for call in (
+        runs.stub.Heartbeat(pb.HeartbeatRequest(run_id=run.id, worker_id="impostor", attempt=1), metadata=OPERATOR),
+        runs.stub.CompleteRun(pb.CompleteRunRequest(run_id=run.id, worker_id="impostor", attempt=1), metadata=OPERATOR),
+        runs.stub.FailRun(pb.FailRunRequest(run_id=run.id, worker_id="impostor", attempt=1, error_message="x"), metadata=OPERATOR),
+    ):
+        await expect(grpc.StatusCode.FAILED_PRECONDITION, call)
+    after = (await runs.stub.GetRun(pb.GetRunRequest(run_id=run.id), metadata=OPERATOR)).run
+    assert (after.status, after.claimed_by, after.error_message) == (pb.RUN_STATUS_RUNNING, "rightful", "")
+
+
+async def test_users_acting_through_an_internal_caller_are_refused(runs, org):
+    acting = (*OPERATOR, ("x-switchboard-user-id", str(uuid.uuid4())))
+    await expect(grpc.StatusCode.PERMISSION_DENIED, runs.stub.ListRuns(pb.ListRunsRequest(organization_id=org), metadata=acting))
+    await expect(
+        grpc.StatusCode.PERMISSION_DENIED,
+        runs.stub.EnqueueRun(pb.EnqueueRunRequest(organization_id=org, lane=pb.LANE_ACTION), metadata=acting),
+    )
+
+
+async def test_forged_page_tokens_and_impossible_times_are_invalid_argument(runs, org):
+    import base64
+
+    forged = base64.urlsafe_b64encode(b'["2026-01-01T00:00:00+00:00", "zz"]').decode().rstrip("=")
+    error = await expect(grpc.StatusCode.INVALID_ARGUMENT, runs.stub.ListRuns(pb.ListRunsRequest(organization_id=org, page_token=forged), metadata=OPERATOR))
+    assert [v.field for v in field_violations(error)] == ["page_token"]
+    request = pb.EnqueueRunRequest(organization_id=org, lane=pb.LANE_ACTION)
+    request.run_after.seconds = 10**12  # beyond year 9999
+    error = await expect(grpc.StatusCode.INVALID_ARGUMENT, runs.stub.EnqueueRun(request, metadata=OPERATOR))
+    assert [v.field for v in field_violations(error)] == ["run_after"]
