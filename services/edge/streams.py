@@ -9,6 +9,7 @@ announced by a `trimmed` event. When the client goes away, the subscription is c
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 
@@ -26,6 +27,7 @@ from switchboard.interactions.v1 import event_service_pb2 as pb
 from switchboard.interactions.v1 import event_service_pb2_grpc
 
 KEEP_ALIVE_SECONDS = 15
+SUBSCRIBE_WAIT_SECONDS = 10
 SUBSCRIBED_HEADER = "x-switchboard-subscribed"
 
 
@@ -53,10 +55,17 @@ async def stream_events(request: Request) -> Response:
     call = stub.Subscribe(
         pb.SubscribeRequest(stream=request.path_params["stream"], organization_id=worker.organization_id, after_sequence=after),
         metadata=(("authorization", f"Bearer {token.strip()}"),),
+        # A replica that just died is replaced within a second or two: wait for one rather than
+        # answer 503 at once (EventSource clients do not retry after an error status).
+        wait_for_ready=True,
     )
     # The service sends its headers once the subscription is accepted; a refusal (not found,
     # too many subscribers) arrives instead as a status, which becomes the HTTP answer.
-    metadata = await call.initial_metadata()
+    try:
+        metadata = await asyncio.wait_for(call.initial_metadata(), SUBSCRIBE_WAIT_SECONDS)
+    except TimeoutError:
+        call.cancel()
+        return problem(503, "no interactions replica answered in time; retry", retry_after_seconds=1)
     if metadata is None or SUBSCRIBED_HEADER not in dict(metadata):
         code = await call.code()
         return problem_from_status(code, await call.details())

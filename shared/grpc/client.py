@@ -67,6 +67,10 @@ def open_channel(
             ("grpc.max_receive_message_length", max_message_bytes),
             ("grpc.max_send_message_length", max_message_bytes),
             ("grpc.keepalive_time_ms", 30_000),
+            # Replicas come back within a second or two: look for them again soon (gRPC's default
+            # backoff starts at 1 s and grows to 120 s).
+            ("grpc.initial_reconnect_backoff_ms", 200),
+            ("grpc.max_reconnect_backoff_ms", 2_000),
         ],
         interceptors=[_CallDefaults(token, default_timeout)],
     )

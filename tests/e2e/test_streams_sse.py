@@ -1,0 +1,165 @@
+"""Event streams as a client sees them: SSE through the edge of a `switchboard up --replicas 2`
+stack, publishers on both replicas, replicas killed under the subscriber."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from datetime import timedelta
+
+import grpc
+import httpx
+import psutil
+
+from shared.auth import WorkerTokens
+from switchboard.interactions.v1 import event_service_pb2 as pb
+from switchboard.interactions.v1 import event_service_pb2_grpc
+from switchboard.supervisor import REPLICA_PORT_STRIDE
+from tests.e2e.test_up import start_stack, stop_stack
+
+SIZES = [10, 1000, 8192, 20_000, 65_536]
+
+
+class SseClient:
+    """A minimal SSE reader over httpx that remembers the last event id, as browsers do."""
+
+    def __init__(self, url: str, token: str):
+        self.url = url
+        self.token = token
+        self.last_id: str | None = None
+        self.events: list[tuple[int, str, str]] = []
+        self.connections = 0
+
+    async def read_until(self, count: int, *, after: int | None = None) -> None:
+        """Read (reconnecting with Last-Event-ID whenever the stream ends) until ``count`` events."""
+        async with httpx.AsyncClient(timeout=httpx.Timeout(30, read=30)) as http:
+            while len(self.events) < count:
+                headers = {"Authorization": f"Bearer {self.token}"}
+                if self.last_id is not None:
+                    headers["Last-Event-ID"] = self.last_id
+                elif after is not None:
+                    headers["Last-Event-ID"] = str(after)
+                try:
+                    async with http.stream("GET", self.url, headers=headers) as response:
+                        assert response.status_code == 200, await response.aread()
+                        self.connections += 1
+                        await self._consume(response, count)
+                except (httpx.RemoteProtocolError, httpx.ReadError):
+                    pass  # the replica behind the stream died: reconnect and resume
+
+    async def _consume(self, response: httpx.Response, count: int) -> None:
+        fields: dict[str, str] = {}
+        async for line in response.aiter_lines():
+            if line.startswith(":"):
+                continue  # keep-alive comment
+            if line:
+                name, _, value = line.partition(":")
+                value = value[1:] if value.startswith(" ") else value
+                fields[name] = fields[name] + "\n" + value if name == "data" and name in fields else value
+                continue
+            if "id" in fields:
+                self.last_id = fields["id"]
+            if fields.get("event") not in (None, "error", "trimmed"):
+                self.events.append((int(fields["id"]), fields["event"], fields.get("data", "")))
+                if len(self.events) >= count:
+                    return
+            fields = {}
+
+
+def payload(i: int) -> str:
+    return json.dumps({"i": i, "pad": "x" * max(0, SIZES[i % len(SIZES)] - 20)})
+
+
+async def test_sse_delivers_concurrent_publishes_from_two_replicas_in_order_and_resumes(tmp_path):
+    stack = await start_stack(tmp_path, replicas=2)
+    try:
+        org, agent = str(uuid.uuid4()), str(uuid.uuid4())
+        token = WorkerTokens(stack.worker_key).issue(organization_id=org, agent_id=agent, connection_id=None, ttl=timedelta(minutes=10)).token
+        url = f"http://127.0.0.1:{stack.ports['edge']}/v1/streams/agents/{agent}/events"
+        replicas = [stack.ports["interactions"] + REPLICA_PORT_STRIDE * i for i in range(2)]
+        channels = [grpc.aio.insecure_channel(f"127.0.0.1:{port}") for port in replicas]
+        metadata = (("authorization", f"Bearer {stack.internal_token}"),)
+        client = SseClient(url, token)
+        reading = asyncio.ensure_future(client.read_until(300))
+        await asyncio.sleep(0)  # the subscription may start before or after the first publish
+
+        async def publish(i: int) -> int:
+            stub = event_service_pb2_grpc.EventServiceStub(channels[i % 2])
+            reply = await stub.Publish(
+                pb.PublishRequest(stream=f"agents/{agent}", organization_id=org, type="agent.output", payload_json=payload(i)),
+                metadata=metadata,
+            )
+            return reply.sequence
+
+        sequences = await asyncio.gather(*(publish(i) for i in range(300)))
+        assert sorted(sequences) == list(range(1, 301))
+        await asyncio.wait_for(reading, 60)
+        assert [e[0] for e in client.events] == list(range(1, 301))
+        index_of = dict(zip(sequences, range(300), strict=True))
+        assert all(json.loads(data)["i"] == index_of[seq] for seq, _, data in client.events)
+
+        resumed = SseClient(url, token)
+        await asyncio.wait_for(resumed.read_until(50, after=250), 30)
+        assert [e[0] for e in resumed.events] == list(range(251, 301))
+
+        async with httpx.AsyncClient(timeout=10) as http:
+            bearer = {"Authorization": f"Bearer {token}"}
+            assert (await http.get(url)).status_code == 401
+            assert (await http.get(url, headers={"Authorization": "Bearer forged"})).status_code == 401
+            other_agent = url.replace(agent, str(uuid.uuid4()))
+            refused = await http.get(other_agent, headers=bearer)
+            assert refused.status_code == 403 and refused.headers["content-type"] == "application/problem+json"
+            assert (await http.get(url, headers={**bearer, "Last-Event-ID": "minus-one"})).status_code == 400
+        for channel in channels:
+            await channel.close()
+    finally:
+        assert await stop_stack(stack) == 0
+
+
+async def test_killing_the_replicas_under_a_subscriber_loses_nothing(tmp_path):
+    stack = await start_stack(tmp_path, replicas=2)
+    try:
+        org, agent = str(uuid.uuid4()), str(uuid.uuid4())
+        token = WorkerTokens(stack.worker_key).issue(organization_id=org, agent_id=agent, connection_id=None, ttl=timedelta(minutes=10)).token
+        url = f"http://127.0.0.1:{stack.ports['edge']}/v1/streams/agents/{agent}/events"
+        replicas = [stack.ports["interactions"] + REPLICA_PORT_STRIDE * i for i in range(2)]
+        metadata = (("authorization", f"Bearer {stack.internal_token}"),)
+        # Publish through the edge-independent path: a round-robin channel over both replicas.
+        channel = grpc.aio.insecure_channel(
+            "ipv4:" + ",".join(f"127.0.0.1:{p}" for p in replicas),
+            options=[("grpc.lb_policy_name", "round_robin")],
+        )
+        stub = event_service_pb2_grpc.EventServiceStub(channel)
+        client = SseClient(url, token)
+        total = 90
+        reading = asyncio.ensure_future(client.read_until(total))
+        published = 0
+
+        async def publish_some(n: int) -> None:
+            nonlocal published
+            for _ in range(n):
+                await stub.Publish(
+                    pb.PublishRequest(stream=f"agents/{agent}", organization_id=org, type="t", payload_json=payload(published)),
+                    metadata=metadata,
+                    wait_for_ready=True,
+                    timeout=30,
+                )
+                published += 1
+
+        await publish_some(30)
+        for port in replicas:  # kill each replica in turn: one of them served the subscriber
+            victim = next(c for c in psutil.Process(stack.process.pid).children() if f"--port {port} " in " ".join(c.cmdline()) + " ")
+            victim.kill()
+            victim.wait(10)
+            await publish_some(30)
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as probe:
+                from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+                await health_pb2_grpc.HealthStub(probe).Check(health_pb2.HealthCheckRequest(), wait_for_ready=True, timeout=30)
+        await asyncio.wait_for(reading, 60)
+        assert [e[0] for e in client.events] == list(range(1, total + 1))
+        assert client.connections >= 2  # it did have to reconnect
+        await channel.close()
+    finally:
+        assert await stop_stack(stack) == 0
