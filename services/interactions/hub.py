@@ -29,6 +29,14 @@ log = get_logger(__name__)
 
 StreamKey = tuple[str, str]  # (organization_id, stream name)
 PAGE_ROWS = 200
+# What PostgreSQL going away looks like to a reader (a restart, a failover, a network blink).
+_OUTAGE = (
+    OSError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.AdminShutdownError,
+)
 PAGE_BYTES = 4 << 20
 
 
@@ -127,7 +135,7 @@ class StreamHub:
                 if self._closing:
                     raise HubClosing(position)
                 changed = state.changed  # taken before reading: a wake-up after the read is not lost
-                rows = await store.events_after(self._pool, organization_id, stream, position, PAGE_ROWS, PAGE_BYTES)
+                rows = await self._survive_outage(store.events_after, organization_id, stream, position, PAGE_ROWS, PAGE_BYTES)
                 if rows:
                     if rows[0]["sequence"] > position + 1:
                         # Trimmed by retention before it was read: say so, never jump silently.
@@ -141,7 +149,7 @@ class StreamHub:
                     continue
                 if not caught_up:
                     caught_up = True
-                    first, last = await store.stream_bounds(self._pool, organization_id, stream)
+                    first, last = await self._survive_outage(store.stream_bounds, organization_id, stream)
                     if first > position + 1 and last > position:
                         # Everything after the position was trimmed and nothing newer is stored.
                         yield StreamItem(sequence=first, trimmed_after=position)
@@ -152,6 +160,17 @@ class StreamHub:
             state.subscribers -= 1
             if not state.subscribers and self._streams.get(key) is state:
                 del self._streams[key]
+
+    async def _survive_outage(self, read, *args):
+        """Run a read on the pool; while PostgreSQL is unreachable (restarting), wait and retry
+        rather than end the subscription: the table will still hold everything when it is back.
+        (Draining still ends it: the subscriber loop checks between reads.)"""
+        while True:
+            try:
+                return await read(self._pool, *args)
+            except _OUTAGE as exc:
+                log.warning("stream_read_waiting_for_database", error=type(exc).__name__)
+                await asyncio.sleep(min(self._poll, 0.5))
 
     # -- listening -------------------------------------------------------------------------------
 

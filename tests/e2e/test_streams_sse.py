@@ -16,7 +16,7 @@ from shared.auth import WorkerTokens
 from switchboard.interactions.v1 import event_service_pb2 as pb
 from switchboard.interactions.v1 import event_service_pb2_grpc
 from switchboard.supervisor import REPLICA_PORT_STRIDE
-from tests.e2e.test_up import start_stack, stop_stack
+from tests.e2e.test_up import start_stack, stop_stack, until_serving
 
 SIZES = [10, 1000, 8192, 20_000, 65_536]
 
@@ -153,10 +153,7 @@ async def test_killing_the_replicas_under_a_subscriber_loses_nothing(tmp_path):
             victim.kill()
             victim.wait(10)
             await publish_some(30)
-            async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as probe:
-                from grpc_health.v1 import health_pb2, health_pb2_grpc
-
-                await health_pb2_grpc.HealthStub(probe).Check(health_pb2.HealthCheckRequest(), wait_for_ready=True, timeout=30)
+            await until_serving(port)
         await asyncio.wait_for(reading, 60)
         assert [e[0] for e in client.events] == list(range(1, total + 1))
         assert client.connections >= 2  # it did have to reconnect

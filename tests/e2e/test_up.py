@@ -111,6 +111,16 @@ async def stack(tmp_path) -> AsyncIterator[Stack]:
     await stop_stack(stack)
 
 
+async def until_serving(port: int) -> None:
+    """Wait (watching health, no polling) until the process on ``port`` reports SERVING."""
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        watch = health_pb2_grpc.HealthStub(channel).Watch(health_pb2.HealthCheckRequest(), wait_for_ready=True, timeout=30)
+        async for reply in watch:
+            if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                watch.cancel()
+                return
+
+
 def grpcurl(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([GRPCURL, "-plaintext", *args], capture_output=True, text=True, timeout=30)
 
@@ -240,11 +250,7 @@ async def test_replicas_are_balanced_and_a_dead_one_is_replaced(tmp_path):
         victim.wait(10)
         ready = httpx.get(f"http://127.0.0.1:{stack.ports['edge']}/readyz")
         assert ready.status_code == 200
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{victim_port}") as channel:
-            reply = await health_pb2_grpc.HealthStub(channel).Check(
-                health_pb2.HealthCheckRequest(), wait_for_ready=True, timeout=30
-            )
-        assert reply.status == health_pb2.HealthCheckResponse.SERVING
+        await until_serving(victim_port)
         assert '"child_exited"' in stack.logs()
     finally:
         assert await stop_stack(stack) == 0

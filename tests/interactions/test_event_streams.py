@@ -158,9 +158,17 @@ async def test_subscriptions_per_stream_and_caller_are_limited(migrated_database
             await third.read()
         assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
         calls[0].cancel()
-        # A freed slot can be taken again.
-        again = one.stub.Subscribe(pb.SubscribeRequest(stream="s", organization_id=org), metadata=OPERATOR)
-        assert (await again.read()).event.sequence == 1
+        # A freed slot can be taken again, once the server has seen the cancellation (which has
+        # no event of its own to wait on: retry the refused subscription briefly).
+        async with asyncio.timeout(10):
+            while True:
+                again = one.stub.Subscribe(pb.SubscribeRequest(stream="s", organization_id=org), metadata=OPERATOR)
+                try:
+                    assert (await again.read()).event.sequence == 1
+                    break
+                except grpc.aio.AioRpcError as exc:
+                    assert exc.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+                    await asyncio.sleep(0.05)
 
 
 async def test_draining_ends_subscriptions_with_where_to_resume(migrated_database):
