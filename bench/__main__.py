@@ -12,12 +12,17 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import reaper_sweep, runs_throughput, startup
+from bench import reaper_sweep, runs_throughput, startup, streams_latency
 from bench.common import RESULTS, Row, render
 from shared.embedded_pg import EPHEMERAL_SETTINGS, EmbeddedPostgres
 from shared.logs import configure_logging
 
-BENCHMARKS = {"startup": startup.bench, "runs": runs_throughput.bench, "reaper": reaper_sweep.bench}
+BENCHMARKS = {
+    "startup": startup.bench,
+    "runs": runs_throughput.bench,
+    "reaper": reaper_sweep.bench,
+    "streams": streams_latency.bench,
+}
 
 
 async def main(repetitions: int, only: list[str]) -> None:

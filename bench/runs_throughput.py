@@ -22,6 +22,7 @@ from switchboard.runs.v1 import run_service_pb2 as pb
 from switchboard.runs.v1 import run_service_pb2_grpc
 
 TOKEN = "bench-internal-token-" + "x" * 32
+WORKER_KEY = "bench-worker-key-" + "k" * 40
 WORKERS = (1, 4, 16)
 JOBS = 2000
 # (module, settings, label): pgqueuer as it ships (dequeues 10 jobs per round trip and buffers
@@ -41,28 +42,31 @@ def _free_port() -> int:
 
 
 async def start_services(dsn: str, *services: str) -> tuple[list[asyncio.subprocess.Process], dict[str, int]]:
-    """`switchboard serve <service>` processes as compose runs them (identity too: every service
-    needs it for worker-token revocations before it reports SERVING). Returns them and their ports."""
-    ports = {service: _free_port() for service in ("identity", *services)}
+    """`switchboard serve <service>` processes as compose runs them, one per name given (a name
+    twice makes two replicas, keyed "name", "name#1"); identity too, which every service needs for
+    worker-token revocations before it reports SERVING. Returns the processes and their ports."""
+    names = ["identity", *services]
+    keys = [name if names[:i].count(name) == 0 else f"{name}#{names[:i].count(name)}" for i, name in enumerate(names)]
+    ports = {key: _free_port() for key in keys}
     env = {k: v for k, v in os.environ.items() if not k.startswith("SWITCHBOARD_")}
     env.update(
         DATABASE_URL=dsn,
         SWITCHBOARD_INTERNAL_TOKEN=TOKEN,
-        SWITCHBOARD_WORKER_TOKEN_KEY="bench-worker-key-" + "k" * 40,
+        SWITCHBOARD_WORKER_TOKEN_KEY=WORKER_KEY,
         SWITCHBOARD_DB_POOL_MAX_SIZE="20",
         SWITCHBOARD_LOG_LEVEL="warning",
-        **{f"SWITCHBOARD_{service.upper()}_PORT": str(port) for service, port in ports.items()},
+        SWITCHBOARD_IDENTITY_PORT=str(ports["identity"]),
     )
     processes = [
         await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "switchboard", "serve", service, "--metrics-port", str(_free_port()),
-            env=env, stderr=asyncio.subprocess.DEVNULL,
+            sys.executable, "-m", "switchboard", "serve", key.split("#")[0], "--port", str(port),
+            "--metrics-port", str(_free_port()), env=env, stderr=asyncio.subprocess.DEVNULL,
         )  # fmt: skip
-        for service in ports
+        for key, port in ports.items()
     ]
     async with asyncio.timeout(30):
-        for service, port in ports.items():
-            while not await is_serving(service, "127.0.0.1", port):
+        for key, port in ports.items():
+            while not await is_serving(key.split("#")[0], "127.0.0.1", port):
                 await asyncio.sleep(0.05)
     return processes, ports
 
