@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import uuid
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -45,3 +46,12 @@ def _typed(value: Any, kind: type) -> Any:
     if not isinstance(value, kind):
         raise TypeError(type(value).__name__)
     return value
+
+
+def page_of(rows: list, page_size: int, position: Callable[[Any], tuple]) -> tuple[list, str]:
+    """Cut a result fetched with ``LIMIT page_size + 1`` to one page; the page and the token for
+    the next one ("" when this is the last). ``position`` gives a row's sort key."""
+    if len(rows) <= page_size:
+        return rows, ""
+    rows = rows[:page_size]
+    return rows, encode_page_token(*position(rows[-1]))

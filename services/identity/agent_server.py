@@ -9,7 +9,7 @@ from services.identity import convert, schema_objects, store, templates
 from services.identity.schema_objects import MAX_DESCRIPTION, MAX_DOCUMENT, MAX_NAME, MAX_PROMPT, json_object, slug
 from shared.auth import current_principal
 from shared.errors import NotFound
-from shared.pagination import decode_page_token, encode_page_token
+from shared.pagination import decode_page_token, page_of
 from shared.validation import Violations
 from switchboard.identity.v1 import agent_service_pb2 as pb
 from switchboard.identity.v1 import agent_service_pb2_grpc
@@ -90,10 +90,7 @@ class AgentService(agent_service_pb2_grpc.AgentServiceServicer):
             after_slug=after[0] if after else None,
             limit=page_size + 1,
         )
-        if len(rows) > page_size:
-            rows = rows[:page_size]
-            return rows, encode_page_token(rows[-1]["slug"])
-        return rows, ""
+        return page_of(rows, page_size, lambda r: (r["slug"],))
 
     # -- entity types --------------------------------------------------------------------------
 
@@ -190,10 +187,7 @@ class AgentService(agent_service_pb2_grpc.AgentServiceServicer):
         after = decode_page_token(request.page_token, (int,))
         await schema_objects.readable(self._pool, current_principal(), "watcher", watcher_id)
         rows = await store.watcher_version_list(self._pool, watcher_id, after_version=after[0] if after else None, limit=page_size + 1)
-        token = ""
-        if len(rows) > page_size:
-            rows = rows[:page_size]
-            token = encode_page_token(rows[-1]["version"])
+        rows, token = page_of(rows, page_size, lambda r: (r["version"],))
         return pb.ListWatcherVersionsResponse(watcher_versions=[convert.watcher_version(r) for r in rows], next_page_token=token)
 
     async def GetWatcherVersion(self, request, context):

@@ -12,7 +12,7 @@ from services.identity import access, bots, convert, organizations, store, token
 from services.identity.slugs import slug_problem
 from shared.auth import WorkerPrincipal, WorkerTokens, current_principal
 from shared.errors import NotFound
-from shared.pagination import decode_page_token, encode_page_token
+from shared.pagination import decode_page_token, page_of
 from shared.validation import Violations
 from switchboard.identity.v1 import identity_service_pb2_grpc
 from switchboard.identity.v1 import identity_service_pb2 as pb
@@ -119,10 +119,7 @@ class IdentityService(identity_service_pb2_grpc.IdentityServiceServicer):
         rows = await store.membership_list(
             self._pool, organization_id, include_bots=request.include_bots, after=after, limit=page_size + 1
         )
-        next_token = ""
-        if len(rows) > page_size:
-            rows = rows[:page_size]
-            next_token = encode_page_token(rows[-1]["created_at"], str(rows[-1]["user_id"]))
+        rows, next_token = page_of(rows, page_size, lambda r: (r["created_at"], str(r["user_id"])))
         return pb.ListMembersResponse(memberships=[convert.membership(r) for r in rows], next_page_token=next_token)
 
     # -- support bots --------------------------------------------------------------------------
@@ -169,10 +166,7 @@ class IdentityService(identity_service_pb2_grpc.IdentityServiceServicer):
         await self._require_organization(organization_id)
         await access.require_member(self._pool, current_principal(), organization_id)
         rows = await store.agent_list(self._pool, organization_id, after=after, limit=page_size + 1)
-        next_token = ""
-        if len(rows) > page_size:
-            rows = rows[:page_size]
-            next_token = encode_page_token(rows[-1]["created_at"], str(rows[-1]["id"]))
+        rows, next_token = page_of(rows, page_size, lambda r: (r["created_at"], str(r["id"])))
         return pb.ListAgentsResponse(agents=[convert.agent(r) for r in rows], next_page_token=next_token)
 
     async def ResolveAgentOrganization(
@@ -229,10 +223,7 @@ class IdentityService(identity_service_pb2_grpc.IdentityServiceServicer):
         access.require_internal(current_principal(), "ListRevokedWorkerTokens")
         after = decode_page_token(request.page_token, (datetime, uuid.UUID))
         rows = await store.worker_token_list_revoked(self._pool, since=since, after=after, limit=page_size + 1)
-        next_token = ""
-        if len(rows) > page_size:
-            rows = rows[:page_size]
-            next_token = encode_page_token(rows[-1]["revoked_at"], str(rows[-1]["id"]))
+        rows, next_token = page_of(rows, page_size, lambda r: (r["revoked_at"], str(r["id"])))
         return pb.ListRevokedWorkerTokensResponse(
             revoked_tokens=[
                 pb.RevokedWorkerToken(

@@ -15,7 +15,7 @@ from services.runs.metrics import RunMetrics
 from services.runs.reaper import Reaper
 from shared.auth import InternalCaller, Principal, WorkerPrincipal, current_principal
 from shared.errors import FailedPrecondition, NotFound, PermissionDenied
-from shared.pagination import decode_page_token, encode_page_token
+from shared.pagination import decode_page_token, page_of
 from shared.validation import Violations
 from switchboard.runs.v1 import run_service_pb2 as pb
 from switchboard.runs.v1 import run_service_pb2_grpc
@@ -232,10 +232,7 @@ class RunService(run_service_pb2_grpc.RunServiceServicer):
             before=before,
             limit=page_size + 1,
         )
-        next_token = ""
-        if len(rows) > page_size:
-            rows = rows[:page_size]
-            next_token = encode_page_token(rows[-1]["created_at"], str(rows[-1]["id"]))
+        rows, next_token = page_of(rows, page_size, lambda r: (r["created_at"], str(r["id"])))
         return pb.ListRunsResponse(runs=[run_message(r) for r in rows], next_page_token=next_token)
 
     async def ReapStaleRuns(self, request: pb.ReapStaleRunsRequest, context: Context) -> pb.ReapStaleRunsResponse:
