@@ -88,6 +88,17 @@ def _database_url(raw: str) -> str:
     return value
 
 
+def _key_list(raw: str) -> str:
+    from shared.crypto import KeyRing
+
+    try:
+        KeyRing(raw)
+    except ValueError as exc:
+        # The message names the key id and the problem, never key material.
+        raise ValueError(str(exc)) from None
+    return raw.strip()
+
+
 def _http_url(raw: str) -> str:
     value = raw.strip().rstrip("/")
     if not value.startswith(("http://", "https://")):
@@ -134,6 +145,8 @@ class Settings:
     runs_target: str | None = _env("SWITCHBOARD_RUNS_TARGET", _non_empty)
     internal_token: str | None = _env("SWITCHBOARD_INTERNAL_TOKEN", _secret(32), secret=True)
     worker_token_key: str | None = _env("SWITCHBOARD_WORKER_TOKEN_KEY", _secret(32), secret=True)
+    # AES-256-GCM keys for credentials at rest: "kid:base64key[,kid:base64key…]", the first seals.
+    credentials_keys: str | None = _env("SWITCHBOARD_CREDENTIALS_KEYS", _key_list, secret=True)
     log_level: str = _env("SWITCHBOARD_LOG_LEVEL", _choice("debug", "info", "warning", "error"), "info")
     db_pool_min_size: int = _env("SWITCHBOARD_DB_POOL_MIN_SIZE", _integer(0, 100), 1)
     db_pool_max_size: int = _env("SWITCHBOARD_DB_POOL_MAX_SIZE", _integer(1, 200), 10)

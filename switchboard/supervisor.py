@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from shared.config import SERVICES, Settings, env_names
+from shared.crypto import new_key_list
 from shared.embedded_pg import EmbeddedPostgres
 from shared.logs import get_logger
 from shared.migrate import migrate
@@ -63,14 +64,22 @@ def replica_ports(settings: Settings, service: str, replicas: int) -> list[int]:
 def load_or_create_secrets(data_dir: Path) -> dict[str, str]:
     """The internal token and worker-token key kept in the data directory, made once (mode 0600)."""
     path = data_dir / SECRETS_FILE
-    if path.exists():
-        return json.loads(path.read_text())
-    created = {"internal_token": secrets.token_urlsafe(32), "worker_token_key": secrets.token_urlsafe(48)}
-    data_dir.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        json.dump(created, handle)
-    return created
+    wanted = {
+        "internal_token": lambda: secrets.token_urlsafe(32),
+        "worker_token_key": lambda: secrets.token_urlsafe(48),
+        "credentials_keys": new_key_list,
+    }
+    stored = json.loads(path.read_text()) if path.exists() else {}
+    missing = {name: make() for name, make in wanted.items() if name not in stored}
+    if missing:  # a new data directory, or one made by an older version: add what it lacks
+        stored.update(missing)
+        data_dir.mkdir(parents=True, exist_ok=True)
+        scratch = path.with_suffix(".tmp")
+        fd = os.open(scratch, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            json.dump(stored, handle)
+        os.replace(scratch, path)
+    return stored
 
 
 class Stack:
@@ -95,10 +104,11 @@ class Stack:
         settings = self.settings
         data_dir = settings.data_dir.resolve()
         fill: dict[str, object] = {}
-        if settings.internal_token is None or settings.worker_token_key is None:
+        if None in (settings.internal_token, settings.worker_token_key, settings.credentials_keys):
             stored = load_or_create_secrets(data_dir)
             fill["internal_token"] = settings.internal_token or stored["internal_token"]
             fill["worker_token_key"] = settings.worker_token_key or stored["worker_token_key"]
+            fill["credentials_keys"] = settings.credentials_keys or stored["credentials_keys"]
         if settings.database_url is None:
             self.database = EmbeddedPostgres(data_dir / "pgdata")
             fill["database_url"] = await asyncio.to_thread(self.database.start)
@@ -136,6 +146,7 @@ class Stack:
         env[names["database_url"]] = settings.database_url or ""
         env[names["internal_token"]] = settings.internal_token or ""
         env[names["worker_token_key"]] = settings.worker_token_key or ""
+        env[names["credentials_keys"]] = settings.credentials_keys or ""
         env.pop(names["metrics_port"], None)  # one port cannot serve every child: each gets its own
         for service in SERVICES:
             if getattr(settings, f"{service}_target") is None:

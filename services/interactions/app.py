@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncpg
+import httpx
 from prometheus_client import CollectorRegistry
 
 from services.interactions.event_server import EventService
@@ -10,6 +11,8 @@ from services.interactions.events import SubscriberLimits
 from services.interactions.hub import StreamHub
 from services.interactions.retention import Retention
 from services.interactions.server import InteractionService
+from services.interactions.sweeper import QuestionSweeper
+from shared.crypto import KeyRing
 from shared.config import Settings
 from shared.grpc.server import Registration, ServiceApp
 from switchboard.interactions.v1 import (
@@ -29,6 +32,10 @@ async def create(settings: Settings, pool: asyncpg.Pool, *, registry: CollectorR
         pool, settings.database_url or "", poll_seconds=settings.events_poll_seconds, max_lag=settings.events_max_lag
     )
     retention = Retention(pool, keep_last=settings.events_retention_count, max_age_seconds=settings.events_retention_seconds)
+    sweeper = QuestionSweeper(pool)
+    http = httpx.AsyncClient()
+    keys = KeyRing(settings.credentials_keys) if settings.credentials_keys else None
+    interactions = InteractionService(pool, keys, http)
     event_service = EventService(
         pool, hub, SubscriberLimits(settings.events_max_subscribers, settings.events_max_subscribers_per_stream)
     )
@@ -36,14 +43,14 @@ async def create(settings: Settings, pool: asyncpg.Pool, *, registry: CollectorR
         registrations=[
             Registration(
                 interaction_service_pb2.DESCRIPTOR.services_by_name["InteractionService"].full_name,
-                lambda server: interaction_service_pb2_grpc.add_InteractionServiceServicer_to_server(InteractionService(), server),
+                lambda server: interaction_service_pb2_grpc.add_InteractionServiceServicer_to_server(interactions, server),
             ),
             Registration(
                 event_service_pb2.DESCRIPTOR.services_by_name["EventService"].full_name,
                 lambda server: event_service_pb2_grpc.add_EventServiceServicer_to_server(event_service, server),
             ),
         ],
-        on_start=[hub.start, retention.start],
+        on_start=[hub.start, retention.start, sweeper.start],
         on_drain=[hub.close_subscribers],
-        on_stop=[retention.stop, hub.stop],
+        on_stop=[retention.stop, sweeper.stop, hub.stop, http.aclose],
     )

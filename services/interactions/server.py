@@ -1,10 +1,297 @@
-"""The interactions service's gRPC servicers: thin (parse, authorise, call the domain, encode)."""
+"""The InteractionService servicer: chat connections and pending questions. Thin: parse,
+authorise, call the store and the platform clients, encode."""
 
 from __future__ import annotations
 
+import json
+import re
+import uuid
+from datetime import datetime
+
+import asyncpg
+import grpc
+import httpx
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from services.interactions import store
+from services.interactions.platforms import SLACK_API, TELEGRAM_API, Option, SlackClient, TelegramClient, options_json
+from shared.auth import InternalCaller, Principal, WorkerPrincipal, current_principal
+from shared.crypto import KeyRing
+from shared.errors import AlreadyExists, FailedPrecondition, NotFound, PermissionDenied
+from shared.pagination import decode_page_token, page_of
+from shared.validation import Violations
+from switchboard.interactions.v1 import interaction_service_pb2 as pb
 from switchboard.interactions.v1 import interaction_service_pb2_grpc
+
+Context = grpc.aio.ServicerContext
+PLATFORMS = {pb.PLATFORM_SLACK: "slack", pb.PLATFORM_TELEGRAM: "telegram"}
+PLATFORM_TO_PROTO = {name: value for value, name in PLATFORMS.items()}
+DEFAULT_API = {"slack": SLACK_API, "telegram": TELEGRAM_API}
+OPTION_ID = re.compile(r"^[A-Za-z0-9_-]{1,16}$")
+MAX_OPTIONS = 25
+MAX_TEXT = 3000
+
+
+def _timestamp(value: datetime) -> Timestamp:
+    stamp = Timestamp()
+    stamp.FromDatetime(value)
+    return stamp
+
+
+def connection_message(row: store.Record) -> pb.Connection:
+    return pb.Connection(
+        id=str(row["id"]),
+        organization_id=str(row["organization_id"]),
+        platform=PLATFORM_TO_PROTO[row["platform"]],
+        external_id=row["external_id"],
+        api_base_url=row["api_base_url"],
+        created_at=_timestamp(row["created_at"]),
+        updated_at=_timestamp(row["updated_at"]),
+    )
+
+
+def credentials_aad(organization_id: str, platform: str, external_id: str) -> bytes:
+    # Binds sealed credentials to their connection's identity, which an upsert never changes.
+    return f"{organization_id}:{platform}:{external_id}".encode()
+
+
+def _operator_only(principal: Principal, what: str) -> None:
+    """Managing connections: internal services and operators. Users acting through the edge would
+    need their role from the identity service; until that is wired, they are refused (fail closed)."""
+    if not isinstance(principal, InternalCaller) or principal.acting_user_id is not None:
+        raise PermissionDenied(f"{what} is for internal services and operators", reason="INTERNAL_ONLY")
+
+
+def _require_scope(principal: Principal, organization_id: str, what: str) -> None:
+    """Workers act in their own organisation only; internal services in any."""
+    if isinstance(principal, WorkerPrincipal):
+        if principal.organization_id != organization_id:
+            raise PermissionDenied(f"a worker may {what} in its own organisation only", reason="OTHER_ORGANIZATION")
+    elif principal.acting_user_id is not None:
+        raise PermissionDenied(f"users cannot {what} directly", reason="USERS_NOT_ALLOWED")
 
 
 class InteractionService(interaction_service_pb2_grpc.InteractionServiceServicer):
-    """switchboard.interactions.v1.InteractionService. RPCs are added here as they are built; the ones not built
-    yet are inherited from the generated base and answer UNIMPLEMENTED."""
+    """switchboard.interactions.v1.InteractionService. AnswerQuestion and the webhook
+    verifications are not built yet: they answer UNIMPLEMENTED (inherited)."""
+
+    def __init__(self, pool: asyncpg.Pool, keys: KeyRing | None, http: httpx.AsyncClient):
+        self._pool = pool
+        self._keys = keys
+        self._http = http
+
+    def _keyring(self) -> KeyRing:
+        if self._keys is None:
+            raise FailedPrecondition("SWITCHBOARD_CREDENTIALS_KEYS is not configured: credentials cannot be sealed or opened", reason="NO_CREDENTIALS_KEY")
+        return self._keys
+
+    # -- connections ---------------------------------------------------------------------------
+
+    async def RegisterConnection(self, request: pb.RegisterConnectionRequest, context: Context) -> pb.RegisterConnectionResponse:
+        v = Violations()
+        organization_id = v.uuid("organization_id", request.organization_id)
+        platform = PLATFORMS.get(request.platform)
+        if platform is None:
+            v.add("platform", "must be PLATFORM_SLACK or PLATFORM_TELEGRAM")
+        external_id = v.text("external_id", request.external_id, max_length=100)
+        bot_token = v.text("bot_token", request.bot_token, max_length=512)
+        needed, refused = ("signing_secret", "secret_token") if platform == "slack" else ("secret_token", "signing_secret")
+        secret = v.text(needed, getattr(request, needed), max_length=512) if platform else ""
+        if platform and getattr(request, refused):
+            v.add(refused, f"is not a credential of {platform}")
+        api_base_url = request.api_base_url.strip().rstrip("/")
+        if api_base_url and not re.match(r"^https?://[^\s/]+", api_base_url):
+            v.add("api_base_url", "must be an absolute http(s) URL")
+        v.check()
+        assert platform is not None
+        _operator_only(current_principal(), "RegisterConnection")
+        sealed_with, sealed = self._keyring().seal(
+            json.dumps({"bot_token": bot_token, needed: secret}).encode(), credentials_aad(organization_id, platform, external_id)
+        )
+        row, created = await store.connection_upsert(
+            self._pool, str(uuid.uuid4()), organization_id, platform, external_id,
+            api_base_url or DEFAULT_API[platform], sealed_with, sealed,
+        )  # fmt: skip
+        if row is None:
+            raise AlreadyExists(f"another organisation has a {platform} connection for that external id", reason="EXTERNAL_ID_TAKEN")
+        return pb.RegisterConnectionResponse(connection=connection_message(row), created=created)
+
+    async def _readable_connection(self, connection_id: str) -> store.Record:
+        row = await store.connection_get(self._pool, connection_id)
+        principal = current_principal()
+        if row is None or (isinstance(principal, WorkerPrincipal) and principal.organization_id != str(row["organization_id"])):
+            raise NotFound(f"connection {connection_id} does not exist", reason="CONNECTION_NOT_FOUND")
+        return row
+
+    async def GetConnection(self, request: pb.GetConnectionRequest, context: Context) -> pb.GetConnectionResponse:
+        v = Violations()
+        connection_id = v.uuid("connection_id", request.connection_id)
+        v.check()
+        return pb.GetConnectionResponse(connection=connection_message(await self._readable_connection(connection_id)))
+
+    async def ListConnections(self, request: pb.ListConnectionsRequest, context: Context) -> pb.ListConnectionsResponse:
+        v = Violations()
+        organization_id = v.uuid("organization_id", request.organization_id)
+        page_size = v.page_size("page_size", request.page_size)
+        v.check()
+        principal = current_principal()
+        if isinstance(principal, WorkerPrincipal) and principal.organization_id != organization_id:
+            raise NotFound(f"organization {organization_id} does not exist", reason="ORGANIZATION_NOT_FOUND")
+        after = decode_page_token(request.page_token, (datetime, uuid.UUID))
+        rows = await store.connection_list(self._pool, organization_id, PLATFORMS.get(request.platform), after, page_size + 1)
+        rows, token = page_of(rows, page_size, lambda r: (r["created_at"], str(r["id"])))
+        return pb.ListConnectionsResponse(connections=[connection_message(r) for r in rows], next_page_token=token)
+
+    async def DeleteConnection(self, request: pb.DeleteConnectionRequest, context: Context) -> pb.DeleteConnectionResponse:
+        v = Violations()
+        connection_id = v.uuid("connection_id", request.connection_id)
+        v.check()
+        _operator_only(current_principal(), "DeleteConnection")
+        row = await self._readable_connection(connection_id)
+        async with self._pool.acquire() as conn, conn.transaction():
+            deleted = await store.connection_delete(conn, connection_id, str(row["organization_id"]))
+        if deleted is None:
+            raise NotFound(f"connection {connection_id} does not exist", reason="CONNECTION_NOT_FOUND")
+        return pb.DeleteConnectionResponse(deleted_pending_questions=deleted)
+
+    # -- questions -----------------------------------------------------------------------------
+
+    async def CreateQuestion(self, request: pb.CreateQuestionRequest, context: Context) -> pb.CreateQuestionResponse:
+        v = Violations()
+        organization_id = v.uuid("organization_id", request.organization_id)
+        connection_id = v.uuid("connection_id", request.connection_id)
+        agent_id = v.uuid("agent_id", request.agent_id)
+        expected_user_id = v.text("expected_user_id", request.expected_user_id, max_length=64)
+        channel_id = v.text("channel_id", request.channel_id, max_length=64)
+        text = v.document("text", request.text, max_length=MAX_TEXT, required=True)
+        options = self._options(v, request.options)
+        payload_json = _json_object(v, "payload_json", request.payload_json)
+        v.check()
+        principal = current_principal()
+        _require_scope(principal, organization_id, "ask questions")
+        if isinstance(principal, WorkerPrincipal):
+            if principal.agent_id != agent_id:
+                raise PermissionDenied("a worker asks questions for its own agent only", reason="OTHER_AGENT")
+            if principal.connection_id is not None and principal.connection_id != connection_id:
+                raise PermissionDenied("this worker token is bound to another connection", reason="OTHER_CONNECTION")
+        row = await store.connection_credentials(self._pool, connection_id)
+        if row is None or str(row["organization_id"]) != organization_id:
+            raise NotFound(f"connection {connection_id} does not exist in organization {organization_id}", reason="CONNECTION_NOT_FOUND")
+        credentials = json.loads(
+            self._keyring().open(row["key_id"], row["credentials"], credentials_aad(organization_id, row["platform"], row["external_id"]))
+        )
+        client_type = SlackClient if row["platform"] == "slack" else TelegramClient
+        client = client_type(self._http, row["api_base_url"], credentials["bot_token"])
+        question_id = str(uuid.uuid4())
+        # Persist first: if this fails, nothing was posted. If posting fails, the row goes again.
+        await store.question_insert(
+            self._pool, question_id, organization_id, connection_id, agent_id, expected_user_id, channel_id,
+            text, options_json(options), payload_json,
+        )  # fmt: skip
+        try:
+            ref = await client.post_card(channel_id, text, options, question_id)
+        except BaseException:
+            await store.question_delete_unscoped_by_service(self._pool, question_id)
+            raise
+        await store.question_set_message(self._pool, question_id, organization_id, connection_id, ref.channel_id, ref.message_id)
+        return pb.CreateQuestionResponse(question_id=question_id, message_ref=pb.MessageRef(channel_id=ref.channel_id, message_id=ref.message_id))
+
+    @staticmethod
+    def _options(v: Violations, given) -> list[Option]:
+        if not 1 <= len(given) <= MAX_OPTIONS:
+            v.add("options", f"must hold 1 to {MAX_OPTIONS} options")
+        seen: set[str] = set()
+        options = []
+        for i, option in enumerate(given):
+            if not OPTION_ID.match(option.id):
+                v.add(f"options[{i}].id", "must be 1 to 16 letters, digits, '-' or '_'")
+            elif option.id in seen:
+                v.add(f"options[{i}].id", "is used twice")
+            seen.add(option.id)
+            options.append(Option(option.id, v.text(f"options[{i}].label", option.label, max_length=75)))
+        return options
+
+    async def ClaimPendingQuestion(self, request: pb.ClaimPendingQuestionRequest, context: Context) -> pb.ClaimPendingQuestionResponse:
+        v = Violations()
+        question_id, organization_id, connection_id = _scope_ids(v, request)
+        user_id = v.text("user_id", request.user_id, max_length=64)
+        v.check()
+        _require_scope(current_principal(), organization_id, "claim questions")
+        row = await store.question_claim(self._pool, question_id, organization_id, connection_id, user_id)
+        if row is None:
+            return pb.ClaimPendingQuestionResponse(claimed=False)
+        return pb.ClaimPendingQuestionResponse(claimed=True, payload_json=row["payload_json"])
+
+    async def StorePendingQuestion(self, request: pb.StorePendingQuestionRequest, context: Context) -> pb.StorePendingQuestionResponse:
+        v = Violations()
+        question_id, organization_id, connection_id = _scope_ids(v, request)
+        agent_id = v.uuid("agent_id", request.agent_id)
+        expected_user_id = v.text("expected_user_id", request.expected_user_id, max_length=64)
+        channel_id = v.text("channel_id", request.channel_id, max_length=64)
+        payload_json = _json_object(v, "payload_json", request.payload_json)
+        v.check()
+        _require_scope(current_principal(), organization_id, "store questions")
+        connection = await store.connection_get(self._pool, connection_id)
+        if connection is None or str(connection["organization_id"]) != organization_id:
+            raise NotFound(f"connection {connection_id} does not exist in organization {organization_id}", reason="CONNECTION_NOT_FOUND")
+        ref = request.message_ref if request.HasField("message_ref") else None
+        row = await store.question_store(
+            self._pool, question_id, organization_id, connection_id, agent_id, expected_user_id, channel_id,
+            ref.channel_id if ref else None, ref.message_id if ref else None, payload_json,
+        )  # fmt: skip
+        if row is None:
+            raise AlreadyExists(f"question {question_id} exists with another scope", reason="QUESTION_ID_TAKEN")
+        return pb.StorePendingQuestionResponse(created=row["created"], created_at=_timestamp(row["created_at"]))
+
+    async def DeletePendingQuestion(self, request: pb.DeletePendingQuestionRequest, context: Context) -> pb.DeletePendingQuestionResponse:
+        v = Violations()
+        question_id, organization_id, connection_id = _scope_ids(v, request)
+        user_id = v.text("expected_user_id", request.expected_user_id, max_length=64)
+        v.check()
+        _require_scope(current_principal(), organization_id, "delete questions")
+        return pb.DeletePendingQuestionResponse(
+            deleted=await store.question_delete(self._pool, question_id, organization_id, connection_id, user_id)
+        )
+
+    async def SweepStalePendingInteractions(
+        self, request: pb.SweepStalePendingInteractionsRequest, context: Context
+    ) -> pb.SweepStalePendingInteractionsResponse:
+        v = Violations()
+        max_age = request.max_age.ToTimedelta().total_seconds() if request.HasField("max_age") else DEFAULT_SWEEP_MAX_AGE
+        if max_age < 0:
+            v.add("max_age", "must not be negative")
+        limit = request.limit or DEFAULT_SWEEP_LIMIT
+        if not 1 <= limit <= 10_000:
+            v.add("limit", "must be from 1 to 10000 (0 means 1000)")
+        v.check()
+        _operator_only(current_principal(), "SweepStalePendingInteractions")
+        deleted = await store.questions_sweep(self._pool, max_age, limit)
+        return pb.SweepStalePendingInteractionsResponse(deleted_question_ids=deleted)
+
+
+DEFAULT_SWEEP_MAX_AGE = 24 * 3600.0
+DEFAULT_SWEEP_LIMIT = 1000
+
+
+def _scope_ids(v: Violations, request) -> tuple[str, str, str]:
+    return (
+        v.uuid("question_id", request.question_id),
+        v.uuid("organization_id", request.organization_id),
+        v.uuid("connection_id", request.connection_id),
+    )
+
+
+def _json_object(v: Violations, field: str, value: str) -> str:
+    if not value:
+        return "{}"
+    if len(value.encode()) > 64 * 1024:
+        v.add(field, "must be at most 64 KiB")
+        return value
+    try:
+        parsed = json.loads(value)
+    except ValueError:
+        v.add(field, "must be valid JSON")
+        return value
+    if not isinstance(parsed, dict):
+        v.add(field, "must be a JSON object")
+    return value

@@ -103,3 +103,224 @@ async def events_trim(conn: asyncpg.Connection, keep_last: int, max_age_seconds:
 
 async def retention_try_lock(conn: asyncpg.Connection) -> bool:
     return bool(await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", RETENTION_LOCK_KEY))
+
+
+# -- connections -------------------------------------------------------------------------------
+
+_CONNECTION_COLUMNS = "id, organization_id, platform, external_id, api_base_url, created_at, updated_at"
+
+
+async def connection_upsert(
+    conn: Connection,
+    connection_id: str,
+    organization_id: str,
+    platform: str,
+    external_id: str,
+    api_base_url: str,
+    key_id: str,
+    sealed: bytes,
+) -> tuple[Record | None, bool]:
+    """Insert a connection, or replace the credentials of the organisation's existing one for the
+    same platform and external id. (None, False) when another organisation holds that id."""
+    row = await conn.fetchrow(
+        f"""INSERT INTO connections (id, organization_id, platform, external_id, api_base_url, key_id, credentials)
+            VALUES ($1, $2, $3, $4, $5, $6, $7)
+            ON CONFLICT ON CONSTRAINT connections_external_key DO UPDATE
+                SET api_base_url = excluded.api_base_url, key_id = excluded.key_id,
+                    credentials = excluded.credentials, updated_at = now()
+                WHERE connections.organization_id = excluded.organization_id
+            RETURNING {_CONNECTION_COLUMNS}, (xmax = 0) AS created""",
+        connection_id,
+        organization_id,
+        platform,
+        external_id,
+        api_base_url,
+        key_id,
+        sealed,
+    )
+    if row is None:
+        return None, False
+    return row, bool(row["created"])
+
+
+async def connection_get(conn: Connection, connection_id: str) -> Record | None:
+    return await conn.fetchrow(f"SELECT {_CONNECTION_COLUMNS} FROM connections WHERE id = $1", connection_id)
+
+
+async def connection_credentials(conn: Connection, connection_id: str) -> Record | None:
+    """The connection with its sealed credentials (for the service's own use, never returned)."""
+    return await conn.fetchrow(f"SELECT {_CONNECTION_COLUMNS}, key_id, credentials FROM connections WHERE id = $1", connection_id)
+
+
+async def connection_list(
+    conn: Connection, organization_id: str, platform: str | None, after: tuple[datetime, str] | None, limit: int
+) -> list[Record]:
+    return await conn.fetch(
+        f"""SELECT {_CONNECTION_COLUMNS} FROM connections
+            WHERE organization_id = $1 AND ($2::text IS NULL OR platform = $2)
+              AND ($3::timestamptz IS NULL OR (created_at, id) > ($3, $4::uuid))
+            ORDER BY created_at, id LIMIT $5""",
+        organization_id,
+        platform,
+        after[0] if after else None,
+        after[1] if after else None,
+        limit,
+    )
+
+
+async def connection_delete(conn: asyncpg.Connection, connection_id: str, organization_id: str) -> int | None:
+    """Delete a connection and (by cascade) its pending questions; how many questions went, None
+    when there was no such connection. Run it inside a transaction."""
+    questions = await conn.fetchval(
+        "SELECT count(*) FROM pending_questions WHERE connection_id = $1 AND organization_id = $2 FOR UPDATE",
+        connection_id,
+        organization_id,
+    )
+    deleted = await conn.fetchval(
+        "DELETE FROM connections WHERE id = $1 AND organization_id = $2 RETURNING 1", connection_id, organization_id
+    )
+    return int(questions) if deleted else None
+
+
+# -- pending questions -------------------------------------------------------------------------
+# Every statement is predicated on the full scope: id, organisation, connection, expected user.
+
+
+async def question_insert(
+    conn: Connection,
+    question_id: str,
+    organization_id: str,
+    connection_id: str,
+    agent_id: str,
+    expected_user_id: str,
+    channel_id: str,
+    text: str,
+    options_json: str,
+    payload_json: str,
+) -> None:
+    await conn.execute(
+        """INSERT INTO pending_questions (id, organization_id, connection_id, agent_id, expected_user_id, channel_id,
+                                          question_text, options_json, payload_json)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)""",
+        question_id,
+        organization_id,
+        connection_id,
+        agent_id,
+        expected_user_id,
+        channel_id,
+        text,
+        options_json,
+        payload_json,
+    )
+
+
+async def question_set_message(
+    conn: Connection, question_id: str, organization_id: str, connection_id: str, channel_id: str, message_id: str
+) -> None:
+    await conn.execute(
+        """UPDATE pending_questions SET message_channel_id = $4, message_id = $5
+           WHERE id = $1 AND organization_id = $2 AND connection_id = $3""",
+        question_id,
+        organization_id,
+        connection_id,
+        channel_id,
+        message_id,
+    )
+
+
+async def question_claim(
+    conn: Connection, question_id: str, organization_id: str, connection_id: str, user_id: str
+) -> Record | None:
+    """The one atomic claim: the row when this call won it; None for a wrong scope or a row
+    already claimed (nothing consumed either way)."""
+    return await conn.fetchrow(
+        """UPDATE pending_questions SET claimed_at = now()
+           WHERE id = $1 AND organization_id = $2 AND connection_id = $3 AND expected_user_id = $4
+             AND claimed_at IS NULL
+           RETURNING *""",
+        question_id,
+        organization_id,
+        connection_id,
+        user_id,
+    )
+
+
+async def question_store(
+    conn: Connection,
+    question_id: str,
+    organization_id: str,
+    connection_id: str,
+    agent_id: str,
+    expected_user_id: str,
+    channel_id: str,
+    message_channel_id: str | None,
+    message_id: str | None,
+    payload_json: str,
+) -> Record | None:
+    """Insert a pending question, or re-stash the same one (same scope): payload replaced, claim
+    reset, created_at kept so that retries cannot extend its life. None when the id exists with
+    another scope."""
+    return await conn.fetchrow(
+        """INSERT INTO pending_questions (id, organization_id, connection_id, agent_id, expected_user_id, channel_id,
+                                          message_channel_id, message_id, payload_json)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+           ON CONFLICT (id) DO UPDATE
+               SET payload_json = excluded.payload_json, claimed_at = NULL,
+                   message_channel_id = coalesce(excluded.message_channel_id, pending_questions.message_channel_id),
+                   message_id = coalesce(excluded.message_id, pending_questions.message_id)
+               WHERE pending_questions.organization_id = excluded.organization_id
+                 AND pending_questions.connection_id = excluded.connection_id
+                 AND pending_questions.expected_user_id = excluded.expected_user_id
+           RETURNING created_at, (xmax = 0) AS created""",
+        question_id,
+        organization_id,
+        connection_id,
+        agent_id,
+        expected_user_id,
+        channel_id,
+        message_channel_id,
+        message_id,
+        payload_json,
+    )
+
+
+async def question_delete(
+    conn: Connection, question_id: str, organization_id: str, connection_id: str, user_id: str
+) -> bool:
+    return bool(
+        await conn.fetchval(
+            """DELETE FROM pending_questions
+               WHERE id = $1 AND organization_id = $2 AND connection_id = $3 AND expected_user_id = $4
+               RETURNING 1""",
+            question_id,
+            organization_id,
+            connection_id,
+            user_id,
+        )
+    )
+
+
+async def question_delete_unscoped_by_service(conn: Connection, question_id: str) -> None:
+    """Undo the service's own insert when posting the card failed (the row was never visible to
+    a caller under another scope)."""
+    await conn.execute("DELETE FROM pending_questions WHERE id = $1", question_id)
+
+
+async def questions_sweep(conn: Connection, max_age_seconds: float, limit: int) -> list[str]:
+    """Delete up to ``limit`` questions older than ``max_age_seconds``, oldest first; their ids."""
+    rows = await conn.fetch(
+        """DELETE FROM pending_questions WHERE id IN (
+               SELECT id FROM pending_questions WHERE created_at < now() - make_interval(secs => $1)
+               ORDER BY created_at, id LIMIT $2 FOR UPDATE SKIP LOCKED)
+           RETURNING id, created_at""",
+        max_age_seconds,
+        limit,
+    )
+    return [str(r["id"]) for r in sorted(rows, key=lambda r: (r["created_at"], str(r["id"])))]
+
+
+SWEEP_LOCK_KEY = 0x5357_5357_4550  # "SWSWEP"
+
+
+async def sweep_try_lock(conn: asyncpg.Connection) -> bool:
+    return bool(await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", SWEEP_LOCK_KEY))

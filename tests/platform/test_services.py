@@ -39,8 +39,8 @@ CASES = [
     (
         interactions_app,
         interaction_service_pb2_grpc.InteractionServiceStub,
-        "GetConnection",
-        interaction_service_pb2.GetConnectionRequest(),
+        "AnswerQuestion",
+        interaction_service_pb2.AnswerQuestionRequest(),
     ),
 ]
 

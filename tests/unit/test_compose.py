@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from shared.config import SERVICES, load_settings
+from shared.crypto import new_key_list
 from switchboard.cli import _parser
 from tests.conftest import REPO_ROOT
 
@@ -21,6 +22,7 @@ def substituted(env: dict[str, str]) -> dict[str, str]:
 
     def one(value: str) -> str:
         value = re.sub(r"\$\{[A-Z_]+:-([^}]*)\}", r"\1", str(value))
+        value = re.sub(r"\$\{SWITCHBOARD_CREDENTIALS_KEYS:\?[^}]*\}", new_key_list(), value)
         return re.sub(r"\$\{[A-Z_]+:\?[^}]*\}", "x" * 40, value)
 
     return {key: one(value) for key, value in env.items()}
