@@ -16,6 +16,7 @@ from starlette.routing import Route
 from services.edge.middleware import BodySizeLimit, HttpMetrics, Observe
 from services.edge.problems import problem
 from services.edge.streams import stream_events
+from services.edge.webhooks import slack_interactions, telegram_update
 from services.edge.upstreams import Upstreams
 from shared.auth import WorkerTokens
 from shared.config import Settings
@@ -67,6 +68,8 @@ def create_app(settings: Settings, *, upstreams: Upstreams | None = None) -> Sta
             Route("/readyz", readyz, methods=["GET"]),
             Route("/metrics", metrics, methods=["GET"]),
             Route("/v1/streams/{stream:path}/events", stream_events, methods=["GET"]),
+            Route("/webhooks/slack/interactions", slack_interactions, methods=["POST"]),
+            Route("/webhooks/telegram/{connection_id}", telegram_update, methods=["POST"]),
         ],
         middleware=[
             Middleware(Observe, metrics=HttpMetrics(registry)),

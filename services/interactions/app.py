@@ -6,6 +6,7 @@ import asyncpg
 import httpx
 from prometheus_client import CollectorRegistry
 
+from services.interactions.cards import CardEdits
 from services.interactions.event_server import EventService
 from services.interactions.events import SubscriberLimits
 from services.interactions.hub import StreamHub
@@ -35,7 +36,8 @@ async def create(settings: Settings, pool: asyncpg.Pool, *, registry: CollectorR
     sweeper = QuestionSweeper(pool)
     http = httpx.AsyncClient()
     keys = KeyRing(settings.credentials_keys) if settings.credentials_keys else None
-    interactions = InteractionService(pool, keys, http)
+    card_edits = CardEdits()
+    interactions = InteractionService(pool, keys, http, card_edits)
     event_service = EventService(
         pool, hub, SubscriberLimits(settings.events_max_subscribers, settings.events_max_subscribers_per_stream)
     )
@@ -52,5 +54,5 @@ async def create(settings: Settings, pool: asyncpg.Pool, *, registry: CollectorR
         ],
         on_start=[hub.start, retention.start, sweeper.start],
         on_drain=[hub.close_subscribers],
-        on_stop=[retention.stop, sweeper.stop, hub.stop, http.aclose],
+        on_stop=[retention.stop, sweeper.stop, card_edits.drain, hub.stop, http.aclose],
     )

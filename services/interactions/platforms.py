@@ -95,5 +95,45 @@ class TelegramClient:
         return MessageRef(channel_id=str((result.get("chat") or {}).get("id", channel_id)), message_id=str(result.get("message_id")))
 
 
+class SlackCardEditor:
+    """``chat.update``: the card shows the answer and loses its buttons."""
+
+    def __init__(self, http: httpx.AsyncClient, base_url: str, bot_token: str):
+        self._http = http
+        self._base = base_url.rstrip("/")
+        self._headers = {"Authorization": f"Bearer {bot_token}"}
+
+    async def show_answer(self, ref: MessageRef, text: str) -> None:
+        body = await _call(
+            self._http, "Slack", f"{self._base}/chat.update", headers=self._headers,
+            json={"channel": ref.channel_id, "ts": ref.message_id, "text": text,
+                  "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": text}}]},
+        )  # fmt: skip
+        if not body.get("ok"):
+            raise _failed("Slack", str(body.get("error", "unknown_error")))
+
+    async def acknowledge(self, callback_query_id: str) -> None:
+        return None  # Slack needs no acknowledgement beyond the webhook's 200
+
+
+class TelegramCardEditor:
+    """``editMessageText`` (no keyboard any more), and ``answerCallbackQuery`` for the click."""
+
+    def __init__(self, http: httpx.AsyncClient, base_url: str, bot_token: str):
+        self._http = http
+        self._base = f"{base_url.rstrip('/')}/bot{bot_token}"
+
+    async def show_answer(self, ref: MessageRef, text: str) -> None:
+        body = await _call(
+            self._http, "Telegram", f"{self._base}/editMessageText",
+            json={"chat_id": ref.channel_id, "message_id": int(ref.message_id), "text": text},
+        )  # fmt: skip
+        if not body.get("ok"):
+            raise _failed("Telegram", str(body.get("description", "unknown_error")))
+
+    async def acknowledge(self, callback_query_id: str) -> None:
+        await _call(self._http, "Telegram", f"{self._base}/answerCallbackQuery", json={"callback_query_id": callback_query_id})
+
+
 def options_json(options: list[Option]) -> str:
     return json.dumps([{"id": o.id, "label": o.label} for o in options])

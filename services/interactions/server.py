@@ -3,8 +3,11 @@ authorise, call the store and the platform clients, encode."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import re
+import time
 import uuid
 from datetime import datetime
 
@@ -14,10 +17,21 @@ import httpx
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from services.interactions import store
-from services.interactions.platforms import SLACK_API, TELEGRAM_API, Option, SlackClient, TelegramClient, options_json
+from services.interactions.cards import CardEdits
+from services.interactions.platforms import (
+    SLACK_API,
+    TELEGRAM_API,
+    MessageRef,
+    Option,
+    SlackCardEditor,
+    SlackClient,
+    TelegramCardEditor,
+    TelegramClient,
+    options_json,
+)
 from shared.auth import InternalCaller, Principal, WorkerPrincipal, current_principal
 from shared.crypto import KeyRing
-from shared.errors import AlreadyExists, FailedPrecondition, NotFound, PermissionDenied
+from shared.errors import AlreadyExists, FailedPrecondition, FieldViolation, InvalidArgument, NotFound, PermissionDenied, Unauthenticated
 from shared.pagination import decode_page_token, page_of
 from shared.validation import Violations
 from switchboard.interactions.v1 import interaction_service_pb2 as pb
@@ -72,13 +86,13 @@ def _require_scope(principal: Principal, organization_id: str, what: str) -> Non
 
 
 class InteractionService(interaction_service_pb2_grpc.InteractionServiceServicer):
-    """switchboard.interactions.v1.InteractionService. AnswerQuestion and the webhook
-    verifications are not built yet: they answer UNIMPLEMENTED (inherited)."""
+    """switchboard.interactions.v1.InteractionService."""
 
-    def __init__(self, pool: asyncpg.Pool, keys: KeyRing | None, http: httpx.AsyncClient):
+    def __init__(self, pool: asyncpg.Pool, keys: KeyRing | None, http: httpx.AsyncClient, card_edits: CardEdits):
         self._pool = pool
         self._keys = keys
         self._http = http
+        self._card_edits = card_edits
 
     def _keyring(self) -> KeyRing:
         if self._keys is None:
@@ -154,6 +168,41 @@ class InteractionService(interaction_service_pb2_grpc.InteractionServiceServicer
             raise NotFound(f"connection {connection_id} does not exist", reason="CONNECTION_NOT_FOUND")
         return pb.DeleteConnectionResponse(deleted_pending_questions=deleted)
 
+    def _credentials(self, row: store.Record) -> dict[str, str]:
+        return json.loads(
+            self._keyring().open(row["key_id"], row["credentials"], credentials_aad(str(row["organization_id"]), row["platform"], row["external_id"]))
+        )
+
+    # -- webhook verification (the edge asks; the secrets never leave this service) ------------
+
+    async def VerifySlackSignature(self, request: pb.VerifySlackSignatureRequest, context: Context) -> pb.VerifySlackSignatureResponse:
+        v = Violations()
+        team_id = v.text("team_id", request.team_id, max_length=100)
+        v.check()
+        _operator_only(current_principal(), "VerifySlackSignature")
+        row = await store.connection_by_external_id(self._pool, "slack", team_id)
+        if row is None:
+            raise NotFound("no Slack connection for that team", reason="CONNECTION_NOT_FOUND")
+        secret = self._credentials(row)["signing_secret"]
+        if not slack_signature_ok(secret, request.timestamp, request.signature, bytes(request.body), now=time.time()):
+            raise Unauthenticated("the Slack signature or timestamp is not valid", reason="BAD_SIGNATURE")
+        return pb.VerifySlackSignatureResponse(connection=connection_message(row))
+
+    async def VerifyTelegramSecretToken(
+        self, request: pb.VerifyTelegramSecretTokenRequest, context: Context
+    ) -> pb.VerifyTelegramSecretTokenResponse:
+        v = Violations()
+        connection_id = v.uuid("connection_id", request.connection_id)
+        v.check()
+        _operator_only(current_principal(), "VerifyTelegramSecretToken")
+        row = await store.connection_credentials(self._pool, connection_id)
+        if row is None or row["platform"] != "telegram":
+            raise NotFound(f"no Telegram connection {connection_id}", reason="CONNECTION_NOT_FOUND")
+        expected = self._credentials(row)["secret_token"].encode()
+        if not hmac.compare_digest(expected, request.secret_token.encode()):
+            raise Unauthenticated("the Telegram secret token does not match", reason="BAD_SECRET_TOKEN")
+        return pb.VerifyTelegramSecretTokenResponse(connection=connection_message(row))
+
     # -- questions -----------------------------------------------------------------------------
 
     async def CreateQuestion(self, request: pb.CreateQuestionRequest, context: Context) -> pb.CreateQuestionResponse:
@@ -222,6 +271,63 @@ class InteractionService(interaction_service_pb2_grpc.InteractionServiceServicer
             return pb.ClaimPendingQuestionResponse(claimed=False)
         return pb.ClaimPendingQuestionResponse(claimed=True, payload_json=row["payload_json"])
 
+    async def AnswerQuestion(self, request: pb.AnswerQuestionRequest, context: Context) -> pb.AnswerQuestionResponse:
+        """Claim, record the answer and publish `question.answered`, in one transaction (a failed
+        publish releases the claim with everything else); then edit the card in the background."""
+        v = Violations()
+        question_id, organization_id, connection_id = _scope_ids(v, request)
+        user_id = v.text("user_id", request.user_id, max_length=64)
+        option_id = v.text("option_id", request.option_id, max_length=16)
+        v.check()
+        _require_scope(current_principal(), organization_id, "answer questions")
+        row = await store.question_get(self._pool, question_id, organization_id, connection_id)
+        if row is None:
+            return pb.AnswerQuestionResponse(outcome=pb.ANSWER_OUTCOME_NOT_PENDING)
+        labels = {o["id"]: o["label"] for o in json.loads(row["options_json"])}
+        if option_id not in labels:
+            raise InvalidArgument(FieldViolation("option_id", "is not one of the question's options"))
+        async with self._pool.acquire() as conn, conn.transaction():
+            claimed = await store.question_claim(conn, question_id, organization_id, connection_id, user_id)
+            if claimed is None:
+                # Lost: to an earlier or concurrent click (answered), or the click is not the
+                # expected user's (nothing consumed). Read again: the winner may have just claimed.
+                current = await store.question_get(conn, question_id, organization_id, connection_id)
+                answered = current is not None and current["claimed_at"] is not None and current["expected_user_id"] == user_id
+                return pb.AnswerQuestionResponse(
+                    outcome=pb.ANSWER_OUTCOME_ALREADY_ANSWERED if answered else pb.ANSWER_OUTCOME_NOT_PENDING
+                )
+            await store.question_record_answer(conn, question_id, option_id)
+            event = {
+                "question_id": question_id,
+                "option_id": option_id,
+                "option_label": labels[option_id],
+                "user_id": user_id,
+                "channel_id": row["channel_id"],
+                "agent_id": str(row["agent_id"]),
+                "payload": json.loads(row["payload_json"]),
+            }
+            sequences, _ = await store.events_append(
+                conn, organization_id, f"agents/{row['agent_id']}", [("question.answered", json.dumps(event))]
+            )
+        self._edit_card(row, labels[option_id], user_id, request.callback_query_id)
+        return pb.AnswerQuestionResponse(outcome=pb.ANSWER_OUTCOME_ANSWERED, event_sequence=sequences[0])
+
+    def _edit_card(self, question: store.Record, label: str, user_id: str, callback_query_id: str) -> None:
+        async def edit() -> None:
+            connection = await store.connection_credentials(self._pool, str(question["connection_id"]))
+            if connection is None:
+                return  # deleted meanwhile: nothing to edit
+            credentials = self._credentials(connection)
+            editor_type = SlackCardEditor if connection["platform"] == "slack" else TelegramCardEditor
+            editor = editor_type(self._http, connection["api_base_url"], credentials["bot_token"])
+            if callback_query_id:
+                await editor.acknowledge(callback_query_id)
+            if question["message_id"]:
+                ref = MessageRef(question["message_channel_id"], question["message_id"])
+                await editor.show_answer(ref, f"{question['question_text']}\n→ {label} (by {user_id})")
+
+        self._card_edits.submit(edit, question_id=str(question["id"]))
+
     async def StorePendingQuestion(self, request: pb.StorePendingQuestionRequest, context: Context) -> pb.StorePendingQuestionResponse:
         v = Violations()
         question_id, organization_id, connection_id = _scope_ids(v, request)
@@ -267,6 +373,18 @@ class InteractionService(interaction_service_pb2_grpc.InteractionServiceServicer
         _operator_only(current_principal(), "SweepStalePendingInteractions")
         deleted = await store.questions_sweep(self._pool, max_age, limit)
         return pb.SweepStalePendingInteractionsResponse(deleted_question_ids=deleted)
+
+
+SLACK_WINDOW_SECONDS = 300
+
+
+def slack_signature_ok(signing_secret: str, timestamp: str, signature: str, body: bytes, *, now: float) -> bool:
+    """Slack request signing v0: `v0=` + hex HMAC-SHA256 of `v0:{timestamp}:{body}`, compared in
+    constant time, and a timestamp within 5 minutes of now (replays are refused)."""
+    if not timestamp.isdigit() or abs(now - int(timestamp)) > SLACK_WINDOW_SECONDS:
+        return False
+    digest = hmac.new(signing_secret.encode(), b"v0:" + timestamp.encode() + b":" + body, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(f"v0={digest}".encode(), signature.encode())
 
 
 DEFAULT_SWEEP_MAX_AGE = 24 * 3600.0

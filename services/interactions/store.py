@@ -324,3 +324,26 @@ SWEEP_LOCK_KEY = 0x5357_5357_4550  # "SWSWEP"
 
 async def sweep_try_lock(conn: asyncpg.Connection) -> bool:
     return bool(await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", SWEEP_LOCK_KEY))
+
+
+async def question_get(conn: Connection, question_id: str, organization_id: str, connection_id: str) -> Record | None:
+    return await conn.fetchrow(
+        "SELECT * FROM pending_questions WHERE id = $1 AND organization_id = $2 AND connection_id = $3",
+        question_id,
+        organization_id,
+        connection_id,
+    )
+
+
+async def question_record_answer(conn: Connection, question_id: str, option_id: str) -> None:
+    await conn.execute(
+        "UPDATE pending_questions SET answered_option_id = $2, answered_at = now() WHERE id = $1", question_id, option_id
+    )
+
+
+async def connection_by_external_id(conn: Connection, platform: str, external_id: str) -> Record | None:
+    return await conn.fetchrow(
+        f"SELECT {_CONNECTION_COLUMNS}, key_id, credentials FROM connections WHERE platform = $1 AND external_id = $2",
+        platform,
+        external_id,
+    )

@@ -6,12 +6,10 @@ from __future__ import annotations
 import grpc
 import pytest
 
-from services.interactions import app as interactions_app
 from services.secretproxy import app as secretproxy_app
 from shared.auth import Authenticator, WorkerTokens
 from shared.config import Settings
 from shared.grpc.server import ServerOptions, ServiceServer
-from switchboard.interactions.v1 import interaction_service_pb2, interaction_service_pb2_grpc
 from switchboard.secretproxy.v1 import secret_proxy_service_pb2, secret_proxy_service_pb2_grpc
 from tests.conftest import INTERNAL_TOKEN, WORKER_TOKEN_KEY
 
@@ -35,12 +33,6 @@ CASES = [
         secret_proxy_service_pb2_grpc.SecretProxyServiceStub,
         "ListSecrets",
         secret_proxy_service_pb2.ListSecretsRequest(),
-    ),
-    (
-        interactions_app,
-        interaction_service_pb2_grpc.InteractionServiceStub,
-        "AnswerQuestion",
-        interaction_service_pb2.AnswerQuestionRequest(),
     ),
 ]
 
