@@ -160,3 +160,70 @@ async def test_killing_the_replicas_under_a_subscriber_loses_nothing(tmp_path):
         await channel.close()
     finally:
         assert await stop_stack(stack) == 0
+
+
+async def test_a_question_created_on_one_replica_is_answered_through_the_other_and_the_edge(tmp_path):
+    import hashlib
+    import hmac
+    import time
+    from urllib.parse import urlencode
+
+    from switchboard.interactions.v1 import interaction_service_pb2 as ipb
+    from switchboard.interactions.v1 import interaction_service_pb2_grpc
+    from tests.support.asgi import serve_asgi
+    from tests.support.fake_chat import FakeSlack
+
+    slack = FakeSlack("xoxb-" + "e" * 30)
+    async with serve_asgi(slack.app()) as slack_url:
+        stack = await start_stack(tmp_path, replicas=2)
+        try:
+            org, agent = str(uuid.uuid4()), str(uuid.uuid4())
+            metadata = (("authorization", f"Bearer {stack.internal_token}"),)
+            first, second = (stack.ports["interactions"] + REPLICA_PORT_STRIDE * i for i in range(2))
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{first}") as one, grpc.aio.insecure_channel(f"127.0.0.1:{second}") as two:
+                stub_one = interaction_service_pb2_grpc.InteractionServiceStub(one)
+                secret = "signing-" + "q" * 24
+                connection = (
+                    await stub_one.RegisterConnection(
+                        ipb.RegisterConnectionRequest(
+                            organization_id=org, platform=ipb.PLATFORM_SLACK, external_id="TE2E", bot_token=slack.bot_token,
+                            signing_secret=secret, api_base_url=slack_url + "/api",
+                        ),
+                        metadata=metadata,
+                    )  # fmt: skip
+                ).connection
+                created = await stub_one.CreateQuestion(
+                    ipb.CreateQuestionRequest(
+                        organization_id=org, connection_id=connection.id, agent_id=agent, expected_user_id="U1", channel_id="C1",
+                        text="Ship it?", options=[ipb.QuestionOption(id="yes", label="Yes")],
+                    ),
+                    metadata=metadata,
+                )  # fmt: skip
+                payload = {"type": "block_actions", "team": {"id": "TE2E"}, "user": {"id": "U1"},
+                           "actions": [{"action_id": "yes", "value": created.question_id}]}  # fmt: skip
+                body = urlencode({"payload": json.dumps(payload)}).encode()
+                stamp = str(int(time.time()))
+                signature = "v0=" + hmac.new(secret.encode(), b"v0:" + stamp.encode() + b":" + body, hashlib.sha256).hexdigest()
+                headers = {"X-Slack-Request-Timestamp": stamp, "X-Slack-Signature": signature,
+                           "Content-Type": "application/x-www-form-urlencoded"}  # fmt: skip
+                async with httpx.AsyncClient(timeout=10) as http:
+                    outcomes = [
+                        (await http.post(f"http://127.0.0.1:{stack.ports['edge']}/webhooks/slack/interactions", content=body, headers=headers)).json()["outcome"]
+                        for _ in range(4)  # the click and three retries, balanced over both replicas
+                    ]
+                assert outcomes == ["answered", "already_answered", "already_answered", "already_answered"]
+                # The other replica sees the same state.
+                again = await interaction_service_pb2_grpc.InteractionServiceStub(two).AnswerQuestion(
+                    ipb.AnswerQuestionRequest(question_id=created.question_id, organization_id=org, connection_id=connection.id,
+                                              user_id="U1", option_id="yes"),
+                    metadata=metadata,
+                )  # fmt: skip
+                assert again.outcome == ipb.ANSWER_OUTCOME_ALREADY_ANSWERED
+                events_stub = event_service_pb2_grpc.EventServiceStub(two)
+                call = events_stub.Subscribe(pb.SubscribeRequest(stream=f"agents/{agent}", organization_id=org), metadata=metadata)
+                assert (await call.read()).event.type == "question.answered"
+                with __import__("pytest").raises(TimeoutError):
+                    await asyncio.wait_for(call.read(), 1.0)  # exactly one event
+                call.cancel()
+        finally:
+            assert await stop_stack(stack) == 0

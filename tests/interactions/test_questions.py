@@ -194,19 +194,17 @@ async def test_restash_keeps_created_at_and_resets_the_claim(service, slack):
 async def test_the_sweep_deletes_the_oldest_in_bounded_batches(service, slack):
     org, agent = str(uuid.uuid4()), str(uuid.uuid4())
     connection = await slack_connection(service, slack, org)
+    ids = [str(uuid.uuid4()) for _ in range(25)]  # oldest first
     await service.pool.executemany(
         """INSERT INTO interactions.pending_questions (id, organization_id, connection_id, agent_id, expected_user_id,
                                                        channel_id, created_at)
            VALUES ($1, $2, $3, $4, 'U1', 'C1', now() - interval '2 days' + make_interval(secs => $5))""",
-        [(str(uuid.uuid4()), org, connection.id, agent, float(i)) for i in range(25)],
+        [(question_id, org, connection.id, agent, float(i)) for i, question_id in enumerate(ids)],
     )
-    sweep = pb.SweepStalePendingInteractionsRequest(limit=10)
-    first = await service.interactions.SweepStalePendingInteractions(sweep, metadata=OPERATOR)
-    second = await service.interactions.SweepStalePendingInteractions(sweep, metadata=OPERATOR)
-    third = await service.interactions.SweepStalePendingInteractions(sweep, metadata=OPERATOR)
-    assert (len(first.deleted_question_ids), len(second.deleted_question_ids), len(third.deleted_question_ids)) == (10, 10, 5)
-    ages = await service.pool.fetch("SELECT count(*) FROM interactions.pending_questions")
-    assert ages[0][0] == 0
+    first = await service.interactions.SweepStalePendingInteractions(pb.SweepStalePendingInteractionsRequest(limit=10), metadata=OPERATOR)
+    rest = await service.interactions.SweepStalePendingInteractions(pb.SweepStalePendingInteractionsRequest(), metadata=OPERATOR)
+    assert list(first.deleted_question_ids) == ids[:10] and list(rest.deleted_question_ids) == ids[10:]
+    assert await service.pool.fetchval("SELECT count(*) FROM interactions.pending_questions") == 0
 
 
 async def test_workers_ask_only_for_their_own_agent_and_organisation(service, slack):
