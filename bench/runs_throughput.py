@@ -23,6 +23,7 @@ from switchboard.runs.v1 import run_service_pb2_grpc
 
 TOKEN = "bench-internal-token-" + "x" * 32
 WORKER_KEY = "bench-worker-key-" + "k" * 40
+CREDENTIALS_KEYS = "k1:" + "A" * 43 + "="  # 32 zero bytes: a benchmark, nothing to protect
 WORKERS = (1, 4, 16)
 JOBS = 2000
 # (module, settings, label): pgqueuer as it ships (dequeues 10 jobs per round trip and buffers
@@ -55,7 +56,9 @@ async def start_services(dsn: str, *services: str) -> tuple[list[asyncio.subproc
         SWITCHBOARD_WORKER_TOKEN_KEY=WORKER_KEY,
         SWITCHBOARD_DB_POOL_MAX_SIZE="20",
         SWITCHBOARD_LOG_LEVEL="warning",
-        SWITCHBOARD_IDENTITY_PORT=str(ports["identity"]),
+        SWITCHBOARD_CREDENTIALS_KEYS=CREDENTIALS_KEYS,
+        # Each service's first process is where the others (and the edge) reach it.
+        **{f"SWITCHBOARD_{key.upper()}_PORT": str(port) for key, port in ports.items() if "#" not in key},
     )
     processes = [
         await asyncio.create_subprocess_exec(
