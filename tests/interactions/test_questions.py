@@ -220,3 +220,22 @@ async def test_workers_ask_only_for_their_own_agent_and_organisation(service, sl
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await service.interactions.RegisterConnection(pb.RegisterConnectionRequest(organization_id=org), metadata=worker)
     assert caught.value.code() in (grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.INVALID_ARGUMENT)
+
+
+async def test_the_periodic_sweep_runs_on_one_replica_at_a_time(service, slack):
+    from services.interactions.sweeper import QuestionSweeper
+
+    org, agent = str(uuid.uuid4()), str(uuid.uuid4())
+    connection = await slack_connection(service, slack, org)
+    await service.pool.executemany(
+        """INSERT INTO interactions.pending_questions (id, organization_id, connection_id, agent_id, expected_user_id,
+                                                       channel_id, created_at)
+           VALUES ($1, $2, $3, $4, 'U1', 'C1', now() - interval '2 days')""",
+        [(str(uuid.uuid4()), org, connection.id, agent) for _ in range(30)],
+    )
+    replicas = [QuestionSweeper(service.pool, limit=10) for _ in range(3)]
+    results = []
+    while await service.pool.fetchval("SELECT count(*) FROM interactions.pending_questions"):
+        results += await asyncio.gather(*(r.run_once() for r in replicas))
+    deleted = [question_id for result in results if result for question_id in result]
+    assert len(deleted) == len(set(deleted)) == 30  # each row swept once, whoever held the lock
