@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from shared.logs import get_logger
+from shared.maintenance import BackgroundLoop
 
 if TYPE_CHECKING:
     import grpc
@@ -71,14 +72,15 @@ class RevokedTokens:
         self._refreshed_at = time.monotonic()
 
 
-class RevocationSync:
+class RevocationSync(BackgroundLoop):
     """One maintenance loop: refresh ``revoked`` from ``fetch`` every ``interval`` seconds."""
+
+    loop_name = "revocation-sync"
 
     def __init__(self, revoked: RevokedTokens, fetch: Fetch, interval_seconds: float):
         self.revoked = revoked
         self._fetch = fetch
         self._interval = interval_seconds
-        self._task: asyncio.Task | None = None
         self.refreshed = asyncio.Event()
         """Set after the first successful refresh."""
 
@@ -100,16 +102,7 @@ class RevocationSync:
             # Until the first success, retry sooner: worker calls are refused meanwhile.
             await asyncio.sleep(self._interval if ok or self.revoked.is_fresh else min(self._interval, 0.5))
 
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._loop(), name="revocation-sync")
 
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
 
 
 def remote_revocations(channel: "grpc.aio.Channel") -> Fetch:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from datetime import UTC, datetime
@@ -74,6 +75,24 @@ class Violations:
             self.add(field, f"must be at most {max_length:,} characters")
         elif "\x00" in value:
             self.add(field, "must not contain NUL characters")
+        return value
+
+    def json_object(self, field: str, value: str, *, max_bytes: int, required: bool = False) -> str:
+        """JSON text that parses as an object, within ``max_bytes``; ``{}`` when optional and empty."""
+        if not value:
+            if required:
+                self.add(field, "is required")
+            return "{}"
+        if len(value.encode()) > max_bytes:
+            self.add(field, f"must be at most {max_bytes:,} bytes")
+            return value
+        try:
+            parsed = json.loads(value)
+        except ValueError:
+            self.add(field, "must be valid JSON")
+            return value
+        if not isinstance(parsed, dict):
+            self.add(field, "must be a JSON object")
         return value
 
     def page_size(self, field: str, value: int, *, default: int = 50, maximum: int = 1000) -> int:

@@ -4,24 +4,25 @@ events beyond each stream's last N and older than T, in bounded batches."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 
 import asyncpg
 
 from services.interactions import store
 from shared.logs import get_logger
+from shared.maintenance import BackgroundLoop
 
 log = get_logger(__name__)
 
 
-class Retention:
+class Retention(BackgroundLoop):
+    loop_name = "events-retention"
+
     def __init__(self, pool: asyncpg.Pool, *, keep_last: int, max_age_seconds: float, interval_seconds: float = 60.0, batch: int = 5000):
         self._pool = pool
         self._keep_last = keep_last
         self._max_age = max_age_seconds
         self._interval = interval_seconds
         self._batch = batch
-        self._task: asyncio.Task | None = None
 
     async def run_once(self) -> int | None:
         """Trim one batch if this replica holds the lock; how many events went (None: skipped)."""
@@ -41,12 +42,3 @@ class Retention:
             except Exception as exc:  # noqa: BLE001 - the loop must outlive any one batch's failure
                 log.warning("events_trim_failed", error=type(exc).__name__)
             await asyncio.sleep(self._interval)
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._loop(), name="events-retention")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task

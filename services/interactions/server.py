@@ -400,16 +400,4 @@ def _scope_ids(v: Violations, request) -> tuple[str, str, str]:
 
 
 def _json_object(v: Violations, field: str, value: str) -> str:
-    if not value:
-        return "{}"
-    if len(value.encode()) > 64 * 1024:
-        v.add(field, "must be at most 64 KiB")
-        return value
-    try:
-        parsed = json.loads(value)
-    except ValueError:
-        v.add(field, "must be valid JSON")
-        return value
-    if not isinstance(parsed, dict):
-        v.add(field, "must be a JSON object")
-    return value
+    return v.json_object(field, value, max_bytes=64 * 1024)

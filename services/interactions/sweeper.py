@@ -3,23 +3,24 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 
 import asyncpg
 
 from services.interactions import store
 from shared.logs import get_logger
+from shared.maintenance import BackgroundLoop
 
 log = get_logger(__name__)
 
 
-class QuestionSweeper:
+class QuestionSweeper(BackgroundLoop):
+    loop_name = "question-sweeper"
+
     def __init__(self, pool: asyncpg.Pool, *, max_age_seconds: float = 24 * 3600.0, limit: int = 1000, interval_seconds: float = 300.0):
         self._pool = pool
         self._max_age = max_age_seconds
         self._limit = limit
         self._interval = interval_seconds
-        self._task: asyncio.Task | None = None
 
     async def run_once(self) -> list[str] | None:
         """One bounded sweep if this replica holds the lock; the deleted ids (None: skipped)."""
@@ -39,12 +40,3 @@ class QuestionSweeper:
             except Exception as exc:  # noqa: BLE001 - the loop must outlive any one sweep's failure
                 log.warning("pending_questions_sweep_failed", error=type(exc).__name__)
             await asyncio.sleep(self._interval)
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._loop(), name="question-sweeper")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task

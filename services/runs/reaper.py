@@ -21,6 +21,7 @@ from services.runs.domain import (
 )
 from services.runs.metrics import RunMetrics
 from shared.logs import get_logger
+from shared.maintenance import BackgroundLoop
 
 log = get_logger(__name__)
 
@@ -32,7 +33,9 @@ class Sweep:
     retries_created: int = 0
 
 
-class Reaper:
+class Reaper(BackgroundLoop):
+    loop_name = "runs-reaper"
+
     def __init__(
         self,
         pool: asyncpg.Pool,
@@ -47,7 +50,6 @@ class Reaper:
         self._stale_after = stale_after_seconds
         self._batch = batch_size
         self._metrics = metrics
-        self._task: asyncio.Task | None = None
 
     async def run_once(self) -> Sweep:
         """One sweep if this replica gets the lock; Sweep(acquired=False) otherwise."""
@@ -92,14 +94,3 @@ class Reaper:
             except Exception as exc:  # noqa: BLE001 - the loop must outlive any one sweep's failure
                 log.warning("reaper_sweep_failed", error=type(exc).__name__, detail=str(exc)[:200])
             await asyncio.sleep(self._interval)
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._loop(), name="runs-reaper")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
