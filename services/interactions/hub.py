@@ -36,6 +36,9 @@ _OUTAGE = (
     asyncpg.InterfaceError,
     asyncpg.CannotConnectNowError,
     asyncpg.AdminShutdownError,
+    # What asyncpg raises when a connection broken by the outage is reset on its way back to the
+    # pool ("cannot switch to state …; another operation is in progress").
+    asyncpg.InternalClientError,
 )
 PAGE_BYTES = 4 << 20
 
