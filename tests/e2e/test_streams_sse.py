@@ -125,19 +125,17 @@ async def test_killing_the_replicas_under_a_subscriber_loses_nothing(tmp_path):
         url = f"http://127.0.0.1:{stack.ports['edge']}/v1/streams/agents/{agent}/events"
         replicas = [stack.ports["interactions"] + REPLICA_PORT_STRIDE * i for i in range(2)]
         metadata = (("authorization", f"Bearer {stack.internal_token}"),)
-        # Publish through the edge-independent path: a round-robin channel over both replicas.
-        channel = grpc.aio.insecure_channel(
-            "ipv4:" + ",".join(f"127.0.0.1:{p}" for p in replicas),
-            options=[("grpc.lb_policy_name", "round_robin")],
-        )
-        stub = event_service_pb2_grpc.EventServiceStub(channel)
+        # Publish straight to a replica that is alive (a call in flight to a replica that is killed
+        # may or may not have committed, which is the publisher's problem, not the subscriber's).
+        channels = {port: grpc.aio.insecure_channel(f"127.0.0.1:{port}") for port in replicas}
         client = SseClient(url, token)
         total = 90
         reading = asyncio.ensure_future(client.read_until(total))
         published = 0
 
-        async def publish_some(n: int) -> None:
+        async def publish_some(n: int, port: int) -> None:
             nonlocal published
+            stub = event_service_pb2_grpc.EventServiceStub(channels[port])
             for _ in range(n):
                 await stub.Publish(
                     pb.PublishRequest(stream=f"agents/{agent}", organization_id=org, type="t", payload_json=payload(published)),
@@ -147,17 +145,19 @@ async def test_killing_the_replicas_under_a_subscriber_loses_nothing(tmp_path):
                 )
                 published += 1
 
-        await publish_some(30)
-        for port in replicas:  # kill each replica in turn: one of them served the subscriber
-            victim = next(c for c in psutil.Process(stack.process.pid).children() if f"--port {port} " in " ".join(c.cmdline()) + " ")
+        await publish_some(30, replicas[1])
+        for victim_port, survivor in ((replicas[0], replicas[1]), (replicas[1], replicas[0])):
+            # Kill each replica in turn: one of them served the subscriber.
+            victim = next(c for c in psutil.Process(stack.process.pid).children() if f"--port {victim_port} " in " ".join(c.cmdline()) + " ")
             victim.kill()
             victim.wait(10)
-            await publish_some(30)
-            await until_serving(port)
+            await publish_some(30, survivor)
+            await until_serving(victim_port)
         await asyncio.wait_for(reading, 60)
         assert [e[0] for e in client.events] == list(range(1, total + 1))
         assert client.connections >= 2  # it did have to reconnect
-        await channel.close()
+        for channel in channels.values():
+            await channel.close()
     finally:
         assert await stop_stack(stack) == 0
 
