@@ -50,6 +50,12 @@ class Row:
         return self.baseline.median / self.value.median
 
 
+def percentile(samples: list[float], p: float) -> float:
+    """The ``p``-th percentile (nearest rank) of ``samples``."""
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+
+
 async def repeat(times: int, once: Callable[[], Awaitable[float]], *, warmup: int = 1) -> Measurement:
     """Run ``once`` ``warmup`` times unmeasured, then ``times`` times measured."""
     for _ in range(warmup):

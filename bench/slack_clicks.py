@@ -5,8 +5,6 @@ rate (the HTTP floor of the same process tree)."""
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import json
 import statistics
 import time
@@ -16,23 +14,19 @@ from urllib.parse import urlencode
 import grpc
 import httpx
 
-from bench.common import Measurement, Row, fresh_database
+from bench.common import Measurement, Row, fresh_database, percentile
 from bench.runs_throughput import TOKEN, start_services
 from shared.migrate import migrate
 from switchboard.interactions.v1 import interaction_service_pb2 as pb
 from switchboard.interactions.v1 import interaction_service_pb2_grpc
 from tests.support.asgi import serve_asgi
 from tests.support.fake_chat import FakeSlack
+from tests.support.slack import slack_signed_headers
 
 RATE = 200  # requests per second
 SECONDS = 3
 SECRET = "bench-signing-" + "s" * 20
 METADATA = (("authorization", f"Bearer {TOKEN}"),)
-
-
-def _percentile(samples: list[float], p: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
 
 
 async def _open_loop(send) -> list[float]:
@@ -96,13 +90,9 @@ async def bench(admin_dsn: str, repetitions: int) -> tuple[list[Row], list[str]]
                     ]
 
                     async def send(i: int) -> None:
-                        stamp = str(int(time.time()))
-                        digest = hmac.new(SECRET.encode(), b"v0:" + stamp.encode() + b":" + bodies[i], hashlib.sha256).hexdigest()
                         response = await http.post(
-                            "/webhooks/slack/interactions", content=bodies[i],
-                            headers={"X-Slack-Request-Timestamp": stamp, "X-Slack-Signature": f"v0={digest}",
-                                     "Content-Type": "application/x-www-form-urlencoded"},
-                        )  # fmt: skip
+                            "/webhooks/slack/interactions", content=bodies[i], headers=slack_signed_headers(SECRET, bodies[i])
+                        )
                         assert response.status_code == 200, response.text
 
                     return await _open_loop(send)
@@ -120,9 +110,9 @@ async def bench(admin_dsn: str, repetitions: int) -> tuple[list[Row], list[str]]
                     ours = await clicks()
                     floor = await healthz()
                     ours_p50.append(statistics.median(ours) * 1000)
-                    ours_p99.append(_percentile(ours, 99) * 1000)
+                    ours_p99.append(percentile(ours, 99) * 1000)
                     floor_p50.append(statistics.median(floor) * 1000)
-                    floor_p99.append(_percentile(floor, 99) * 1000)
+                    floor_p99.append(percentile(floor, 99) * 1000)
         finally:
             for process in processes:
                 process.terminate()

@@ -12,7 +12,7 @@ from datetime import timedelta
 import asyncpg
 import grpc
 
-from bench.common import Measurement, Row, fresh_database
+from bench.common import Measurement, Row, fresh_database, percentile
 from bench.runs_throughput import TOKEN, WORKER_KEY, start_services
 from shared.auth import WorkerTokens
 from shared.migrate import migrate
@@ -23,11 +23,6 @@ EVENTS = 300
 SUBSCRIBERS = 100
 SUSTAINED_EVENTS = 1000
 METADATA = (("authorization", f"Bearer {TOKEN}"),)
-
-
-def _percentile(samples: list[float], p: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
 
 
 async def _switchboard_latencies(publisher, subscriber_stub) -> list[float]:
@@ -140,9 +135,9 @@ async def bench(admin_dsn: str, repetitions: int) -> tuple[list[Row], list[str]]
             ours = await _switchboard_latencies(stubs[0], stubs[1])
             raw = await _raw_latencies(dsn)
             ours_p50.append(statistics.median(ours) * 1000)
-            ours_p99.append(_percentile(ours, 99) * 1000)
+            ours_p99.append(percentile(ours, 99) * 1000)
             raw_p50.append(statistics.median(raw) * 1000)
-            raw_p99.append(_percentile(raw, 99) * 1000)
+            raw_p99.append(percentile(raw, 99) * 1000)
         await _sustained(stubs)  # warm-up
         for _ in range(repetitions):
             sustained.append(await _sustained(stubs))

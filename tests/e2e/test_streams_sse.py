@@ -163,15 +163,13 @@ async def test_killing_the_replicas_under_a_subscriber_loses_nothing(tmp_path):
 
 
 async def test_a_question_created_on_one_replica_is_answered_through_the_other_and_the_edge(tmp_path):
-    import hashlib
-    import hmac
-    import time
     from urllib.parse import urlencode
 
     from switchboard.interactions.v1 import interaction_service_pb2 as ipb
     from switchboard.interactions.v1 import interaction_service_pb2_grpc
     from tests.support.asgi import serve_asgi
     from tests.support.fake_chat import FakeSlack
+    from tests.support.slack import slack_signed_headers
 
     slack = FakeSlack("xoxb-" + "e" * 30)
     async with serve_asgi(slack.app()) as slack_url:
@@ -202,10 +200,7 @@ async def test_a_question_created_on_one_replica_is_answered_through_the_other_a
                 payload = {"type": "block_actions", "team": {"id": "TE2E"}, "user": {"id": "U1"},
                            "actions": [{"action_id": "yes", "value": created.question_id}]}  # fmt: skip
                 body = urlencode({"payload": json.dumps(payload)}).encode()
-                stamp = str(int(time.time()))
-                signature = "v0=" + hmac.new(secret.encode(), b"v0:" + stamp.encode() + b":" + body, hashlib.sha256).hexdigest()
-                headers = {"X-Slack-Request-Timestamp": stamp, "X-Slack-Signature": signature,
-                           "Content-Type": "application/x-www-form-urlencoded"}  # fmt: skip
+                headers = slack_signed_headers(secret, body)
                 async with httpx.AsyncClient(timeout=10) as http:
                     outcomes = [
                         (await http.post(f"http://127.0.0.1:{stack.ports['edge']}/webhooks/slack/interactions", content=body, headers=headers)).json()["outcome"]

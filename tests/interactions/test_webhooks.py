@@ -4,8 +4,6 @@ interactions service, each click answered once, its event published once, the ca
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import json
 import time
 import uuid
@@ -26,6 +24,7 @@ from tests.interactions.conftest import OPERATOR, replica
 from tests.interactions.test_questions import KEYS, SLACK_TOKEN, TELEGRAM_TOKEN, question
 from tests.support.asgi import serve_asgi
 from tests.support.fake_chat import FakeSlack, FakeTelegram
+from tests.support.slack import slack_signed_headers
 
 SIGNING_SECRET = "signing-" + "x" * 24
 TELEGRAM_SECRET = "telegram-secret-" + "z" * 16
@@ -50,9 +49,7 @@ async def stack(migrated_database):
 
 
 def signed(body: bytes, *, secret: str = SIGNING_SECRET, timestamp: int | None = None) -> dict[str, str]:
-    stamp = str(int(time.time()) if timestamp is None else timestamp)
-    digest = hmac.new(secret.encode(), b"v0:" + stamp.encode() + b":" + body, hashlib.sha256).hexdigest()
-    return {"X-Slack-Request-Timestamp": stamp, "X-Slack-Signature": f"v0={digest}", "Content-Type": "application/x-www-form-urlencoded"}
+    return slack_signed_headers(secret, body, timestamp=timestamp)
 
 
 def click(question_id: str, option_id: str = "yes", user: str = "U1", team: str = "T123") -> bytes:
