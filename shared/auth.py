@@ -42,9 +42,14 @@ class InternalCaller:
 
 @dataclass(frozen=True)
 class WorkerPrincipal:
-    """A worker, confined to one organisation and agent by its token."""
+    """A worker, confined to one organisation and agent by its token.
 
-    organization_id: str
+    ``organization_id`` is None only for tokens issued before tokens carried their organisation,
+    and only where the verifier was told to accept those (the secret proxy, which resolves the
+    agent's organisation and refuses when it cannot); every other service refuses such tokens.
+    """
+
+    organization_id: str | None
     agent_id: str
     connection_id: str | None
     token_id: str
@@ -79,16 +84,17 @@ class IssuedToken:
 class WorkerTokens:
     """Issues and verifies worker tokens with one shared HMAC key."""
 
-    def __init__(self, key: str, *, leeway_seconds: float = 5.0):
+    def __init__(self, key: str, *, leeway_seconds: float = 5.0, require_organization: bool = True):
         if len(key) < 32:
             raise ValueError("the worker token key must be at least 32 characters")
         self._key = key
         self._leeway = leeway_seconds
+        self._require_organization = require_organization
 
     def issue(
         self,
         *,
-        organization_id: str,
+        organization_id: str | None,
         agent_id: str,
         connection_id: str | None,
         ttl: timedelta,
@@ -96,7 +102,8 @@ class WorkerTokens:
         token_id: str | None = None,
     ) -> IssuedToken:
         """Sign a token for the given worker that expires after ``ttl``; ``token_id`` (a UUID)
-        is generated unless given."""
+        is generated unless given. ``organization_id=None`` makes a token without its
+        organisation, as older issuers did (tests of the verifiers that accept them use this)."""
         issued_at = (now or datetime.now(UTC)).replace(microsecond=0)
         expires_at = issued_at + ttl
         token_id = token_id or str(uuid.uuid4())
@@ -111,6 +118,8 @@ class WorkerTokens:
             "exp": int(expires_at.timestamp()),
             "jti": token_id,
         }
+        if organization_id is None:
+            del claims["org"]
         token = jwt.encode(claims, self._key, algorithm=_ALGORITHM)
         return IssuedToken(token=token, token_id=token_id, expires_at=expires_at)
 
@@ -136,7 +145,11 @@ class WorkerTokens:
             raise Unauthenticated("the worker token is malformed or incomplete", reason="TOKEN_MALFORMED") from None
         organization_id, agent_id = _uuid_claim(claims.get("org")), _uuid_claim(claims.get("agent"))
         connection_id = claims.get("conn")
-        if organization_id is None or agent_id is None or (connection_id is not None and _uuid_claim(connection_id) is None):
+        # A token without "org" is accepted only where asked for; an "org" that is there but is
+        # not an id is malformed everywhere.
+        organization_missing = "org" not in claims or claims["org"] is None
+        bad_organization = organization_id is None and (self._require_organization or not organization_missing)
+        if bad_organization or agent_id is None or (connection_id is not None and _uuid_claim(connection_id) is None):
             raise Unauthenticated("the worker token names no valid organisation or agent", reason="TOKEN_MALFORMED")
         return WorkerPrincipal(
             organization_id=organization_id,

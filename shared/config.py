@@ -113,6 +113,13 @@ def _domain(raw: str) -> str:
     return value
 
 
+def _proxy_upstreams(raw: str) -> str:
+    from services.secretproxy.upstreams import parse_upstreams
+
+    parse_upstreams(raw)  # raises ValueError naming the bad entry
+    return raw.strip()
+
+
 _PORT = _integer(0, 65535)
 
 
@@ -177,6 +184,22 @@ class Settings:
     runs_reaper_stale_after_seconds: float = _env("RUNS_REAPER_STALE_AFTER_SECONDS", _seconds(0.5, 86400), 120.0)
     runs_reaper_batch_size: int = _env("RUNS_REAPER_BATCH_SIZE", _integer(1, 100_000), 1000)
     idp_timeout_seconds: float = _env("SWITCHBOARD_IDP_TIMEOUT_SECONDS", _seconds(0.05, 60), 5.0)
+    # The secret proxy's upstreams beyond (or overriding) the built-in LLM APIs: a JSON object,
+    # see services/secretproxy/upstreams.py.
+    proxy_upstreams: str | None = _env("SWITCHBOARD_PROXY_UPSTREAMS", _proxy_upstreams)
+    proxy_connect_timeout_seconds: float = _env("SWITCHBOARD_PROXY_CONNECT_TIMEOUT_SECONDS", _seconds(0.05, 120), 5.0)
+    # Between two pieces of the upstream's response (a streamed answer may take minutes in all).
+    proxy_read_timeout_seconds: float = _env("SWITCHBOARD_PROXY_READ_TIMEOUT_SECONDS", _seconds(0.05, 3600), 120.0)
+    proxy_max_body_bytes: int = _env("SWITCHBOARD_PROXY_MAX_BODY_BYTES", _integer(0, 1 << 30), 32 << 20)
+    # How long to wait for the identity service when a worker token lacks its organisation.
+    proxy_identity_timeout_seconds: float = _env("SWITCHBOARD_PROXY_IDENTITY_TIMEOUT_SECONDS", _seconds(0.05, 60), 2.0)
+    proxy_audit_retention_seconds: float = _env("SWITCHBOARD_PROXY_AUDIT_RETENTION_SECONDS", _seconds(60, 3650 * 86400), 30 * 86400.0)
+    proxy_verdict_cache_size: int = _env("SWITCHBOARD_PROXY_VERDICT_CACHE_SIZE", _integer(0, 10_000_000), 10_000)
+    proxy_verdict_cache_seconds: float = _env("SWITCHBOARD_PROXY_VERDICT_CACHE_SECONDS", _seconds(0, 86400), 60.0)
+    # Sources (worker agents and client addresses) with this many failed placeholder lookups within
+    # the window are refused for the rest of it, on every replica.
+    proxy_failed_lookup_limit: int = _env("SWITCHBOARD_PROXY_FAILED_LOOKUP_LIMIT", _integer(1, 1_000_000), 20)
+    proxy_failed_lookup_window_seconds: float = _env("SWITCHBOARD_PROXY_FAILED_LOOKUP_WINDOW_SECONDS", _seconds(1, 86400), 300.0)
 
     def port_of(self, service: str) -> int:
         """The port the given service (identity, interactions, secretproxy, runs, edge) listens on."""

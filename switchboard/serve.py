@@ -36,10 +36,13 @@ SERVICE_APPS = {
 METRICS_PORT_OFFSET = 1000
 
 
-def authenticator_from(settings: Settings, revoked: RevokedTokens | None = None) -> Authenticator:
+def authenticator_from(
+    settings: Settings, revoked: RevokedTokens | None = None, *, require_organization: bool = True
+) -> Authenticator:
     settings.require("internal_token", "worker_token_key")
     assert settings.internal_token is not None and settings.worker_token_key is not None
-    return Authenticator(settings.internal_token, WorkerTokens(settings.worker_token_key), revoked)
+    tokens = WorkerTokens(settings.worker_token_key, require_organization=require_organization)
+    return Authenticator(settings.internal_token, tokens, revoked)
 
 
 def revocation_sync_for(settings: Settings, app: ServiceApp) -> tuple[RevocationSync, grpc.aio.Channel | None]:
@@ -76,7 +79,9 @@ async def serve_grpc(
         metrics = RpcMetrics()
         app = await module.create(settings, pool, registry=metrics.registry)
         sync, identity_channel = revocation_sync_for(settings, app)
-        authenticator = authenticator_from(settings, sync.revoked)
+        authenticator = authenticator_from(
+            settings, sync.revoked, require_organization=not app.accepts_tokens_without_organization
+        )
         server = ServiceServer(
             app.registrations,
             ServerOptions(

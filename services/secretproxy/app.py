@@ -1,12 +1,22 @@
-"""Builds the secretproxy service in the open: pool → servicers → server registrations."""
+"""Builds the secretproxy service in the open: pool → keys, upstreams, caches, audit → servicer."""
 
 from __future__ import annotations
 
 import asyncpg
+import httpx
 from prometheus_client import CollectorRegistry
 
+from services.secretproxy import egress
+from services.secretproxy.audit import AuditLog
+from services.secretproxy.destinations import Resolver
+from services.secretproxy.forwarding import ForwardLimits, Forwarder
+from services.secretproxy.organizations import OrganizationResolver
+from services.secretproxy.retention import Retention
 from services.secretproxy.server import SecretProxyService
+from services.secretproxy.upstreams import parse_upstreams
 from shared.config import Settings
+from shared.crypto import KeyRing
+from shared.grpc.client import open_channel
 from shared.grpc.server import Registration, ServiceApp
 from switchboard.secretproxy.v1 import secret_proxy_service_pb2, secret_proxy_service_pb2_grpc
 
@@ -14,13 +24,68 @@ SCHEMA = "secretproxy"
 """The PostgreSQL schema this service owns (and the folder of its migrations)."""
 
 
+def upstream_client(settings: Settings) -> httpx.AsyncClient:
+    """The one HTTP client of the process: pooled connections, bounded waits, no redirects (a
+    redirect goes back to the worker, whose next request is checked again), no proxy from the
+    environment."""
+    return httpx.AsyncClient(
+        timeout=httpx.Timeout(
+            connect=settings.proxy_connect_timeout_seconds,
+            read=settings.proxy_read_timeout_seconds,
+            write=settings.proxy_read_timeout_seconds,
+            pool=settings.proxy_connect_timeout_seconds,
+        ),
+        limits=httpx.Limits(max_connections=1000, max_keepalive_connections=200),
+        follow_redirects=False,
+        trust_env=False,
+    )
+
+
 async def create(settings: Settings, pool: asyncpg.Pool, *, registry: CollectorRegistry | None = None) -> ServiceApp:
-    """The secretproxy service's servicers, ready to be served."""
+    """The secretproxy service, its audit writer and its retention loop."""
+    settings.require("internal_token")
+    assert settings.internal_token is not None
+    keys = KeyRing(settings.credentials_keys) if settings.credentials_keys else None
+    upstreams = parse_upstreams(settings.proxy_upstreams)
+    identity = open_channel(settings.target_of("identity"), token=settings.internal_token)
+    organizations = OrganizationResolver(identity, timeout_seconds=settings.proxy_identity_timeout_seconds)
+    audit = AuditLog(pool)
+    http = upstream_client(settings)
+    retention = Retention(
+        pool,
+        audit_retention_seconds=settings.proxy_audit_retention_seconds,
+        lookup_window_seconds=settings.proxy_failed_lookup_window_seconds,
+    )
+    forwarder = Forwarder(
+        pool,
+        keys=keys,
+        upstreams=upstreams,
+        organizations=organizations,
+        resolver=Resolver(),
+        verdicts=egress.VerdictCache(settings.proxy_verdict_cache_size, settings.proxy_verdict_cache_seconds),
+        audit=audit,
+        http=http,
+        limits=ForwardLimits(
+            max_body_bytes=settings.proxy_max_body_bytes,
+            failed_lookup_limit=settings.proxy_failed_lookup_limit,
+            failed_lookup_window_seconds=settings.proxy_failed_lookup_window_seconds,
+        ),
+        internal_token=settings.internal_token,
+    )
+    servicer = SecretProxyService(pool, keys, upstreams, organizations, forwarder)
+
+    async def close_clients() -> None:
+        await http.aclose()
+        await identity.close()
+
     return ServiceApp(
         registrations=[
             Registration(
                 secret_proxy_service_pb2.DESCRIPTOR.services_by_name["SecretProxyService"].full_name,
-                lambda server: secret_proxy_service_pb2_grpc.add_SecretProxyServiceServicer_to_server(SecretProxyService(), server),
+                lambda server: secret_proxy_service_pb2_grpc.add_SecretProxyServiceServicer_to_server(servicer, server),
             ),
-        ]
+        ],
+        on_start=[audit.start, retention.start],
+        on_stop=[retention.stop, audit.stop, close_clients],
+        accepts_tokens_without_organization=True,
     )

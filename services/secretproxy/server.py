@@ -1,10 +1,296 @@
-"""The secretproxy service's gRPC servicers: thin (parse, authorise, call the domain, encode)."""
+"""The secretproxy service's gRPC servicer: thin (parse, authorise, call the store, encode).
+
+Management RPCs are for internal services and operators. Users acting through an internal caller
+are refused (fail closed): their role lives in the identity service, and the proxy does not decide
+on a role it cannot see. Workers use Forward only.
+"""
 
 from __future__ import annotations
 
+import json
+import re
+import uuid
+from collections.abc import AsyncIterator
+from datetime import datetime
+
+import asyncpg
+import grpc
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from services.secretproxy import egress, placeholders, store, vault
+from services.secretproxy.forwarding import Forwarder
+from services.secretproxy.organizations import OrganizationResolver
+from services.secretproxy.upstreams import Upstream
+from shared.auth import InternalCaller, current_principal
+from shared.crypto import KeyRing
+from shared.errors import AlreadyExists, FailedPrecondition, NotFound, PermissionDenied
+from shared.pagination import decode_page_token, page_of
+from shared.validation import Violations
+from switchboard.secretproxy.v1 import secret_proxy_service_pb2 as pb
 from switchboard.secretproxy.v1 import secret_proxy_service_pb2_grpc
+
+Context = grpc.aio.ServicerContext
+MAX_VALUE_BYTES = 16 * 1024
+_SECRET_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
+_ACTIONS = {pb.EGRESS_ACTION_ALLOW: "allow", pb.EGRESS_ACTION_DENY: "deny"}
+_ACTIONS_TO_PROTO = {name: action for action, name in _ACTIONS.items()}
+
+
+def _timestamp(value: datetime | None) -> Timestamp | None:
+    if value is None:
+        return None
+    stamp = Timestamp()
+    stamp.FromDatetime(value)
+    return stamp
+
+
+def secret_message(row: store.Record) -> pb.Secret:
+    return pb.Secret(
+        id=str(row["id"]),
+        organization_id=str(row["organization_id"]) if row["organization_id"] else "",
+        agent_id=str(row["agent_id"]) if row["agent_id"] else "",
+        name=row["name"],
+        key_id=row["key_id"],
+        created_at=_timestamp(row["created_at"]),
+        rotated_at=_timestamp(row["rotated_at"]),
+    )
+
+
+def credential_message(row: store.Record) -> pb.ProviderCredential:
+    return pb.ProviderCredential(
+        id=str(row["id"]),
+        organization_id=str(row["organization_id"]),
+        provider=row["provider"],
+        priority=row["priority"],
+        key_id=row["key_id"],
+        created_at=_timestamp(row["created_at"]),
+    )
+
+
+def policy_message(organization_id: str, row: store.Record | None) -> pb.EgressPolicy:
+    if row is None:
+        return pb.EgressPolicy(organization_id=organization_id, policy_hash=egress.NO_POLICY_HASH)
+    rules = [
+        pb.EgressRule(
+            action=_ACTIONS_TO_PROTO[rule["action"]], host_pattern=rule["host"], methods=rule["methods"], path_prefix=rule["path_prefix"]
+        )
+        for rule in json.loads(row["rules"])
+    ]
+    return pb.EgressPolicy(
+        organization_id=organization_id, rules=rules, policy_hash=row["policy_hash"], updated_at=_timestamp(row["updated_at"])
+    )
+
+
+def _require_manager(what: str) -> None:
+    principal = current_principal()
+    if not isinstance(principal, InternalCaller):
+        raise PermissionDenied(f"{what} is for internal services and operators, not workers", reason="WORKERS_NOT_ALLOWED")
+    if principal.acting_user_id is not None:
+        raise PermissionDenied(f"{what} is for internal services and operators", reason="INTERNAL_ONLY")
+
+
+def _value(v: Violations, field: str, value: str) -> str:
+    if not value:
+        v.add(field, "is required")
+    elif len(value.encode()) > MAX_VALUE_BYTES:
+        v.add(field, "must be at most 16 KiB")
+    return value
 
 
 class SecretProxyService(secret_proxy_service_pb2_grpc.SecretProxyServiceServicer):
-    """switchboard.secretproxy.v1.SecretProxyService. RPCs are added here as they are built; the ones not built
-    yet are inherited from the generated base and answer UNIMPLEMENTED."""
+    """switchboard.secretproxy.v1.SecretProxyService."""
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        keys: KeyRing | None,
+        upstreams: dict[str, Upstream],
+        organizations: OrganizationResolver,
+        forwarder: Forwarder,
+    ):
+        self._pool = pool
+        self._keys = keys
+        self._upstreams = upstreams
+        self._organizations = organizations
+        self._forwarder = forwarder
+
+    def _keyring(self) -> KeyRing:
+        if self._keys is None:
+            raise FailedPrecondition(
+                "SWITCHBOARD_CREDENTIALS_KEYS is not configured: secrets cannot be sealed or opened", reason="NO_CREDENTIALS_KEY"
+            )
+        return self._keys
+
+    # -- secrets -----------------------------------------------------------------------------------
+
+    async def PutSecret(self, request: pb.PutSecretRequest, context: Context) -> pb.PutSecretResponse:
+        v = Violations()
+        organization_id = v.uuid("organization_id", request.organization_id)
+        agent_id = v.uuid("agent_id", request.agent_id, required=False) or None
+        if not _SECRET_NAME.match(request.name):
+            v.add("name", "must be 1 to 128 letters, digits, '_', '-' or '.'")
+        value = _value(v, "value", request.value)
+        v.check()
+        _require_manager("PutSecret")
+        if agent_id is not None and await self._organizations.organization_of_agent(agent_id) != organization_id:
+            raise NotFound(f"agent {agent_id} is not an agent of organisation {organization_id}", reason="AGENT_NOT_FOUND")
+        secret_id = uuid.uuid4()
+        placeholder = placeholders.new_placeholder()
+        key_id, sealed = vault.seal(self._keyring(), value, vault.secret_aad(str(secret_id), organization_id))
+        try:
+            await store.secret_insert(
+                self._pool,
+                secret_id=secret_id,
+                organization_id=organization_id,
+                agent_id=agent_id,
+                name=request.name,
+                placeholder_hash=placeholders.placeholder_hash(placeholder),
+                key_id=key_id,
+                sealed_value=sealed,
+            )
+        except asyncpg.UniqueViolationError:
+            raise AlreadyExists(
+                f"the organisation already has a secret named {request.name!r} in this scope; use RotateSecret to change it",
+                reason="SECRET_EXISTS",
+            ) from None
+        return pb.PutSecretResponse(secret_id=str(secret_id), placeholder=placeholder)
+
+    async def RotateSecret(self, request: pb.RotateSecretRequest, context: Context) -> pb.RotateSecretResponse:
+        v = Violations()
+        secret_id = v.uuid("secret_id", request.secret_id)
+        value = _value(v, "value", request.value)
+        v.check()
+        _require_manager("RotateSecret")
+        current = await store.secret_get(self._pool, secret_id)
+        row = None
+        if current is not None and current["organization_id"] is not None:
+            organization_id = str(current["organization_id"])
+            key_id, sealed = vault.seal(self._keyring(), value, vault.secret_aad(secret_id, organization_id))
+            row = await store.secret_rotate(self._pool, secret_id, organization_id, key_id, sealed)
+        if row is None:
+            raise NotFound(f"secret {secret_id} does not exist", reason="SECRET_NOT_FOUND")
+        return pb.RotateSecretResponse(secret=secret_message(row))
+
+    async def DeleteSecret(self, request: pb.DeleteSecretRequest, context: Context) -> pb.DeleteSecretResponse:
+        v = Violations()
+        secret_id = v.uuid("secret_id", request.secret_id)
+        v.check()
+        _require_manager("DeleteSecret")
+        current = await store.secret_get(self._pool, secret_id)
+        row = None
+        if current is not None and current["organization_id"] is not None:
+            row = await store.secret_delete(self._pool, secret_id, str(current["organization_id"]))
+        if row is None:
+            raise NotFound(f"secret {secret_id} does not exist", reason="SECRET_NOT_FOUND")
+        return pb.DeleteSecretResponse(secret=secret_message(row))
+
+    async def ListSecrets(self, request: pb.ListSecretsRequest, context: Context) -> pb.ListSecretsResponse:
+        v = Violations()
+        organization_id = v.uuid("organization_id", request.organization_id)
+        agent_id = v.uuid("agent_id", request.agent_id, required=False) or None
+        page_size = v.page_size("page_size", request.page_size)
+        v.check()
+        _require_manager("ListSecrets")
+        scope = f"{organization_id}|{agent_id or ''}"
+        after = _after(request.page_token, scope, (str, uuid.UUID))
+        rows = await store.secret_list(self._pool, organization_id, agent_id, after=after, limit=page_size + 1)
+        rows, token = page_of(rows, page_size, lambda r: (scope, r["name"], str(r["id"])))
+        return pb.ListSecretsResponse(secrets=[secret_message(r) for r in rows], next_page_token=token)
+
+    # -- provider credentials ----------------------------------------------------------------------
+
+    async def PutProviderCredential(self, request: pb.PutProviderCredentialRequest, context: Context) -> pb.PutProviderCredentialResponse:
+        v = Violations()
+        organization_id = v.uuid("organization_id", request.organization_id)
+        if request.provider not in self._upstreams:
+            v.add("provider", f"must name a configured upstream ({', '.join(sorted(self._upstreams))})")
+        value = _value(v, "value", request.value)
+        if not -1000 <= request.priority <= 1000:
+            v.add("priority", "must be from -1000 to 1000")
+        v.check()
+        _require_manager("PutProviderCredential")
+        credential_id = uuid.uuid4()
+        key_id, sealed = vault.seal(
+            self._keyring(), value, vault.credential_aad(str(credential_id), organization_id, request.provider)
+        )
+        row = await store.credential_insert(
+            self._pool,
+            credential_id=credential_id,
+            organization_id=organization_id,
+            provider=request.provider,
+            priority=request.priority,
+            key_id=key_id,
+            sealed_value=sealed,
+        )
+        return pb.PutProviderCredentialResponse(provider_credential=credential_message(row))
+
+    async def ListProviderCredentials(
+        self, request: pb.ListProviderCredentialsRequest, context: Context
+    ) -> pb.ListProviderCredentialsResponse:
+        v = Violations()
+        organization_id = v.uuid("organization_id", request.organization_id)
+        provider = v.text("provider", request.provider, max_length=64, required=False) or None
+        page_size = v.page_size("page_size", request.page_size)
+        v.check()
+        _require_manager("ListProviderCredentials")
+        scope = f"{organization_id}|{provider or ''}"
+        # Priorities run from -1000 to 1000; page tokens hold non-negative integers.
+        after = _after(request.page_token, scope, (str, int, uuid.UUID))
+        position = (after[0], after[1] - 1000, after[2]) if after else None
+        rows = await store.credential_list(self._pool, organization_id, provider, after=position, limit=page_size + 1)
+        rows, token = page_of(rows, page_size, lambda r: (scope, r["provider"], r["priority"] + 1000, str(r["id"])))
+        return pb.ListProviderCredentialsResponse(provider_credentials=[credential_message(r) for r in rows], next_page_token=token)
+
+    async def DeleteProviderCredential(
+        self, request: pb.DeleteProviderCredentialRequest, context: Context
+    ) -> pb.DeleteProviderCredentialResponse:
+        v = Violations()
+        credential_id = v.uuid("provider_credential_id", request.provider_credential_id)
+        v.check()
+        _require_manager("DeleteProviderCredential")
+        current = await store.credential_get(self._pool, credential_id)
+        row = await store.credential_delete(self._pool, credential_id, str(current["organization_id"])) if current else None
+        if row is None:
+            raise NotFound(f"provider credential {credential_id} does not exist", reason="CREDENTIAL_NOT_FOUND")
+        return pb.DeleteProviderCredentialResponse(provider_credential=credential_message(row))
+
+    # -- egress policy -----------------------------------------------------------------------------
+
+    async def SetEgressPolicy(self, request: pb.SetEgressPolicyRequest, context: Context) -> pb.SetEgressPolicyResponse:
+        v = Violations()
+        organization_id = v.uuid("organization_id", request.organization_id)
+        if len(request.rules) > egress.MAX_RULES:
+            v.add("rules", f"at most {egress.MAX_RULES} rules")
+        rules = [
+            egress.validate_rule(v, i, _ACTIONS.get(rule.action), rule.host_pattern, list(rule.methods), rule.path_prefix)
+            for i, rule in enumerate(request.rules[: egress.MAX_RULES])
+        ]
+        v.check()
+        _require_manager("SetEgressPolicy")
+        rules = egress.canonical(rules)
+        row = await store.policy_set(self._pool, organization_id, rules, egress.policy_hash(rules))
+        return pb.SetEgressPolicyResponse(policy=policy_message(organization_id, row))
+
+    async def GetEgressPolicy(self, request: pb.GetEgressPolicyRequest, context: Context) -> pb.GetEgressPolicyResponse:
+        v = Violations()
+        organization_id = v.uuid("organization_id", request.organization_id)
+        v.check()
+        _require_manager("GetEgressPolicy")
+        return pb.GetEgressPolicyResponse(policy=policy_message(organization_id, await store.policy_get(self._pool, organization_id)))
+
+    # -- forwarding --------------------------------------------------------------------------------
+
+    def Forward(self, request_iterator: AsyncIterator[pb.ForwardRequest], context: Context) -> AsyncIterator[pb.ForwardResponse]:
+        return self._forwarder.forward(request_iterator, context)
+
+
+def _after(token: str, scope: str, kinds: tuple[type, ...]) -> list | None:
+    """The position in a page token, which must come from a call with the same filters."""
+    position = decode_page_token(token, (str, *kinds))
+    if position is None:
+        return None
+    if position[0] != scope:
+        v = Violations()
+        v.add("page_token", "was returned for other organization_id or filter values")
+        v.check()
+    return position[1:]

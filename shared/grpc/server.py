@@ -42,6 +42,9 @@ class ServiceApp:
     on_stop: Sequence[Callable[[], Awaitable[None]]] = field(default_factory=tuple)
     # Where this service learns of revoked worker tokens; None means from the identity service.
     revocations: Fetch | None = None
+    # Accept worker tokens that carry no organisation (older issuers): only for a service that
+    # resolves the agent's organisation itself and refuses when it cannot (the secret proxy).
+    accepts_tokens_without_organization: bool = False
 
 
 @dataclass(frozen=True)

@@ -40,6 +40,7 @@ class Identity:
     pool: asyncpg.Pool
     revocations: RevocationSync
     channel: grpc.aio.Channel
+    port: int = 0
 
     async def sign_up(self, name: str = "Zoe Doe", email: str | None = None) -> pb.SignUpResponse:
         email = email or f"{uuid.uuid4().hex[:10]}@example.com"
@@ -76,7 +77,7 @@ async def running_identity(database_url: str, **overrides: object) -> AsyncItera
     port = await server.start()
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-            yield Identity(identity_service_pb2_grpc.IdentityServiceStub(channel), pool, revocations, channel)
+            yield Identity(identity_service_pb2_grpc.IdentityServiceStub(channel), pool, revocations, channel, port)
     finally:
         await server.stop()
         for stop in app.on_stop:

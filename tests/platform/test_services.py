@@ -1,25 +1,29 @@
-"""Each service's servicers behind the real server: typed stubs work end to end, and an RPC that is
-not built yet answers UNIMPLEMENTED (after authentication, never before)."""
+"""Behind the real server, an RPC that is not built (the generated base servicer's method) answers
+UNIMPLEMENTED, after authentication, never before; unary and streaming alike."""
 
 from __future__ import annotations
 
 import grpc
 import pytest
 
-from services.secretproxy import app as secretproxy_app
 from shared.auth import Authenticator, WorkerTokens
-from shared.config import Settings
-from shared.grpc.server import ServerOptions, ServiceServer
+from shared.grpc.server import Registration, ServerOptions, ServiceServer
 from switchboard.secretproxy.v1 import secret_proxy_service_pb2, secret_proxy_service_pb2_grpc
 from tests.conftest import INTERNAL_TOKEN, WORKER_TOKEN_KEY
 
 INTERNAL = (("authorization", f"Bearer {INTERNAL_TOKEN}"),)
 
 
-async def serve(app_module) -> ServiceServer:
-    app = await app_module.create(Settings(worker_token_key=WORKER_TOKEN_KEY), None)
+async def serve_unbuilt() -> ServiceServer:
+    """The SecretProxyService contract with no method built: the generated base servicer."""
+    registration = Registration(
+        secret_proxy_service_pb2.DESCRIPTOR.services_by_name["SecretProxyService"].full_name,
+        lambda server: secret_proxy_service_pb2_grpc.add_SecretProxyServiceServicer_to_server(
+            secret_proxy_service_pb2_grpc.SecretProxyServiceServicer(), server
+        ),
+    )
     server = ServiceServer(
-        app.registrations,
+        [registration],
         ServerOptions(host="127.0.0.1", port=0),
         authenticator=Authenticator(INTERNAL_TOKEN, WorkerTokens(WORKER_TOKEN_KEY)),
     )
@@ -29,7 +33,6 @@ async def serve(app_module) -> ServiceServer:
 
 CASES = [
     (
-        secretproxy_app,
         secret_proxy_service_pb2_grpc.SecretProxyServiceStub,
         "ListSecrets",
         secret_proxy_service_pb2.ListSecretsRequest(),
@@ -37,9 +40,9 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("app_module, stub_class, rpc, request_message", CASES, ids=[c[2] for c in CASES])
-async def test_unbuilt_rpcs_answer_unimplemented_to_authenticated_callers(app_module, stub_class, rpc, request_message):
-    server = await serve(app_module)
+@pytest.mark.parametrize("stub_class, rpc, request_message", CASES, ids=[c[1] for c in CASES])
+async def test_unbuilt_rpcs_answer_unimplemented_to_authenticated_callers(stub_class, rpc, request_message):
+    server = await serve_unbuilt()
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
             method = getattr(stub_class(channel), rpc)
@@ -55,7 +58,7 @@ async def test_unbuilt_rpcs_answer_unimplemented_to_authenticated_callers(app_mo
 
 
 async def test_a_streaming_rpc_not_built_yet_answers_unimplemented():
-    server = await serve(secretproxy_app)
+    server = await serve_unbuilt()
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
             call = secret_proxy_service_pb2_grpc.SecretProxyServiceStub(channel).Forward(metadata=INTERNAL)

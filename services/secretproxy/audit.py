@@ -1,0 +1,109 @@
+"""The audit trail: one record per Forward decision, written in batches off the request path.
+
+Requests append a record and go on; a background task writes what accumulated with one COPY per
+batch (every ``flush_interval`` or as soon as ``batch_size`` records wait), so auditing costs a
+request no database round trip. Stopping the service flushes what is left. A record holds ids,
+names, numbers and reasons only: never a secret value, a placeholder, a header or a query string.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import asyncpg
+
+from services.secretproxy import store
+from shared.logs import get_logger
+
+log = get_logger(__name__)
+
+
+@dataclass
+class AuditRecord:
+    organization_id: str | None
+    agent_id: str | None
+    upstream: str
+    method: str
+    path: str
+    decision: str = "denied"  # "allowed" once the upstream was called
+    reason: str = ""
+    status_code: int | None = None
+    request_bytes: int = 0
+    response_bytes: int = 0
+    duration_ms: float = 0.0
+    secret_ids: Sequence[uuid.UUID] = field(default_factory=tuple)
+    credential_id: uuid.UUID | None = None
+    recorded_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    def row(self) -> tuple:
+        return (
+            self.recorded_at,
+            uuid.UUID(self.organization_id) if self.organization_id else None,
+            uuid.UUID(self.agent_id) if self.agent_id else None,
+            self.upstream[:64],
+            self.method[:16],
+            self.path[:2048],
+            self.decision,
+            self.reason,
+            self.status_code,
+            self.request_bytes,
+            self.response_bytes,
+            self.duration_ms,
+            list(self.secret_ids),
+            self.credential_id,
+        )
+
+
+class AuditLog:
+    def __init__(self, pool: asyncpg.Pool, *, batch_size: int = 500, flush_interval: float = 0.2, max_pending: int = 100_000):
+        self._pool = pool
+        self._batch_size = batch_size
+        self._interval = flush_interval
+        self._max_pending = max_pending
+        self._pending: list[tuple] = []
+        self._wake = asyncio.Event()
+        self._lock = asyncio.Lock()
+        self._task: asyncio.Task | None = None
+
+    def record(self, record: AuditRecord) -> None:
+        if len(self._pending) >= self._max_pending:
+            # The database has been unreachable for long: keep the newest decisions, say so.
+            del self._pending[: self._batch_size]
+            log.error("audit_records_dropped", count=self._batch_size)
+        self._pending.append(record.row())
+        if len(self._pending) >= self._batch_size:
+            self._wake.set()
+
+    async def flush(self) -> None:
+        """Write everything recorded so far (also what arrives while writing)."""
+        async with self._lock:
+            while self._pending:
+                batch, self._pending = self._pending[: self._batch_size], self._pending[self._batch_size :]
+                try:
+                    await store.audit_insert(self._pool, batch)
+                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                    self._pending[:0] = batch  # retried on the next flush
+                    log.warning("audit_flush_failed", error=type(exc).__name__, pending=len(self._pending))
+                    return
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._loop(), name="secretproxy-audit")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self.flush()
+
+    async def _loop(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self._interval)
+            self._wake.clear()
+            await self.flush()

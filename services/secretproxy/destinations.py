@@ -1,0 +1,86 @@
+"""Where a request really goes: DNS resolution, the global deny of private addresses, and pinning.
+
+The check runs on the addresses the host resolves to, and the connection then goes to the checked
+address (the URL's host is replaced by it; Host and TLS SNI keep the name). Otherwise a host that
+resolves to a public address for the check and to 169.254.169.254 for the connection (DNS
+rebinding) would walk past it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+# Cloud metadata endpoints that are not covered by the private/link-local ranges.
+_METADATA_ADDRESSES = frozenset({ipaddress.ip_address("fd00:ec2::254")})
+
+
+class ResolutionFailed(Exception):
+    """The host does not resolve (an upstream failure: 502)."""
+
+
+def is_private(address: IPAddress) -> bool:
+    """Private, loopback, link-local (169.254.169.254 included), multicast, reserved or unspecified:
+    nothing a worker may reach unless an operator allowed that upstream by name."""
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return (
+        address.is_private
+        or address.is_loopback
+        or address.is_link_local
+        or address.is_multicast
+        or address.is_reserved
+        or address.is_unspecified
+        or address in _METADATA_ADDRESSES
+    )
+
+
+@dataclass(frozen=True)
+class Destination:
+    addresses: tuple[IPAddress, ...]
+
+    @property
+    def any_private(self) -> bool:
+        return any(is_private(a) for a in self.addresses)
+
+    @property
+    def first(self) -> IPAddress:
+        return self.addresses[0]
+
+
+class Resolver:
+    """Resolves host names through the event loop, with a small cache (bounded, short-lived)."""
+
+    def __init__(self, ttl_seconds: float = 30.0, max_entries: int = 4096):
+        self._ttl = ttl_seconds
+        self._max = max_entries
+        self._cache: OrderedDict[tuple[str, int], tuple[float, Destination]] = OrderedDict()
+
+    async def resolve(self, host: str, port: int) -> Destination:
+        """Raises ResolutionFailed."""
+        try:
+            return Destination((ipaddress.ip_address(host),))
+        except ValueError:
+            pass
+        key = (host, port)
+        cached = self._cache.get(key)
+        if cached is not None and cached[0] > time.monotonic():
+            return cached[1]
+        try:
+            infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except (socket.gaierror, UnicodeError) as exc:
+            raise ResolutionFailed(f"cannot resolve {host}") from exc
+        addresses = tuple(dict.fromkeys(ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos))
+        if not addresses:
+            raise ResolutionFailed(f"{host} resolves to no address")
+        destination = Destination(addresses)
+        self._cache[key] = (time.monotonic() + self._ttl, destination)
+        while len(self._cache) > self._max:
+            self._cache.popitem(last=False)
+        return destination

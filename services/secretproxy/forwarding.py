@@ -1,0 +1,430 @@
+"""`Forward`: one worker request, decided (fail closed) and then streamed to its upstream and back.
+
+The decision, in order, each step refusing with a status before anything goes upstream:
+1. the caller is a worker; its organisation is the token's, or identity's answer (else UNAVAILABLE);
+2. the head is well formed and names a configured upstream;
+3. one database round trip reads the throttle state of the sources, the secrets of the
+   placeholders sent, the organisation's best credential for the upstream and its policy hash;
+4. a throttled source is refused; every placeholder must be a secret of the expected organisation
+   (and of the agent, if agent-scoped); failures are counted against the sources on every replica;
+5. a request without its own credential gets the organisation's best one, or is refused;
+6. the egress policy (cached verdicts keyed by the policy hash) and, after DNS resolution, the
+   global deny of private addresses; the connection goes to the address that was checked.
+Then the body streams up, the response streams back (injected values redacted), and the decision
+is audited.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import json
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import asyncpg
+import grpc
+import hmac
+import httpx
+from cryptography.exceptions import InvalidTag
+
+from services.secretproxy import egress, placeholders, store, vault
+from services.secretproxy.audit import AuditLog, AuditRecord
+from services.secretproxy.destinations import ResolutionFailed, Resolver
+from services.secretproxy.head import WORKER_TOKEN_HEADER, RequestHead, forwardable, parse_head
+from services.secretproxy.organizations import OrganizationResolver
+from services.secretproxy.redaction import Redactor
+from services.secretproxy.upstreams import Upstream
+from shared.auth import WorkerPrincipal, current_principal
+from shared.crypto import KeyRing
+from shared.errors import (
+    DomainError,
+    FailedPrecondition,
+    FieldViolation,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    ResourceExhausted,
+    Unauthenticated,
+    Unavailable,
+)
+from shared.logs import get_logger
+from switchboard.secretproxy.v1 import secret_proxy_service_pb2 as pb
+
+log = get_logger(__name__)
+
+EDGE_HEADER = "x-switchboard-edge-token"
+"""Metadata with which the edge proves it is the edge, so that its ``source_address`` is trusted."""
+MAX_CHUNK = 64 * 1024
+_PREFETCH = 64 * 1024
+
+
+@dataclass(frozen=True)
+class ForwardLimits:
+    max_body_bytes: int
+    failed_lookup_limit: int
+    failed_lookup_window_seconds: float
+
+
+class _Body:
+    """The request body as it arrives on the call: read ahead up to 64 KiB (a small body is sent
+    with its length; a larger one streams), counted against the limit."""
+
+    def __init__(self, requests: AsyncIterator[pb.ForwardRequest], max_bytes: int):
+        self._requests = requests
+        self._max = max_bytes
+        self.bytes = 0
+        self.complete = False
+        self.error: DomainError | None = None
+        self._buffered: list[bytes] = []
+
+    async def _next_chunk(self) -> bytes | None:
+        """The next piece of body; None at the end (an end message or a half-close)."""
+        if self.complete:
+            return None
+        message = await anext(self._requests, None)
+        kind = message.WhichOneof("kind") if message is not None else "end"
+        if kind == "end":
+            self.complete = True
+            return None
+        if kind != "body_chunk":
+            self.error = InvalidArgument(FieldViolation("head", "only the first message may be a head"))
+            raise self.error
+        self.bytes += len(message.body_chunk)
+        if self.bytes > self._max:
+            self.error = ResourceExhausted(f"the request body exceeds the limit of {self._max} bytes", reason="BODY_TOO_LARGE")
+            raise self.error
+        return message.body_chunk
+
+    async def prefetch(self) -> None:
+        size = 0
+        while size < _PREFETCH:
+            chunk = await self._next_chunk()
+            if chunk is None:
+                return
+            self._buffered.append(chunk)
+            size += len(chunk)
+
+    def content(self) -> bytes | AsyncIterator[bytes]:
+        if self.complete:
+            return b"".join(self._buffered)
+        return self._stream()
+
+    async def _stream(self) -> AsyncIterator[bytes]:
+        for chunk in self._buffered:
+            yield chunk
+        self._buffered = []
+        while (chunk := await self._next_chunk()) is not None:
+            yield chunk
+
+
+class Forwarder:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        *,
+        keys: KeyRing | None,
+        upstreams: dict[str, Upstream],
+        organizations: OrganizationResolver,
+        resolver: Resolver,
+        verdicts: egress.VerdictCache,
+        audit: AuditLog,
+        http: httpx.AsyncClient,
+        limits: ForwardLimits,
+        internal_token: str,
+    ):
+        self._pool = pool
+        self._keys = keys
+        self._upstreams = upstreams
+        self._organizations = organizations
+        self._resolver = resolver
+        self._verdicts = verdicts
+        self._rules = egress.VerdictCache(1024, 300.0)  # (org, policy hash) → rules; hashes never change meaning
+        self._audit = audit
+        self._http = http
+        self._limits = limits
+        self._edge_token = internal_token.encode()
+
+    async def forward(self, requests: AsyncIterator[pb.ForwardRequest], context: grpc.aio.ServicerContext) -> AsyncIterator[pb.ForwardResponse]:
+        worker = current_principal()
+        if not isinstance(worker, WorkerPrincipal):
+            raise PermissionDenied("Forward is for workers: call it with a worker token", reason="WORKERS_ONLY")
+        organization_id = await self._organizations.organization_of(worker)
+        first = await anext(requests, None)
+        if first is None or first.WhichOneof("kind") != "head":
+            raise InvalidArgument(FieldViolation("head", "the first message must be the request head"))
+        head = parse_head(first.head)
+        path_only = head.url(self._upstreams[head.upstream]).path if head.upstream in self._upstreams else head.path.split("?")[0]
+        record = AuditRecord(organization_id, worker.agent_id, head.upstream, head.method, placeholders.redact(path_only))
+        started = time.perf_counter()
+        try:
+            async for message in self._forward(worker, organization_id, head, requests, context, record):
+                yield message
+        except DomainError as exc:
+            record.reason = record.reason or exc.reason.lower()
+            raise
+        except (GeneratorExit, asyncio.CancelledError):
+            record.reason = record.reason or "client_cancelled"
+            raise
+        finally:
+            record.duration_ms = (time.perf_counter() - started) * 1000
+            self._audit.record(record)
+
+    async def _forward(
+        self,
+        worker: WorkerPrincipal,
+        organization_id: str,
+        head: RequestHead,
+        requests: AsyncIterator[pb.ForwardRequest],
+        context: grpc.aio.ServicerContext,
+        record: AuditRecord,
+    ) -> AsyncIterator[pb.ForwardResponse]:
+        upstream = self._upstreams.get(head.upstream)
+        if upstream is None:
+            raise NotFound(f"no upstream named {head.upstream!r} is configured", reason="UNKNOWN_UPSTREAM")
+        url = head.url(upstream)
+        headers = forwardable(head.headers, also_drop=(WORKER_TOKEN_HEADER,))
+        found = placeholders.find([value for _, value in headers])
+        wants_credential = not any(name.lower() == upstream.credential_header for name, _ in headers)
+        sources = self._sources(worker, head, context)
+        snapshot = await store.forward_snapshot(
+            self._pool,
+            sources=sources,
+            failed_lookup_limit=self._limits.failed_lookup_limit,
+            window_seconds=self._limits.failed_lookup_window_seconds,
+            organization_id=organization_id,
+            placeholder_hashes=[placeholders.placeholder_hash(p) for p in found],
+            provider=upstream.name,
+            want_credential=wants_credential,
+        )
+        if snapshot.blocked:
+            raise ResourceExhausted(
+                "too many failed placeholder lookups from this source; refused for the rest of the window",
+                reason="TOO_MANY_FAILED_LOOKUPS",
+            )
+        replacements = await self._open_placeholders(worker, organization_id, found, snapshot, sources, record)
+        headers = [(name, placeholders.substitute(value, replacements)) for name, value in headers]
+        injected = list(replacements.values())
+        if wants_credential:
+            credential = self._open_credential(organization_id, upstream, snapshot)
+            record.credential_id = snapshot.credential[0] if snapshot.credential else None
+            headers.append((upstream.credential_header, upstream.credential_value(credential)))
+            injected.append(credential)
+        await self._check_policy(organization_id, snapshot.policy_hash, upstream, head.method, url.path)
+        try:
+            destination = await self._resolver.resolve(upstream.host, upstream.port)
+        except ResolutionFailed:
+            record.decision, record.reason, record.status_code = "allowed", "upstream_unresolvable", 502
+            for message in _problem(502, f"the upstream {upstream.name!r} could not be resolved"):
+                yield message
+            return
+        if destination.any_private and not upstream.allow_private:
+            raise PermissionDenied(
+                f"the upstream {upstream.name!r} resolves to a private, loopback or link-local address", reason="PRIVATE_ADDRESS"
+            )
+        record.decision = "allowed"
+        async for message in self._exchange(head, upstream, url, destination.first, headers, injected, requests, record):
+            yield message
+
+    def _sources(self, worker: WorkerPrincipal, head: RequestHead, context: grpc.aio.ServicerContext) -> list[str]:
+        """Who failed lookups count against: the agent (which cannot be spoofed) and the client
+        address (the edge's word for it, or the gRPC peer's)."""
+        address = head.source_address if head.source_address and self._from_edge(context) else _peer_address(context)
+        return [f"agent:{worker.agent_id}", *([f"address:{address}"] if address else [])]
+
+    def _from_edge(self, context: grpc.aio.ServicerContext) -> bool:
+        for key, value in context.invocation_metadata() or ():
+            if key == EDGE_HEADER and isinstance(value, str):
+                return hmac.compare_digest(value.encode(), self._edge_token)
+        return False
+
+    async def _open_placeholders(
+        self,
+        worker: WorkerPrincipal,
+        organization_id: str,
+        found: set[str],
+        snapshot: store.ForwardSnapshot,
+        sources: list[str],
+        record: AuditRecord,
+    ) -> dict[str, str]:
+        by_hash = {s.placeholder_hash: s for s in snapshot.secrets}
+        replacements: dict[str, str] = {}
+        failure: DomainError | None = None
+        for placeholder in found:
+            secret = by_hash.get(placeholders.placeholder_hash(placeholder))
+            # Unknown, another organisation's and legacy (no organisation) look the same to the
+            # caller: nothing tells it whether a placeholder exists elsewhere.
+            if secret is None or secret.organization_id is None or str(secret.organization_id) != organization_id:
+                failure = Unauthenticated(
+                    "the request carries a placeholder that is not a secret of your organisation", reason="UNKNOWN_PLACEHOLDER"
+                )
+                break
+            if secret.agent_id is not None and str(secret.agent_id) != worker.agent_id:
+                failure = PermissionDenied("the request carries a placeholder of another agent's secret", reason="FOREIGN_AGENT_SECRET")
+                break
+            replacements[placeholder] = self._open(secret.key_id, secret.sealed_value, vault.secret_aad(str(secret.secret_id), organization_id))
+        if failure is not None:
+            await store.record_failed_lookups(self._pool, sources, self._limits.failed_lookup_window_seconds)
+            raise failure
+        record.secret_ids = sorted({by_hash[placeholders.placeholder_hash(p)].secret_id for p in replacements})
+        return replacements
+
+    def _open_credential(self, organization_id: str, upstream: Upstream, snapshot: store.ForwardSnapshot) -> str:
+        if snapshot.credential is None:
+            raise Unauthenticated(
+                f"the request carries no credential for {upstream.name!r} and your organisation has none stored",
+                reason="NO_CREDENTIALS",
+            )
+        credential_id, key_id, sealed = snapshot.credential
+        return self._open(key_id, sealed, vault.credential_aad(str(credential_id), organization_id, upstream.name))
+
+    def _open(self, key_id: str, sealed: bytes, associated: bytes) -> str:
+        if self._keys is None:
+            raise FailedPrecondition("SWITCHBOARD_CREDENTIALS_KEYS is not configured: secrets cannot be opened", reason="NO_CREDENTIALS_KEY")
+        try:
+            return vault.open_value(self._keys, key_id, sealed, associated)
+        except (KeyError, InvalidTag):
+            # A key removed from configuration, or a value that does not belong to its row.
+            log.error("secret_unreadable", key_id=key_id)
+            raise FailedPrecondition("a stored secret cannot be opened with the configured keys", reason="SECRET_UNREADABLE") from None
+
+    async def _check_policy(self, organization_id: str, policy_hash: str | None, upstream: Upstream, method: str, path: str) -> None:
+        policy_hash = policy_hash or egress.NO_POLICY_HASH
+        key = egress.VerdictCache.key(organization_id, policy_hash, upstream.host, method, path)
+        verdict = self._verdicts.get(key)
+        if verdict is None:
+            rules = await self._policy_rules(organization_id, policy_hash)
+            verdict = egress.evaluate(rules, upstream.host, method, path)
+            self._verdicts.put(key, verdict)
+        if not verdict.allowed:
+            raise PermissionDenied(
+                f"your organisation's egress policy does not allow {method} to {upstream.host}"
+                f"{placeholders.redact(path)[:200]} ({verdict.reason})",
+                reason="EGRESS_DENIED",
+            )
+
+    async def _policy_rules(self, organization_id: str, policy_hash: str) -> list[egress.Rule]:
+        if policy_hash == egress.NO_POLICY_HASH:
+            return []
+        cached = self._rules.get((organization_id, policy_hash))
+        if cached is not None:
+            return cached
+        row = await store.policy_get(self._pool, organization_id)
+        if row is None or row["policy_hash"] != policy_hash:
+            # Changed since the snapshot: this request started under the policy it read, but we
+            # only hold the new rules. Deciding with them is the safe side of the race.
+            rules = json.loads(row["rules"]) if row is not None else []
+        else:
+            rules = json.loads(row["rules"])
+            self._rules.put((organization_id, policy_hash), rules)
+        return rules
+
+    async def _exchange(
+        self,
+        head: RequestHead,
+        upstream: Upstream,
+        url: httpx.URL,
+        address: ipaddress.IPv4Address | ipaddress.IPv6Address,
+        headers: list[tuple[str, str]],
+        injected: list[str],
+        requests: AsyncIterator[pb.ForwardRequest],
+        record: AuditRecord,
+    ) -> AsyncIterator[pb.ForwardResponse]:
+        redactor = Redactor([value.encode("latin-1", "replace") for value in injected])
+        if redactor.active:
+            # Compressed bodies could not be searched for echoed secrets.
+            headers = [(n, v) for n, v in headers if n.lower() != "accept-encoding"] + [("accept-encoding", "identity")]
+        body = _Body(requests, self._limits.max_body_bytes)
+        await body.prefetch()
+        headers.append(("host", url.netloc.decode("ascii")))
+        request = self._http.build_request(
+            head.method,
+            url.copy_with(host=str(address)),  # pinned to the address that was checked
+            headers=[(n.encode("latin-1"), v.encode("latin-1")) for n, v in headers],
+            content=body.content(),
+            extensions={"sni_hostname": url.host} if url.scheme == "https" else {},
+        )
+        try:
+            response = await self._http.send(request, stream=True)
+        except httpx.TimeoutException:
+            if body.error is not None:
+                raise body.error from None
+            record.reason, record.status_code, record.request_bytes = "upstream_timeout", 504, body.bytes
+            for message in _problem(504, f"the upstream {upstream.name!r} did not answer in time"):
+                yield message
+            return
+        except httpx.HTTPError as exc:
+            if body.error is not None:
+                raise body.error from None
+            record.reason, record.status_code, record.request_bytes = "upstream_unreachable", 502, body.bytes
+            log.info("upstream_failed", upstream=upstream.name, error=type(exc).__name__)
+            for message in _problem(502, f"the upstream {upstream.name!r} failed before answering ({type(exc).__name__})"):
+                yield message
+            return
+        except DomainError:
+            raise
+        record.status_code, record.reason = response.status_code, "forwarded"
+        try:
+            decode = redactor.active and response.headers.get("content-encoding", "identity").lower() != "identity"
+            drop = ("content-length", "content-encoding") if decode else (("content-length",) if redactor.active else ())
+            response_headers = [
+                pb.HttpHeader(name=name, value=redactor.text(value))
+                for name, value in forwardable(
+                    ((k.decode("latin-1"), v.decode("latin-1")) for k, v in response.headers.raw), also_drop=drop
+                )
+            ]
+            yield pb.ForwardResponse(head=pb.ForwardResponseHead(status_code=response.status_code, headers=response_headers))
+            chunks = response.aiter_bytes() if decode else response.aiter_raw()
+            async for chunk in chunks:
+                for piece in _pieces(redactor.feed(chunk) if redactor.active else chunk):
+                    record.response_bytes += len(piece)
+                    yield pb.ForwardResponse(body_chunk=piece)
+            for piece in _pieces(redactor.flush()):
+                record.response_bytes += len(piece)
+                yield pb.ForwardResponse(body_chunk=piece)
+            yield pb.ForwardResponse(end=pb.ForwardResponseEnd())
+        except httpx.HTTPError as exc:
+            record.reason = "upstream_interrupted"
+            raise Unavailable(
+                f"the upstream {upstream.name!r} broke off its response ({type(exc).__name__})", reason="UPSTREAM_INTERRUPTED"
+            ) from None
+        finally:
+            record.request_bytes = body.bytes
+            await response.aclose()
+
+
+def _pieces(data: bytes) -> list[bytes]:
+    if not data:
+        return []
+    return [data[i : i + MAX_CHUNK] for i in range(0, len(data), MAX_CHUNK)]
+
+
+def _problem(status: int, detail: str) -> list[pb.ForwardResponse]:
+    """A proxy-made HTTP answer (502, 504): head, problem body, end."""
+    title = {502: "Bad gateway", 504: "Gateway timeout"}[status]
+    body = json.dumps({"type": "about:blank", "title": title, "status": status, "detail": detail}).encode()
+    return [
+        pb.ForwardResponse(
+            head=pb.ForwardResponseHead(
+                status_code=status,
+                headers=[
+                    pb.HttpHeader(name="content-type", value="application/problem+json"),
+                    pb.HttpHeader(name="content-length", value=str(len(body))),
+                ],
+            )
+        ),
+        pb.ForwardResponse(body_chunk=body),
+        pb.ForwardResponse(end=pb.ForwardResponseEnd()),
+    ]
+
+
+def _peer_address(context: grpc.aio.ServicerContext) -> str | None:
+    """The IP of the gRPC peer ("ipv4:1.2.3.4:5678", "ipv6:[::1]:5678")."""
+    peer = context.peer() or ""
+    kind, _, rest = peer.partition(":")
+    if kind == "ipv4":
+        return rest.rsplit(":", 1)[0]
+    if kind == "ipv6":
+        return rest.rsplit(":", 1)[0].strip("[]")
+    return None

@@ -1,0 +1,63 @@
+"""The organisation a worker acts for: its token's, or (older tokens) the identity service's answer.
+
+The proxy never guesses: when the identity service fails or does not answer in time, the request
+is refused with UNAVAILABLE and nothing is looked up. An agent never changes organisation, so
+answers are cached for a short while (bounded) to spare identity a call per request.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+
+import grpc
+
+from shared.auth import WorkerPrincipal
+from shared.errors import Unauthenticated, Unavailable
+from shared.logs import get_logger
+from switchboard.identity.v1 import identity_service_pb2 as identity_pb
+from switchboard.identity.v1 import identity_service_pb2_grpc
+
+log = get_logger(__name__)
+
+
+class OrganizationResolver:
+    def __init__(self, channel: grpc.aio.Channel, *, timeout_seconds: float, ttl_seconds: float = 60.0, max_entries: int = 10_000):
+        self._identity = identity_service_pb2_grpc.IdentityServiceStub(channel)
+        self._timeout = timeout_seconds
+        self._ttl = ttl_seconds
+        self._max = max_entries
+        self._cache: OrderedDict[str, tuple[float, str]] = OrderedDict()
+
+    async def organization_of(self, worker: WorkerPrincipal) -> str:
+        """Raises Unavailable (identity failed or timed out) or Unauthenticated (no such agent)."""
+        if worker.organization_id is not None:
+            return worker.organization_id
+        organization_id = await self.organization_of_agent(worker.agent_id)
+        if organization_id is None:
+            raise Unauthenticated("the worker token's agent does not exist", reason="UNKNOWN_AGENT")
+        return organization_id
+
+    async def organization_of_agent(self, agent_id: str) -> str | None:
+        """The agent's organisation from identity; None when there is no such agent. Raises
+        Unavailable when identity fails or times out."""
+        cached = self._cache.get(agent_id)
+        if cached is not None and cached[0] > time.monotonic():
+            return cached[1]
+        try:
+            reply = await self._identity.ResolveAgentOrganization(
+                identity_pb.ResolveAgentOrganizationRequest(agent_id=agent_id), timeout=self._timeout
+            )
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() == grpc.StatusCode.NOT_FOUND:
+                return None
+            log.warning("organization_resolution_failed", code=exc.code().name)
+            raise Unavailable(
+                "cannot resolve the worker's organisation (the identity service failed or timed out); retry shortly",
+                reason="ORGANIZATION_UNRESOLVED",
+            ) from None
+        self._cache[agent_id] = (time.monotonic() + self._ttl, reply.organization_id)
+        self._cache.move_to_end(agent_id)
+        while len(self._cache) > self._max:
+            self._cache.popitem(last=False)
+        return reply.organization_id
