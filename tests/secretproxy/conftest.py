@@ -35,6 +35,7 @@ from tests.support.upstream import FakeUpstream
 
 OPERATOR = (("authorization", f"Bearer {INTERNAL_TOKEN}"),)
 TOKENS = WorkerTokens(WORKER_TOKEN_KEY)
+CREDENTIALS_KEYS = new_key_list("k1")  # shared by every replica of a test, as in production
 
 
 @dataclass
@@ -177,7 +178,7 @@ def proxy_settings(database_url: str, upstream_url: str, identity_port: int, **o
             database_url=database_url,
             internal_token=INTERNAL_TOKEN,
             worker_token_key=WORKER_TOKEN_KEY,
-            credentials_keys=new_key_list("k1"),
+            credentials_keys=CREDENTIALS_KEYS,
             identity_target=f"127.0.0.1:{identity_port}",
             proxy_upstreams=json.dumps(upstreams),
             db_pool_max_size=20,
