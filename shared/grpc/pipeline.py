@@ -18,7 +18,7 @@ import inspect
 import re
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import grpc
@@ -104,19 +104,21 @@ class RequestPipeline(grpc.aio.ServerInterceptor):
         async def handle(request: Any, context: grpc.aio.ServicerContext) -> Any:
             outcome = _Outcome()
             started = time.perf_counter()
-            request_id = self._begin(method, context)
-            deadline = None if context.time_remaining() is not None else self._default_deadline
-            scope = asyncio.timeout(deadline)
+            metadata = context.invocation_metadata() or ()
+            request_id = self._begin(method, context, metadata)
+            # A caller's own deadline is enforced by gRPC itself; a timeout scope is a timer handle
+            # per call, so it is paid only by calls that came without a deadline.
+            scope = asyncio.timeout(self._default_deadline) if context.time_remaining() is None else None
             try:
                 try:
-                    self._authenticate(request, context)
+                    self._authenticate(request, metadata)
+                    if scope is None:
+                        return await _call(behavior, request, context)
                     async with scope:
-                        response = behavior(request, context)
-                        if inspect.isawaitable(response):
-                            response = await response
-                    return response
+                        return await _call(behavior, request, context)
                 except BaseException as exc:  # noqa: BLE001 - classified, then re-raised or mapped
-                    self._classify(exc, method, context, outcome, deadline if scope.expired() else None)
+                    expired = scope is not None and scope.expired()
+                    self._classify(exc, method, context, outcome, self._default_deadline if expired else None)
                 await self._abort(context, outcome, request_id)
             finally:
                 self._finish(service, name, method, outcome, started)
@@ -127,10 +129,11 @@ class RequestPipeline(grpc.aio.ServerInterceptor):
         async def handle(request: Any, context: grpc.aio.ServicerContext) -> Any:
             outcome = _Outcome()
             started = time.perf_counter()
-            request_id = self._begin(method, context)
+            metadata = context.invocation_metadata() or ()
+            request_id = self._begin(method, context, metadata)
             try:
                 try:
-                    self._authenticate(request, context)
+                    self._authenticate(request, metadata)
                     result = behavior(request, context)
                     if hasattr(result, "__aiter__"):
                         # aclosing: when the client goes away, the handler's own finally blocks run
@@ -156,10 +159,10 @@ class RequestPipeline(grpc.aio.ServerInterceptor):
 
     # -- the steps -------------------------------------------------------------------------------
 
-    def _begin(self, method: str, context: grpc.aio.ServicerContext) -> str:
+    def _begin(self, method: str, context: grpc.aio.ServicerContext, metadata: Sequence[tuple[str, Any]]) -> str:
         """Take or mint the request id and bind it to the log context; return it."""
         request_id = ""
-        for key, value in context.invocation_metadata() or ():
+        for key, value in metadata:
             if key == REQUEST_ID_HEADER and isinstance(value, str) and _REQUEST_ID.match(value):
                 request_id = value
                 break
@@ -168,9 +171,9 @@ class RequestPipeline(grpc.aio.ServerInterceptor):
         context.set_trailing_metadata(((REQUEST_ID_HEADER, request_id),))
         return request_id
 
-    def _authenticate(self, request: Any, context: grpc.aio.ServicerContext) -> None:
+    def _authenticate(self, request: Any, metadata: Sequence[tuple[str, Any]]) -> None:
         """Bind the caller for the handler, or raise (a DomainError) before the handler runs."""
-        principal = self._authenticator.authenticate(context.invocation_metadata() or ())
+        principal = self._authenticator.authenticate(metadata)
         set_current_principal(principal)
         organization_id = _organization_of(principal, request)
         if organization_id:
@@ -231,6 +234,13 @@ class RequestPipeline(grpc.aio.ServerInterceptor):
 
 # Codes that mean the server is at fault (worth an error line); the rest are the caller's business.
 _SERVER_FAULTS = frozenset({grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN, grpc.StatusCode.DATA_LOSS})
+
+
+async def _call(behavior: Callable[..., Any], request: Any, context: grpc.aio.ServicerContext) -> Any:
+    response = behavior(request, context)
+    if inspect.isawaitable(response):
+        response = await response
+    return response
 
 
 def _organization_of(principal: Principal, request: Any) -> str:
