@@ -12,7 +12,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import memory, question_claims, reaper_sweep, runs_throughput, slack_clicks, startup, streams_latency
+from bench import memory, proxy_latency, question_claims, reaper_sweep, runs_throughput, slack_clicks, startup, streams_latency
 from bench.common import RESULTS, Row, render
 from shared.embedded_pg import EPHEMERAL_SETTINGS, EmbeddedPostgres
 from shared.logs import configure_logging
@@ -24,6 +24,7 @@ BENCHMARKS = {
     "streams": streams_latency.bench,
     "clicks": slack_clicks.bench,
     "claims": question_claims.bench,
+    "proxy": proxy_latency.bench,
     "memory": memory.bench,
 }
 

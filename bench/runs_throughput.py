@@ -43,12 +43,13 @@ def _free_port() -> int:
 
 
 async def start_services(
-    dsn: str, *services: str, log_level: str = "warning"
+    dsn: str, *services: str, log_level: str = "warning", extra_env: dict[str, str] | None = None
 ) -> tuple[list[asyncio.subprocess.Process], dict[str, int]]:
     """`switchboard serve <service>` processes as compose runs them, one per name given (a name
     twice makes two replicas, keyed "name", "name#1"); identity too, which every service needs for
     worker-token revocations before it reports SERVING. Returns the processes and their ports.
-    Their logs go nowhere; ``log_level`` says how much of them is still rendered."""
+    Their logs go nowhere; ``log_level`` says how much of them is still rendered. ``extra_env``
+    adds settings (e.g. the proxy's upstreams)."""
     names = ["identity", *services]
     keys = [name if names[:i].count(name) == 0 else f"{name}#{names[:i].count(name)}" for i, name in enumerate(names)]
     ports = {key: _free_port() for key in keys}
@@ -63,6 +64,7 @@ async def start_services(
         # Each service's first process is where the others (and the edge) reach it.
         **{f"SWITCHBOARD_{key.upper()}_PORT": str(port) for key, port in ports.items() if "#" not in key},
     )
+    env.update(extra_env or {})
     processes = [
         await asyncio.create_subprocess_exec(
             sys.executable, "-m", "switchboard", "serve", key.split("#")[0], "--port", str(port),

@@ -27,6 +27,9 @@ from shared.revocations import RevokedTokens
 
 AUTHORIZATION_HEADER = "authorization"
 ACTING_USER_HEADER = "x-switchboard-user-id"
+# The edge sends the internal token here beside a worker's own token, so that the secret proxy
+# can trust what the edge says about the worker's request (the client address).
+EDGE_TOKEN_HEADER = "x-switchboard-edge-token"
 WORKER_TOKEN_ISSUER = "switchboard-identity"
 WORKER_TOKEN_AUDIENCE = "switchboard"
 _ALGORITHM = "HS256"

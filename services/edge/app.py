@@ -15,12 +15,16 @@ from starlette.routing import Route
 
 from services.edge.middleware import BodySizeLimit, HttpMetrics, Observe
 from services.edge.problems import problem
+from services.edge.proxy import proxy_request
 from services.edge.streams import stream_events
 from services.edge.webhooks import slack_interactions, telegram_update
 from services.edge.upstreams import Upstreams
 from shared.auth import WorkerTokens
 from shared.config import Settings
 from shared.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+
+PROXY_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+
 
 async def healthz(request: Request) -> Response:
     """The process is up and its event loop answers."""
@@ -70,10 +74,12 @@ def create_app(settings: Settings, *, upstreams: Upstreams | None = None) -> Sta
             Route("/v1/streams/{stream:path}/events", stream_events, methods=["GET"]),
             Route("/webhooks/slack/interactions", slack_interactions, methods=["POST"]),
             Route("/webhooks/telegram/{connection_id}", telegram_update, methods=["POST"]),
+            Route("/v1/proxy/{upstream}/{path:path}", proxy_request, methods=PROXY_METHODS),
         ],
         middleware=[
             Middleware(Observe, metrics=HttpMetrics(registry)),
-            Middleware(BodySizeLimit, max_bytes=settings.edge_max_body_bytes),
+            # Proxied bodies stream through to the secret proxy, which enforces its own limit.
+            Middleware(BodySizeLimit, max_bytes=settings.edge_max_body_bytes, exempt_prefix="/v1/proxy/"),
         ],
         # Unexpected exceptions become a 500 problem in the Observe middleware, with the request id.
         exception_handlers={HTTPException: _http_problem},

@@ -94,12 +94,13 @@ class BodySizeLimit:
     """Answers 413 to a request whose body exceeds ``max_bytes``: at once when Content-Length says
     so, otherwise as soon as the streamed body crosses the limit."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int):
+    def __init__(self, app: ASGIApp, max_bytes: int, exempt_prefix: str | None = None):
         self.app = app
         self.max_bytes = max_bytes
+        self.exempt_prefix = exempt_prefix
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or (self.exempt_prefix and scope["path"].startswith(self.exempt_prefix)):
             await self.app(scope, receive, send)
             return
         declared = _header(scope, b"content-length")

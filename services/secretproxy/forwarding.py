@@ -36,7 +36,7 @@ from services.secretproxy.head import WORKER_TOKEN_HEADER, RequestHead, forwarda
 from services.secretproxy.organizations import OrganizationResolver
 from services.secretproxy.redaction import Redactor
 from services.secretproxy.upstreams import Upstream
-from shared.auth import WorkerPrincipal, current_principal
+from shared.auth import EDGE_TOKEN_HEADER, WorkerPrincipal, current_principal
 from shared.crypto import KeyRing
 from shared.errors import (
     DomainError,
@@ -54,8 +54,7 @@ from switchboard.secretproxy.v1 import secret_proxy_service_pb2 as pb
 
 log = get_logger(__name__)
 
-EDGE_HEADER = "x-switchboard-edge-token"
-"""Metadata with which the edge proves it is the edge, so that its ``source_address`` is trusted."""
+EDGE_HEADER = EDGE_TOKEN_HEADER
 MAX_CHUNK = 64 * 1024
 _PREFETCH = 64 * 1024
 

@@ -42,18 +42,20 @@ async def _crash(request: Request) -> Response:
 @pytest.fixture
 async def upstream_servers() -> AsyncIterator[dict[str, ServiceServer]]:
     servers = {}
-    for name, module in APPS.items():
-        app = await module.create(Settings(worker_token_key=WORKER_TOKEN_KEY), None)
-        server = ServiceServer(
-            app.registrations,
-            ServerOptions(host="127.0.0.1", port=0),
-            authenticator=Authenticator(INTERNAL_TOKEN, WorkerTokens(WORKER_TOKEN_KEY)),
-        )
-        await server.start()
-        servers[name] = server
-    yield servers
-    for server in servers.values():
-        await server.stop()
+    try:
+        for name, module in APPS.items():
+            app = await module.create(Settings(worker_token_key=WORKER_TOKEN_KEY, internal_token=INTERNAL_TOKEN), None)
+            server = ServiceServer(
+                app.registrations,
+                ServerOptions(host="127.0.0.1", port=0),
+                authenticator=Authenticator(INTERNAL_TOKEN, WorkerTokens(WORKER_TOKEN_KEY)),
+            )
+            await server.start()
+            servers[name] = server
+        yield servers
+    finally:  # a server left running would keep the test process from exiting
+        for server in servers.values():
+            await server.stop()
 
 
 @pytest.fixture

@@ -71,6 +71,7 @@ class Proxy:
     upstream: FakeUpstream
     upstream_url: str
     identity: Identity
+    port: int
     sensitive: list[str] = field(default_factory=list)  # every value and placeholder made
 
     @property
@@ -201,7 +202,7 @@ async def running_proxy(database_url: str, identity: Identity, upstream: FakeUps
     app.on_start[0]()  # the audit writer (the retention loop is tested on its own)
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-            yield Proxy(secret_proxy_service_pb2_grpc.SecretProxyServiceStub(channel), pool, app, upstream, upstream_url, identity)
+            yield Proxy(secret_proxy_service_pb2_grpc.SecretProxyServiceStub(channel), pool, app, upstream, upstream_url, identity, port)
     finally:
         await server.stop()
         for stop in app.on_stop:

@@ -223,25 +223,29 @@ class SecretProxyServiceServicer:
         (after DNS resolution); hop-by-hop headers are stripped both ways. Every decision is audited.
 
         Refusals end the call with a status before any response message, and the upstream is never
-        called; each carries an ErrorInfo with the reason in brackets:
-        - UNAVAILABLE (`organization_unresolved`): the caller's organisation cannot be resolved
+        called; each carries an ErrorInfo whose reason is given in brackets:
+        - UNAVAILABLE (`ORGANIZATION_UNRESOLVED`): the caller's organisation cannot be resolved
         (identity failed or timed out); the edge answers 503.
-        - UNAUTHENTICATED: no valid worker token (`invalid_token`); a placeholder that is unknown, of
-        another organisation, or of a legacy secret without organisation (`unknown_placeholder`); no
-        credential for the upstream (`no_credentials`). The edge answers 401.
-        - PERMISSION_DENIED: a placeholder of another agent's secret (`foreign_agent_secret`); denied
-        by the egress policy (`egress_denied`); a private destination (`private_address`). The edge
+        - UNAUTHENTICATED: no valid worker token (`TOKEN_INVALID`, `TOKEN_EXPIRED`, …), an agent identity does not know (`UNKNOWN_AGENT`); a placeholder that is unknown, of
+        another organisation, or of a legacy secret without organisation (`UNKNOWN_PLACEHOLDER`); no
+        credential for the upstream (`NO_CREDENTIALS`). The edge answers 401.
+        - PERMISSION_DENIED: a placeholder of another agent's secret (`FOREIGN_AGENT_SECRET`); denied
+        by the egress policy (`EGRESS_DENIED`); a private destination (`PRIVATE_ADDRESS`). The edge
         answers 403.
         - RESOURCE_EXHAUSTED: the source had 20 failed placeholder lookups within 5 minutes and is
-        refused for the rest of the window, on every replica (`too_many_failed_lookups`, edge 429);
-        the request body exceeds the configured maximum (`body_too_large`, edge 413).
-        - NOT_FOUND (`unknown_upstream`): no upstream of that name is configured (edge 404).
+        refused for the rest of the window, on every replica (`TOO_MANY_FAILED_LOOKUPS`, edge 429);
+        the request body exceeds the configured maximum (`BODY_TOO_LARGE`, edge 413).
+        - NOT_FOUND (`UNKNOWN_UPSTREAM`): no upstream of that name is configured (edge 404).
         - INVALID_ARGUMENT: the first message is not a head, a second head arrives, or the head is
-        malformed.
+        malformed (a path with `.` or `..` segments, also percent-encoded, is malformed).
+        - FAILED_PRECONDITION (`SECRET_UNREADABLE`): a stored value does not open with the configured
+        keys (a key was removed, or the row was tampered with).
+        Values the proxy injected are replaced by `[redacted by switchboard]` wherever the upstream
+        echoes them in its response's headers or body (compressed bodies are decoded for this).
         Upstream failures are HTTP answers, not statuses: a connection or protocol failure before the
         upstream's head arrives yields a head with status 502, a timeout 504, each with an
         `application/problem+json` body. If the upstream breaks after its head was sent, the call ends
-        with UNAVAILABLE (`upstream_interrupted`) and the edge aborts the response.
+        with UNAVAILABLE (`UPSTREAM_INTERRUPTED`) and the edge aborts the response.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -1,0 +1,134 @@
+"""`ANY /v1/proxy/{upstream}/{path}`: a worker's HTTP request to a provider, through the secret proxy.
+
+The worker authenticates with `X-Switchboard-Token: <worker token>`; everything else it sent
+(`Authorization: Bearer sb_secret_…` meant for the upstream included) goes to
+SecretProxyService.Forward as it is, the body streamed in chunks. The answer streams back the same
+way: an upstream event stream reaches the worker as it is produced. A refusal becomes a problem
+response (401, 403, 404, 413, 429, 503); an upstream that breaks off mid-response aborts ours,
+so the worker sees a truncated response rather than a complete-looking one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import grpc
+import structlog
+from google.rpc import error_details_pb2
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response, StreamingResponse
+
+from services.edge.grpc_errors import problem_from_status
+from services.edge.problems import problem
+from shared.auth import EDGE_TOKEN_HEADER
+from shared.errors import status_details
+from shared.grpc.pipeline import REQUEST_ID_HEADER
+from switchboard.secretproxy.v1 import secret_proxy_service_pb2 as pb
+from switchboard.secretproxy.v1 import secret_proxy_service_pb2_grpc
+
+WORKER_TOKEN_HEADER = b"x-switchboard-token"
+_NOT_FORWARDED = frozenset({WORKER_TOKEN_HEADER, b"host"})
+
+
+class UpstreamBrokeOff(Exception):
+    """The response was already under way when the upstream (or the proxy) failed."""
+
+
+async def proxy_request(request: Request) -> Response:
+    token = (request.headers.get("x-switchboard-token") or "").strip()
+    if not token:
+        return problem(401, "send your worker token as 'X-Switchboard-Token: <token>'")
+    upstream = request.path_params["upstream"]
+    settings = request.app.state.settings
+    stub = secret_proxy_service_pb2_grpc.SecretProxyServiceStub(request.app.state.upstreams.channels["secretproxy"])
+    metadata = [("authorization", f"Bearer {token}"), (EDGE_TOKEN_HEADER, settings.internal_token)]
+    request_id = structlog.contextvars.get_contextvars().get("request_id")
+    if request_id:
+        metadata.append((REQUEST_ID_HEADER, request_id))
+    call = stub.Forward(metadata=metadata)
+    # The request goes up in its own task while this one waits for the answer: a refusal can
+    # arrive before the whole body was sent, and then it is the answer.
+    sender = asyncio.create_task(_send(call, request, upstream))
+    try:
+        first = await call.read()
+    except grpc.aio.AioRpcError as exc:
+        sender.cancel()
+        return _refusal(exc)
+    if first is grpc.aio.EOF or first.WhichOneof("kind") != "head":
+        sender.cancel()
+        call.cancel()
+        return problem(502, "the secret proxy answered without a response head")
+    response = StreamingResponse(_body(call, sender))
+    response.status_code = first.head.status_code
+    response.raw_headers = [(h.name.lower().encode("latin-1"), h.value.encode("latin-1")) for h in first.head.headers]
+    return response
+
+
+async def _send(call: grpc.aio.StreamStreamCall, request: Request, upstream: str) -> None:
+    head = pb.ForwardRequestHead(
+        method=request.method,
+        upstream=upstream,
+        path=_path_as_received(request, upstream),
+        headers=[
+            pb.HttpHeader(name=name.decode("latin-1"), value=value.decode("latin-1"))
+            for name, value in request.headers.raw
+            if name not in _NOT_FORWARDED
+        ],
+        source_address=request.client.host if request.client else "",
+    )
+    try:
+        await call.write(pb.ForwardRequest(head=head))
+        async for chunk in request.stream():
+            if chunk:
+                await call.write(pb.ForwardRequest(body_chunk=chunk))
+        await call.done_writing()
+    except ClientDisconnect:
+        call.cancel()  # the worker is gone: so is its request upstream
+    except (grpc.aio.AioRpcError, asyncio.InvalidStateError, grpc.aio.UsageError):
+        pass  # the call already ended (a refusal, or the answer came early): its status is the answer
+    except Exception:  # noqa: BLE001 - e.g. gRPC's ExecuteBatchError on a call that just ended
+        if not call.done():
+            call.cancel()
+            raise
+
+
+def _path_as_received(request: Request, upstream: str) -> str:
+    """The path below the upstream, percent-encoded as the worker sent it, with its query."""
+    raw = request.scope.get("raw_path", b"").decode("latin-1")
+    prefix = f"/v1/proxy/{upstream}"
+    path = raw[len(prefix) :] if raw.startswith(prefix + "/") else "/" + request.path_params["path"]
+    query = request.scope.get("query_string", b"").decode("latin-1")
+    return f"{path}?{query}" if query else path
+
+
+async def _body(call: grpc.aio.StreamStreamCall, sender: asyncio.Task) -> AsyncIterator[bytes]:
+    try:
+        # read() throughout: the head was taken with read(), and gRPC does not let one call mix it
+        # with iteration.
+        while (message := await call.read()) is not grpc.aio.EOF:
+            kind = message.WhichOneof("kind")
+            if kind == "body_chunk":
+                yield message.body_chunk
+            elif kind == "end":
+                return
+    except grpc.aio.AioRpcError as exc:
+        raise UpstreamBrokeOff(f"{exc.code().name}: {exc.details()}") from None
+    finally:
+        sender.cancel()
+        call.cancel()  # the worker went away, or we are done: release the upstream at once
+
+
+def _refusal(exc: grpc.aio.AioRpcError) -> Response:
+    reason = ""
+    status = status_details(exc)
+    for detail in status.details if status else []:
+        info = error_details_pb2.ErrorInfo()
+        if detail.Unpack(info):
+            reason = info.reason
+    if exc.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and reason == "BODY_TOO_LARGE":
+        return problem(413, exc.details() or "the request body is too large", reason=reason)
+    response = problem_from_status(exc.code(), exc.details())
+    if reason:
+        response = problem(response.status_code, exc.details() or exc.code().name, grpc_status=exc.code().name, reason=reason)
+    return response
