@@ -53,6 +53,7 @@ async def _throughput(client: httpx.AsyncClient, url: str, headers: dict[str, st
 
 
 async def _grpc_latencies(stub: secret_proxy_service_pb2_grpc.SecretProxyServiceStub, token: str, placeholder: str) -> list[float]:
+    """Sequential Forward calls straight to the service (no edge), as a worker using gRPC makes."""
     head = pb.ForwardRequest(
         head=pb.ForwardRequestHead(
             method="GET", upstream="bench", path="/v1/models", headers=[pb.HttpHeader(name="authorization", value=f"Bearer {placeholder}")]
@@ -61,7 +62,7 @@ async def _grpc_latencies(stub: secret_proxy_service_pb2_grpc.SecretProxyService
     samples = []
     for _ in range(SEQUENTIAL):
         started = time.perf_counter()
-        call = stub.Forward(metadata=(("authorization", f"Bearer {token}"),))
+        call = stub.Forward(metadata=(("authorization", f"Bearer {token}"),), wait_for_ready=True)
         await call.write(head)
         await call.done_writing()
         async for _ in call:
@@ -77,16 +78,23 @@ async def bench(admin_dsn: str, repetitions: int) -> tuple[list[Row], list[str]]
     upstream = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "bench.echo_upstream", "--port", str(upstream_port), stderr=asyncio.subprocess.DEVNULL
     )
+    bare_port = _free_port()
+    bare = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bench.forward_bare", "--port", str(bare_port), stderr=asyncio.subprocess.DEVNULL
+    )
     upstream_url = f"http://127.0.0.1:{upstream_port}"
     dsn = await fresh_database(admin_dsn)
     await migrate(dsn)
     upstreams = json.dumps({"bench": {"base_url": upstream_url, "allow_private": True}})
     processes, ports = await start_services(dsn, "secretproxy", "edge", log_level="info", extra_env={"SWITCHBOARD_PROXY_UPSTREAMS": upstreams})
-    results: dict[str, list[float]] = {k: [] for k in ("direct_p50", "direct_p99", "proxy_p50", "proxy_p99", "grpc_p50", "direct_rps", "proxy_rps")}
+    results: dict[str, list[float]] = {k: [] for k in ("direct_p50", "direct_p99", "proxy_p50", "proxy_p99", "grpc_p50", "bare_p50", "direct_rps", "proxy_rps")}
     try:
         org, agent = str(uuid.uuid4()), str(uuid.uuid4())
         token = WorkerTokens(WORKER_KEY).issue(organization_id=org, agent_id=agent, connection_id=None, ttl=timedelta(hours=1)).token
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{ports['secretproxy']}") as channel:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{ports['secretproxy']}") as channel, grpc.aio.insecure_channel(
+            f"127.0.0.1:{bare_port}"
+        ) as bare_channel:
+            bare_stub = secret_proxy_service_pb2_grpc.SecretProxyServiceStub(bare_channel)
             stub = secret_proxy_service_pb2_grpc.SecretProxyServiceStub(channel)
             placeholder = (
                 await stub.PutSecret(pb.PutSecretRequest(organization_id=org, name="BENCH_KEY", value="sk-bench-value"), metadata=METADATA)
@@ -105,6 +113,7 @@ async def bench(admin_dsn: str, repetitions: int) -> tuple[list[Row], list[str]]
                 for _ in range(50):  # warm-up: connections, caches, the first audit flush
                     await client.get(direct[0], headers=direct[1])
                     await client.get(proxied[0], headers=proxied[1])
+                await _grpc_latencies(bare_stub, token, placeholder)
                 for _ in range(repetitions):
                     samples = await _latencies(client, *direct)
                     results["direct_p50"].append(percentile(samples, 50))
@@ -113,12 +122,13 @@ async def bench(admin_dsn: str, repetitions: int) -> tuple[list[Row], list[str]]
                     results["proxy_p50"].append(percentile(samples, 50))
                     results["proxy_p99"].append(percentile(samples, 99))
                     results["grpc_p50"].append(percentile(await _grpc_latencies(stub, token, placeholder), 50))
+                    results["bare_p50"].append(percentile(await _grpc_latencies(bare_stub, token, placeholder), 50))
                     results["direct_rps"].append(await _throughput(client, *direct))
                     results["proxy_rps"].append(await _throughput(client, *proxied))
     finally:
-        for process in [*processes, upstream]:
+        for process in [*processes, upstream, bare]:
             process.terminate()
-        await asyncio.gather(*(p.wait() for p in [*processes, upstream]))
+        await asyncio.gather(*(p.wait() for p in [*processes, upstream, bare]))
     m = {k: Measurement(v) for k, v in results.items()}
     added = m["proxy_p50"].median - m["direct_p50"].median
     rows = [
@@ -128,6 +138,8 @@ async def bench(admin_dsn: str, repetitions: int) -> tuple[list[Row], list[str]]
             higher_is_better=False),
         Row("secret proxy, gRPC Forward (no edge): latency p50", "ms", m["grpc_p50"], "direct httpx to the same upstream", m["direct_p50"],
             higher_is_better=False),
+        Row("secret proxy, gRPC Forward (no edge): latency p50", "ms", m["grpc_p50"],
+            "bare grpc.aio bidi stream, same messages, no upstream call", m["bare_p50"], higher_is_better=False),
         Row(f"secret proxy via edge: requests/s, {CONCURRENCY} in flight", "req/s", m["proxy_rps"], "direct httpx to the same upstream",
             m["direct_rps"], goal="≥ 0.5×"),
     ]  # fmt: skip

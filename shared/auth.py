@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextvars
 import hmac
+import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -34,6 +35,7 @@ WORKER_TOKEN_ISSUER = "switchboard-identity"
 WORKER_TOKEN_AUDIENCE = "switchboard"
 _ALGORITHM = "HS256"
 _MAX_TOKEN_LENGTH = 4096
+_VERIFIED_CACHE_SIZE = 10_000
 
 
 @dataclass(frozen=True)
@@ -93,6 +95,7 @@ class WorkerTokens:
         self._key = key
         self._leeway = leeway_seconds
         self._require_organization = require_organization
+        self._verified: dict[str, WorkerPrincipal] = {}
 
     def issue(
         self,
@@ -130,6 +133,20 @@ class WorkerTokens:
         """The worker a token names. Raises Unauthenticated when it is malformed, forged or expired."""
         if len(token) > _MAX_TOKEN_LENGTH:
             raise Unauthenticated("the worker token is too long", reason="TOKEN_MALFORMED")
+        # A worker sends the same token on every call: its signature is checked once, and the
+        # answer reused until the token expires (revocation is checked on every call, elsewhere).
+        cached = self._verified.get(token)
+        if cached is not None:
+            if cached.expires_at.timestamp() + self._leeway > time.time():
+                return cached
+            del self._verified[token]
+        principal = self._verify_signed(token)
+        if len(self._verified) >= _VERIFIED_CACHE_SIZE:
+            self._verified.pop(next(iter(self._verified)))  # the oldest entry
+        self._verified[token] = principal
+        return principal
+
+    def _verify_signed(self, token: str) -> WorkerPrincipal:
         try:
             claims = jwt.decode(
                 token,
