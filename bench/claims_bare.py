@@ -10,7 +10,6 @@ Prints ``ready`` on stdout once it serves; stops on SIGTERM/SIGINT.
 from __future__ import annotations
 
 import argparse
-import asyncio
 
 import asyncpg
 import grpc

@@ -22,7 +22,6 @@ import psutil
 
 from bench.common import Measurement, Row, fresh_database
 from bench.runs_throughput import TOKEN, _free_port, start_services
-from services.interactions.app import SCHEMA
 from shared.migrate import migrate
 
 IN_FLIGHT = 64

@@ -14,6 +14,7 @@ import pytest
 
 from shared.embedded_pg import EPHEMERAL_SETTINGS, EmbeddedPostgres, dsn_with_database
 from shared.logs import configure_logging
+from shared.migrate import migrate
 
 INTERNAL_TOKEN = "test-internal-token-" + "x" * 32
 WORKER_TOKEN_KEY = "test-worker-token-key-" + "k" * 32
@@ -52,6 +53,13 @@ async def fresh_database(postgres_dsn: str) -> AsyncIterator[str]:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
         await admin.close()
+
+
+@pytest.fixture
+async def migrated_database(fresh_database: str) -> str:
+    """A fresh database with every service's migrations applied."""
+    await migrate(fresh_database)
+    return fresh_database
 
 
 def free_port() -> int:

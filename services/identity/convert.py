@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
-from google.protobuf.timestamp_pb2 import Timestamp
-
 from services.identity.store import Record
+from shared.messages import timestamp  # noqa: F401 - also convert.timestamp for the servicers
 from switchboard.identity.v1 import agent_service_pb2, resources_pb2
 
 ROLE_TO_PROTO = {"owner": resources_pb2.ROLE_OWNER, "admin": resources_pb2.ROLE_ADMIN, "member": resources_pb2.ROLE_MEMBER}
@@ -17,14 +14,6 @@ VISIBILITY_FROM_PROTO = {
     resources_pb2.VISIBILITY_PUBLIC: "public",
 }
 VISIBILITY_TO_PROTO = {"private": resources_pb2.VISIBILITY_PRIVATE, "public": resources_pb2.VISIBILITY_PUBLIC}
-
-
-def timestamp(value: datetime | None) -> Timestamp | None:
-    if value is None:
-        return None
-    stamp = Timestamp()
-    stamp.FromDatetime(value)
-    return stamp
 
 
 def user(row: Record) -> resources_pb2.User:

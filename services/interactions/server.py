@@ -14,7 +14,6 @@ from datetime import datetime
 import asyncpg
 import grpc
 import httpx
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from services.interactions import store
 from services.interactions.cards import CardEdits
@@ -31,6 +30,7 @@ from services.interactions.platforms import (
 )
 from shared.auth import InternalCaller, Principal, WorkerPrincipal, current_principal
 from shared.crypto import KeyRing
+from shared.messages import timestamp
 from shared.errors import AlreadyExists, FailedPrecondition, FieldViolation, InvalidArgument, NotFound, PermissionDenied, Unauthenticated
 from shared.pagination import decode_page_token, page_of
 from shared.validation import Violations
@@ -46,12 +46,6 @@ MAX_OPTIONS = 25
 MAX_TEXT = 3000
 
 
-def _timestamp(value: datetime) -> Timestamp:
-    stamp = Timestamp()
-    stamp.FromDatetime(value)
-    return stamp
-
-
 def connection_message(row: store.Record) -> pb.Connection:
     return pb.Connection(
         id=str(row["id"]),
@@ -59,8 +53,8 @@ def connection_message(row: store.Record) -> pb.Connection:
         platform=PLATFORM_TO_PROTO[row["platform"]],
         external_id=row["external_id"],
         api_base_url=row["api_base_url"],
-        created_at=_timestamp(row["created_at"]),
-        updated_at=_timestamp(row["updated_at"]),
+        created_at=timestamp(row["created_at"]),
+        updated_at=timestamp(row["updated_at"]),
     )
 
 
@@ -347,7 +341,7 @@ class InteractionService(interaction_service_pb2_grpc.InteractionServiceServicer
         )  # fmt: skip
         if row is None:
             raise AlreadyExists(f"question {question_id} exists with another scope", reason="QUESTION_ID_TAKEN")
-        return pb.StorePendingQuestionResponse(created=row["created"], created_at=_timestamp(row["created_at"]))
+        return pb.StorePendingQuestionResponse(created=row["created"], created_at=timestamp(row["created_at"]))
 
     async def DeletePendingQuestion(self, request: pb.DeletePendingQuestionRequest, context: Context) -> pb.DeletePendingQuestionResponse:
         v = Violations()

@@ -8,12 +8,12 @@ from datetime import datetime
 
 import asyncpg
 import grpc
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from services.runs import domain, store
 from services.runs.metrics import RunMetrics
 from services.runs.reaper import Reaper
 from shared.auth import InternalCaller, Principal, WorkerPrincipal, current_principal
+from shared.messages import timestamp
 from shared.errors import FailedPrecondition, NotFound, PermissionDenied
 from shared.pagination import decode_page_token, page_of
 from shared.validation import Violations
@@ -21,14 +21,6 @@ from switchboard.runs.v1 import run_service_pb2 as pb
 from switchboard.runs.v1 import run_service_pb2_grpc
 
 Context = grpc.aio.ServicerContext
-
-
-def _timestamp(value: datetime | None) -> Timestamp | None:
-    if value is None:
-        return None
-    stamp = Timestamp()
-    stamp.FromDatetime(value)
-    return stamp
 
 
 def run_message(row: store.Record) -> pb.Run:
@@ -43,16 +35,16 @@ def run_message(row: store.Record) -> pb.Run:
         attempt=row["attempt"],
         max_attempts=row["max_attempts"],
         idempotency_key=row["idempotency_key"] or "",
-        run_after=_timestamp(row["run_after"]),
+        run_after=timestamp(row["run_after"]),
         claimed_by=row["claimed_by"] or "",
-        claimed_at=_timestamp(row["claimed_at"]),
-        last_heartbeat_at=_timestamp(row["last_heartbeat_at"]),
+        claimed_at=timestamp(row["claimed_at"]),
+        last_heartbeat_at=timestamp(row["last_heartbeat_at"]),
         cancel_requested=row["cancel_requested"],
         result_json=row["result_json"] or "",
         error_message=row["error_message"] or "",
-        created_at=_timestamp(row["created_at"]),
-        updated_at=_timestamp(row["updated_at"]),
-        finished_at=_timestamp(row["finished_at"]),
+        created_at=timestamp(row["created_at"]),
+        updated_at=timestamp(row["updated_at"]),
+        finished_at=timestamp(row["finished_at"]),
     )
 
 

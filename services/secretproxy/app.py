@@ -9,7 +9,7 @@ from prometheus_client import CollectorRegistry
 from services.secretproxy import egress
 from services.secretproxy.audit import AuditLog
 from services.secretproxy.destinations import Resolver
-from services.secretproxy.forwarding import ForwardLimits, Forwarder
+from services.secretproxy.forwarding import Forwarder, ForwardLimits
 from services.secretproxy.organizations import OrganizationResolver
 from services.secretproxy.retention import Retention
 from services.secretproxy.server import SecretProxyService
@@ -18,7 +18,10 @@ from shared.config import Settings
 from shared.crypto import KeyRing
 from shared.grpc.client import open_channel
 from shared.grpc.server import Registration, ServiceApp
-from switchboard.secretproxy.v1 import secret_proxy_service_pb2, secret_proxy_service_pb2_grpc
+from switchboard.secretproxy.v1 import (
+    secret_proxy_service_pb2,
+    secret_proxy_service_pb2_grpc,
+)
 
 SCHEMA = "secretproxy"
 """The PostgreSQL schema this service owns (and the folder of its migrations)."""

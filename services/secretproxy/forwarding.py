@@ -17,6 +17,7 @@ is audited.
 from __future__ import annotations
 
 import asyncio
+import hmac
 import ipaddress
 import json
 import time
@@ -25,14 +26,18 @@ from dataclasses import dataclass
 
 import asyncpg
 import grpc
-import hmac
 import httpx
 from cryptography.exceptions import InvalidTag
 
 from services.secretproxy import egress, placeholders, store, vault
 from services.secretproxy.audit import AuditLog, AuditRecord
 from services.secretproxy.destinations import ResolutionFailed, Resolver
-from services.secretproxy.head import WORKER_TOKEN_HEADER, RequestHead, forwardable, parse_head
+from services.secretproxy.head import (
+    WORKER_TOKEN_HEADER,
+    RequestHead,
+    forwardable,
+    parse_head,
+)
 from services.secretproxy.organizations import OrganizationResolver
 from services.secretproxy.redaction import Redactor
 from services.secretproxy.upstreams import Upstream
@@ -279,10 +284,9 @@ class Forwarder:
         return self._open(key_id, sealed, vault.credential_aad(str(credential_id), organization_id, upstream.name))
 
     def _open(self, key_id: str, sealed: bytes, associated: bytes) -> str:
-        if self._keys is None:
-            raise FailedPrecondition("SWITCHBOARD_CREDENTIALS_KEYS is not configured: secrets cannot be opened", reason="NO_CREDENTIALS_KEY")
+        keys = vault.require_keys(self._keys)
         try:
-            return vault.open_value(self._keys, key_id, sealed, associated)
+            return vault.open_value(keys, key_id, sealed, associated)
         except (KeyError, InvalidTag):
             # A key removed from configuration, or a value that does not belong to its row.
             log.error("secret_unreadable", key_id=key_id)

@@ -11,11 +11,9 @@ import json
 import re
 import uuid
 from collections.abc import AsyncIterator
-from datetime import datetime
 
 import asyncpg
 import grpc
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from services.secretproxy import egress, placeholders, store, vault
 from services.secretproxy.forwarding import Forwarder
@@ -23,7 +21,8 @@ from services.secretproxy.organizations import OrganizationResolver
 from services.secretproxy.upstreams import Upstream
 from shared.auth import InternalCaller, current_principal
 from shared.crypto import KeyRing
-from shared.errors import AlreadyExists, FailedPrecondition, NotFound, PermissionDenied
+from shared.errors import AlreadyExists, NotFound, PermissionDenied
+from shared.messages import timestamp
 from shared.pagination import decode_page_token, page_of
 from shared.validation import Violations
 from switchboard.secretproxy.v1 import secret_proxy_service_pb2 as pb
@@ -36,14 +35,6 @@ _ACTIONS = {pb.EGRESS_ACTION_ALLOW: "allow", pb.EGRESS_ACTION_DENY: "deny"}
 _ACTIONS_TO_PROTO = {name: action for action, name in _ACTIONS.items()}
 
 
-def _timestamp(value: datetime | None) -> Timestamp | None:
-    if value is None:
-        return None
-    stamp = Timestamp()
-    stamp.FromDatetime(value)
-    return stamp
-
-
 def secret_message(row: store.Record) -> pb.Secret:
     return pb.Secret(
         id=str(row["id"]),
@@ -51,8 +42,8 @@ def secret_message(row: store.Record) -> pb.Secret:
         agent_id=str(row["agent_id"]) if row["agent_id"] else "",
         name=row["name"],
         key_id=row["key_id"],
-        created_at=_timestamp(row["created_at"]),
-        rotated_at=_timestamp(row["rotated_at"]),
+        created_at=timestamp(row["created_at"]),
+        rotated_at=timestamp(row["rotated_at"]),
     )
 
 
@@ -63,7 +54,7 @@ def credential_message(row: store.Record) -> pb.ProviderCredential:
         provider=row["provider"],
         priority=row["priority"],
         key_id=row["key_id"],
-        created_at=_timestamp(row["created_at"]),
+        created_at=timestamp(row["created_at"]),
     )
 
 
@@ -77,7 +68,7 @@ def policy_message(organization_id: str, row: store.Record | None) -> pb.EgressP
         for rule in json.loads(row["rules"])
     ]
     return pb.EgressPolicy(
-        organization_id=organization_id, rules=rules, policy_hash=row["policy_hash"], updated_at=_timestamp(row["updated_at"])
+        organization_id=organization_id, rules=rules, policy_hash=row["policy_hash"], updated_at=timestamp(row["updated_at"])
     )
 
 
@@ -115,11 +106,7 @@ class SecretProxyService(secret_proxy_service_pb2_grpc.SecretProxyServiceService
         self._forwarder = forwarder
 
     def _keyring(self) -> KeyRing:
-        if self._keys is None:
-            raise FailedPrecondition(
-                "SWITCHBOARD_CREDENTIALS_KEYS is not configured: secrets cannot be sealed or opened", reason="NO_CREDENTIALS_KEY"
-            )
-        return self._keys
+        return vault.require_keys(self._keys)
 
     # -- secrets -----------------------------------------------------------------------------------
 

@@ -7,6 +7,16 @@ its provider): a value copied into another organisation's row does not open.
 from __future__ import annotations
 
 from shared.crypto import KeyRing
+from shared.errors import FailedPrecondition
+
+
+def require_keys(keys: KeyRing | None) -> KeyRing:
+    """The key ring, or FailedPrecondition when none is configured (nothing can be sealed or opened)."""
+    if keys is None:
+        raise FailedPrecondition(
+            "SWITCHBOARD_CREDENTIALS_KEYS is not configured: secrets cannot be sealed or opened", reason="NO_CREDENTIALS_KEY"
+        )
+    return keys
 
 
 def secret_aad(secret_id: str, organization_id: str | None) -> bytes:

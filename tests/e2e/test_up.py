@@ -74,10 +74,10 @@ class Stack:
         return int((self.data_dir / "pgdata" / "postmaster.pid").read_text().splitlines()[0])
 
 
-async def start_stack(tmp_path: Path, replicas: int = 1) -> Stack:
+async def start_stack(tmp_path: Path, replicas: int = 1, extra_env: dict[str, str] | None = None) -> Stack:
     ports = dict(zip([*SERVICES, "edge"], free_base_ports(5, replicas), strict=True))
     data_dir = tmp_path / "data"
-    env = base_env(SWITCHBOARD_DATA_DIR=str(data_dir), SWITCHBOARD_SHUTDOWN_GRACE_SECONDS="5")
+    env = base_env(SWITCHBOARD_DATA_DIR=str(data_dir), SWITCHBOARD_SHUTDOWN_GRACE_SECONDS="5", **(extra_env or {}))
     for name, port in ports.items():
         env[f"SWITCHBOARD_{name.upper()}_PORT"] = str(port)
     stderr_path = tmp_path / "stderr.log"

@@ -17,7 +17,6 @@ from shared.auth import Authenticator, WorkerTokens
 from shared.config import Settings
 from shared.db import create_pool
 from shared.grpc.server import ServerOptions, ServiceServer
-from shared.migrate import migrate
 from shared.revocations import RevocationSync, RevokedTokens
 from switchboard.identity.v1 import identity_service_pb2 as pb
 from switchboard.identity.v1 import identity_service_pb2_grpc, resources_pb2
@@ -83,12 +82,6 @@ async def running_identity(database_url: str, **overrides: object) -> AsyncItera
         for stop in app.on_stop:
             await stop()
         await pool.close()
-
-
-@pytest.fixture
-async def migrated_database(fresh_database: str) -> str:
-    await migrate(fresh_database)
-    return fresh_database
 
 
 @pytest.fixture

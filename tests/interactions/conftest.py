@@ -9,7 +9,6 @@ from dataclasses import dataclass
 
 import asyncpg
 import grpc
-import pytest
 
 from services.interactions import app as interactions_app
 from services.interactions.hub import StreamHub
@@ -17,7 +16,6 @@ from shared.auth import Authenticator, WorkerTokens
 from shared.config import Settings
 from shared.db import create_pool
 from shared.grpc.server import ServerOptions, ServiceApp, ServiceServer
-from shared.migrate import migrate
 from switchboard.interactions.v1 import event_service_pb2_grpc
 from tests.conftest import INTERNAL_TOKEN, WORKER_TOKEN_KEY
 
@@ -72,9 +70,3 @@ async def replica(database_url: str, **overrides: object) -> AsyncIterator[Repli
         if not stopped:
             await running.stop()
         await pool.close()
-
-
-@pytest.fixture
-async def migrated_database(fresh_database: str) -> str:
-    await migrate(fresh_database)
-    return fresh_database

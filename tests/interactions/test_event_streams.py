@@ -9,7 +9,6 @@ import json
 import uuid
 from datetime import timedelta
 
-import asyncpg
 import grpc
 import pytest
 

@@ -163,6 +163,8 @@ async def test_an_unexpected_error_is_a_500_problem_with_the_request_id_and_a_lo
 
 
 async def test_unusual_methods_do_not_grow_metric_labels(edge):
-    await edge.request("BREW", "/healthz")
+    # PURGE: a method the HTTP parser accepts (httptools refuses made-up ones such as BREW with
+    # a 400 before the app runs) but that is not one of the methods metrics label by name.
+    await edge.request("PURGE", "/healthz")
     text = (await edge.get("/metrics")).text
-    assert "BREW" not in text and 'method="OTHER"' in text
+    assert "PURGE" not in text and 'method="OTHER"' in text

@@ -20,7 +20,6 @@ from shared.auth import Authenticator, WorkerTokens
 from shared.config import Settings
 from shared.db import create_pool
 from shared.grpc.server import ServerOptions, ServiceServer
-from shared.migrate import migrate
 from switchboard.runs.v1 import run_service_pb2 as pb
 from switchboard.runs.v1 import run_service_pb2_grpc
 from tests.conftest import INTERNAL_TOKEN, WORKER_TOKEN_KEY
@@ -93,12 +92,6 @@ async def running_runs(database_url: str, *, start_reaper: bool = False, **overr
         for stop in app.on_stop:
             await stop()
         await pool.close()
-
-
-@pytest.fixture
-async def migrated_database(fresh_database: str) -> str:
-    await migrate(fresh_database)
-    return fresh_database
 
 
 @pytest.fixture

@@ -24,7 +24,6 @@ from shared.crypto import new_key_list
 from shared.db import create_pool
 from shared.grpc.server import ServerOptions, ServiceApp, ServiceServer
 from shared.logs import capture_log_lines
-from shared.migrate import migrate
 from switchboard.identity.v1 import identity_service_pb2 as identity_pb
 from switchboard.secretproxy.v1 import secret_proxy_service_pb2 as pb
 from switchboard.secretproxy.v1 import secret_proxy_service_pb2_grpc
@@ -208,12 +207,6 @@ async def running_proxy(database_url: str, identity: Identity, upstream: FakeUps
         for stop in app.on_stop:
             await stop()
         await pool.close()
-
-
-@pytest.fixture
-async def migrated_database(fresh_database: str) -> str:
-    await migrate(fresh_database)
-    return fresh_database
 
 
 @pytest.fixture
