@@ -11,6 +11,7 @@ so the worker sees a truncated response rather than a complete-looking one.
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator
 
 import grpc
@@ -19,7 +20,7 @@ from google.rpc import error_details_pb2
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response, StreamingResponse
 
-from services.edge.grpc_errors import problem_from_status
+from services.edge.grpc_errors import HTTP_STATUS, problem_from_status
 from services.edge.problems import problem
 from shared.auth import EDGE_TOKEN_HEADER
 from shared.errors import status_details
@@ -29,6 +30,7 @@ from switchboard.secretproxy.v1 import secret_proxy_service_pb2_grpc
 
 WORKER_TOKEN_HEADER = b"x-switchboard-token"
 _NOT_FORWARDED = frozenset({WORKER_TOKEN_HEADER, b"host"})
+_TOKEN = re.compile(r"^[\x21-\x7e]{1,4096}$")  # what gRPC metadata can carry
 
 
 class UpstreamBrokeOff(Exception):
@@ -37,9 +39,12 @@ class UpstreamBrokeOff(Exception):
 
 async def proxy_request(request: Request) -> Response:
     token = (request.headers.get("x-switchboard-token") or "").strip()
-    if not token:
+    if not token or not _TOKEN.match(token):
         return problem(401, "send your worker token as 'X-Switchboard-Token: <token>'")
     upstream = request.path_params["upstream"]
+    path = _path_as_received(request, upstream)
+    if path is None:
+        return problem(400, "write the upstream name as it is (letters, digits, '_' and '-'), not percent-encoded")
     settings = request.app.state.settings
     stub = secret_proxy_service_pb2_grpc.SecretProxyServiceStub(request.app.state.upstreams.channels["secretproxy"])
     metadata = [("authorization", f"Bearer {token}"), (EDGE_TOKEN_HEADER, settings.internal_token)]
@@ -49,7 +54,7 @@ async def proxy_request(request: Request) -> Response:
     call = stub.Forward(metadata=metadata)
     # The request goes up in its own task while this one waits for the answer: a refusal can
     # arrive before the whole body was sent, and then it is the answer.
-    sender = asyncio.create_task(_send(call, request, upstream))
+    sender = asyncio.create_task(_send(call, request, upstream, path))
     try:
         first = await call.read()
     except grpc.aio.AioRpcError as exc:
@@ -65,11 +70,11 @@ async def proxy_request(request: Request) -> Response:
     return response
 
 
-async def _send(call: grpc.aio.StreamStreamCall, request: Request, upstream: str) -> None:
+async def _send(call: grpc.aio.StreamStreamCall, request: Request, upstream: str, path: str) -> None:
     head = pb.ForwardRequestHead(
         method=request.method,
         upstream=upstream,
-        path=_path_as_received(request, upstream),
+        path=path,
         headers=[
             pb.HttpHeader(name=name.decode("latin-1"), value=value.decode("latin-1"))
             for name, value in request.headers.raw
@@ -93,12 +98,16 @@ async def _send(call: grpc.aio.StreamStreamCall, request: Request, upstream: str
             raise
 
 
-def _path_as_received(request: Request, upstream: str) -> str:
-    """The path below the upstream, percent-encoded as the worker sent it, with its query."""
+def _path_as_received(request: Request, upstream: str) -> str | None:
+    """The path below the upstream, percent-encoded as the worker sent it, with its query; None
+    when the raw path does not start with the upstream's name as it is (then the decoded path
+    would not be what the worker sent, e.g. "%3F" turned into a query)."""
     raw = request.scope.get("raw_path", b"").decode("latin-1")
-    prefix = f"/v1/proxy/{upstream}"
-    path = raw[len(prefix) :] if raw.startswith(prefix + "/") else "/" + request.path_params["path"]
+    prefix = f"/v1/proxy/{upstream}/"
+    if not raw.startswith(prefix):
+        return None
     query = request.scope.get("query_string", b"").decode("latin-1")
+    path = raw[len(prefix) - 1 :]
     return f"{path}?{query}" if query else path
 
 
@@ -128,7 +137,12 @@ def _refusal(exc: grpc.aio.AioRpcError) -> Response:
             reason = info.reason
     if exc.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and reason == "BODY_TOO_LARGE":
         return problem(413, exc.details() or "the request body is too large", reason=reason)
+    if not reason:
+        # Not the proxy's own refusal but gRPC's (the proxy is down, a connection broke): its
+        # message names internal addresses, which are no business of a worker.
+        status = HTTP_STATUS.get(exc.code(), 502)
+        unreachable = exc.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+        detail = "the secret proxy could not be reached; retry shortly" if unreachable else "the secret proxy failed; it logged the details"
+        return problem(status, detail, grpc_status=exc.code().name)
     response = problem_from_status(exc.code(), exc.details())
-    if reason:
-        response = problem(response.status_code, exc.details() or exc.code().name, grpc_status=exc.code().name, reason=reason)
-    return response
+    return problem(response.status_code, exc.details() or exc.code().name, grpc_status=exc.code().name, reason=reason)

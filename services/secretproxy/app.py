@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncpg
-import httpx
 from prometheus_client import CollectorRegistry
 
 from services.secretproxy import egress
 from services.secretproxy.audit import AuditLog
+from services.secretproxy.clients import UpstreamClients
 from services.secretproxy.destinations import Resolver
 from services.secretproxy.forwarding import Forwarder, ForwardLimits
 from services.secretproxy.organizations import OrganizationResolver
@@ -27,23 +27,6 @@ SCHEMA = "secretproxy"
 """The PostgreSQL schema this service owns (and the folder of its migrations)."""
 
 
-def upstream_client(settings: Settings) -> httpx.AsyncClient:
-    """The one HTTP client of the process: pooled connections, bounded waits, no redirects (a
-    redirect goes back to the worker, whose next request is checked again), no proxy from the
-    environment."""
-    return httpx.AsyncClient(
-        timeout=httpx.Timeout(
-            connect=settings.proxy_connect_timeout_seconds,
-            read=settings.proxy_read_timeout_seconds,
-            write=settings.proxy_read_timeout_seconds,
-            pool=settings.proxy_connect_timeout_seconds,
-        ),
-        limits=httpx.Limits(max_connections=1000, max_keepalive_connections=200),
-        follow_redirects=False,
-        trust_env=False,
-    )
-
-
 async def create(settings: Settings, pool: asyncpg.Pool, *, registry: CollectorRegistry | None = None) -> ServiceApp:
     """The secretproxy service, its audit writer and its retention loop."""
     settings.require("internal_token")
@@ -53,7 +36,9 @@ async def create(settings: Settings, pool: asyncpg.Pool, *, registry: CollectorR
     identity = open_channel(settings.target_of("identity"), token=settings.internal_token)
     organizations = OrganizationResolver(identity, timeout_seconds=settings.proxy_identity_timeout_seconds)
     audit = AuditLog(pool)
-    http = upstream_client(settings)
+    http = UpstreamClients(
+        connect_timeout=settings.proxy_connect_timeout_seconds, read_timeout=settings.proxy_read_timeout_seconds
+    )
     retention = Retention(
         pool,
         audit_retention_seconds=settings.proxy_audit_retention_seconds,
@@ -70,6 +55,7 @@ async def create(settings: Settings, pool: asyncpg.Pool, *, registry: CollectorR
         http=http,
         limits=ForwardLimits(
             max_body_bytes=settings.proxy_max_body_bytes,
+            body_idle_seconds=settings.proxy_read_timeout_seconds,
             failed_lookup_limit=settings.proxy_failed_lookup_limit,
             failed_lookup_window_seconds=settings.proxy_failed_lookup_window_seconds,
         ),

@@ -41,15 +41,16 @@ class AuditRecord:
     recorded_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     def row(self) -> tuple:
+        clean = _printable
         return (
             self.recorded_at,
             uuid.UUID(self.organization_id) if self.organization_id else None,
             uuid.UUID(self.agent_id) if self.agent_id else None,
-            self.upstream[:64],
-            self.method[:16],
-            self.path[:2048],
+            clean(self.upstream[:64]),
+            clean(self.method[:16]),
+            clean(self.path[:2048]),
             self.decision,
-            self.reason,
+            clean(self.reason),
             self.status_code,
             self.request_bytes,
             self.response_bytes,
@@ -57,6 +58,11 @@ class AuditRecord:
             list(self.secret_ids),
             self.credential_id,
         )
+
+
+def _printable(text: str) -> str:
+    """Text as PostgreSQL stores it: a NUL (which a worker can put in a path) would fail the batch."""
+    return text.replace("\x00", "\\x00")
 
 
 class AuditLog:
@@ -69,6 +75,8 @@ class AuditLog:
         self._wake = asyncio.Event()
         self._lock = asyncio.Lock()
         self._task: asyncio.Task | None = None
+        self._count = 0
+        self._counted = asyncio.Event()
 
     def record(self, record: AuditRecord) -> None:
         if len(self._pending) >= self._max_pending:
@@ -76,8 +84,18 @@ class AuditLog:
             del self._pending[: self._batch_size]
             log.error("audit_records_dropped", count=self._batch_size)
         self._pending.append(record.row())
+        self._count += 1
+        self._counted.set()
         if len(self._pending) >= self._batch_size:
             self._wake.set()
+
+    async def recorded(self, count: int) -> None:
+        """Return once ``count`` records have been recorded since start (for tests and drains)."""
+        while True:
+            self._counted.clear()
+            if self._count >= count:
+                return
+            await self._counted.wait()
 
     async def flush(self) -> None:
         """Write everything recorded so far (also what arrives while writing)."""
@@ -86,10 +104,19 @@ class AuditLog:
                 batch, self._pending = self._pending[: self._batch_size], self._pending[self._batch_size :]
                 try:
                     await store.audit_insert(self._pool, batch)
+                except asyncpg.DataError:
+                    await self._insert_one_by_one(batch)  # keep the good rows; a bad one must not block the rest
                 except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                    self._pending[:0] = batch  # retried on the next flush
+                    self._pending[:0] = batch  # the database is away: retried on the next flush
                     log.warning("audit_flush_failed", error=type(exc).__name__, pending=len(self._pending))
                     return
+
+    async def _insert_one_by_one(self, batch: list[tuple]) -> None:
+        for row in batch:
+            try:
+                await store.audit_insert(self._pool, [row])
+            except asyncpg.DataError as exc:
+                log.error("audit_record_dropped", error=type(exc).__name__)
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._loop(), name="secretproxy-audit")
@@ -106,4 +133,7 @@ class AuditLog:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self._interval)
             self._wake.clear()
-            await self.flush()
+            try:
+                await self.flush()
+            except Exception as exc:  # noqa: BLE001 - the writer must outlive any one failure
+                log.error("audit_flush_crashed", error=type(exc).__name__)

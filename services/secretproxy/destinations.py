@@ -17,8 +17,11 @@ from dataclasses import dataclass
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
-# Cloud metadata endpoints that are not covered by the private/link-local ranges.
-_METADATA_ADDRESSES = frozenset({ipaddress.ip_address("fd00:ec2::254")})
+# Cloud metadata endpoints, named even where the ranges below already cover them.
+_METADATA_ADDRESSES = frozenset(
+    ipaddress.ip_address(a) for a in ("169.254.169.254", "fd00:ec2::254", "100.100.100.200", "192.0.0.192")
+)
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
 
 
 class ResolutionFailed(Exception):
@@ -26,19 +29,19 @@ class ResolutionFailed(Exception):
 
 
 def is_private(address: IPAddress) -> bool:
-    """Private, loopback, link-local (169.254.169.254 included), multicast, reserved or unspecified:
-    nothing a worker may reach unless an operator allowed that upstream by name."""
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
-    return (
-        address.is_private
-        or address.is_loopback
-        or address.is_link_local
-        or address.is_multicast
-        or address.is_reserved
-        or address.is_unspecified
-        or address in _METADATA_ADDRESSES
-    )
+    """Anything that is not a globally routable unicast address (private, loopback, link-local
+    with 169.254.169.254, shared/CGNAT with 100.100.100.200, multicast, reserved, unspecified), also
+    when an IPv4 address hides inside an IPv6 one (mapped, 6to4, Teredo, NAT64): nothing a worker
+    may reach unless an operator allowed that upstream by name."""
+    if address in _METADATA_ADDRESSES:
+        return True
+    if isinstance(address, ipaddress.IPv6Address):
+        embedded = [address.ipv4_mapped, address.sixtofour, *(address.teredo or ())]
+        if address in _NAT64:
+            embedded.append(ipaddress.IPv4Address(int(address) & 0xFFFFFFFF))
+        if address.is_site_local or any(inner is not None and is_private(inner) for inner in embedded):
+            return True
+    return not address.is_global or address.is_multicast
 
 
 @dataclass(frozen=True)

@@ -105,8 +105,10 @@ class VerdictCache:
         self._ttl = ttl_seconds
 
     @staticmethod
-    def key(organization_id: str, policy_hash: str, host: str, method: str, path: str) -> tuple[str, str, str, str, str]:
-        return (organization_id, policy_hash, host, method, path)
+    def key(organization_id: str, policy_hash: str, host: str, method: str, path: str) -> tuple[str, str, str, str, bytes]:
+        # Paths may be 8 KiB long: the cache holds a 128-bit digest of them (a collision-resistant
+        # one: two paths must never share a verdict), so its memory stays bounded by its size.
+        return (organization_id, policy_hash, host, method, hashlib.blake2b(path.encode(), digest_size=16).digest())
 
     def get(self, key: Hashable) -> Verdict | None:
         entry = self._entries.get(key)

@@ -17,6 +17,7 @@ is audited.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import ipaddress
 import json
@@ -27,12 +28,15 @@ from dataclasses import dataclass
 import asyncpg
 import grpc
 import httpx
+import structlog
 from cryptography.exceptions import InvalidTag
 
 from services.secretproxy import egress, placeholders, store, vault
 from services.secretproxy.audit import AuditLog, AuditRecord
+from services.secretproxy.clients import UpstreamClients
 from services.secretproxy.destinations import ResolutionFailed, Resolver
 from services.secretproxy.head import (
+    REQUEST_FRAMING,
     WORKER_TOKEN_HEADER,
     RequestHead,
     forwardable,
@@ -61,6 +65,7 @@ log = get_logger(__name__)
 
 EDGE_HEADER = EDGE_TOKEN_HEADER
 MAX_CHUNK = 64 * 1024
+_SEARCHABLE_ENCODINGS = frozenset({"identity", "gzip", "deflate"})  # httpx decodes these itself
 _PREFETCH = 64 * 1024
 
 
@@ -69,15 +74,18 @@ class ForwardLimits:
     max_body_bytes: int
     failed_lookup_limit: int
     failed_lookup_window_seconds: float
+    # A worker that stops sending its body mid-way must not hold an upstream connection forever.
+    body_idle_seconds: float = 120.0
 
 
 class _Body:
     """The request body as it arrives on the call: read ahead up to 64 KiB (a small body is sent
     with its length; a larger one streams), counted against the limit."""
 
-    def __init__(self, requests: AsyncIterator[pb.ForwardRequest], max_bytes: int):
+    def __init__(self, requests: AsyncIterator[pb.ForwardRequest], max_bytes: int, idle_seconds: float):
         self._requests = requests
         self._max = max_bytes
+        self._idle = idle_seconds
         self.bytes = 0
         self.complete = False
         self.error: DomainError | None = None
@@ -87,7 +95,15 @@ class _Body:
         """The next piece of body; None at the end (an end message or a half-close)."""
         if self.complete:
             return None
-        message = await anext(self._requests, None)
+        try:
+            async with asyncio.timeout(self._idle):
+                message = await anext(self._requests, None)
+        except TimeoutError:
+            self.error = InvalidArgument(
+                FieldViolation("body_chunk", f"no part of the request body arrived for {self._idle:g} s"),
+                message="the request body stalled",
+            )
+            raise self.error from None
         kind = message.WhichOneof("kind") if message is not None else "end"
         if kind == "end":
             self.complete = True
@@ -134,7 +150,7 @@ class Forwarder:
         resolver: Resolver,
         verdicts: egress.VerdictCache,
         audit: AuditLog,
-        http: httpx.AsyncClient,
+        http: UpstreamClients,
         limits: ForwardLimits,
         internal_token: str,
     ):
@@ -151,25 +167,35 @@ class Forwarder:
         self._edge_token = internal_token.encode()
 
     async def forward(self, requests: AsyncIterator[pb.ForwardRequest], context: grpc.aio.ServicerContext) -> AsyncIterator[pb.ForwardResponse]:
-        worker = current_principal()
-        if not isinstance(worker, WorkerPrincipal):
-            raise PermissionDenied("Forward is for workers: call it with a worker token", reason="WORKERS_ONLY")
-        organization_id = await self._organizations.organization_of(worker)
-        first = await anext(requests, None)
-        if first is None or first.WhichOneof("kind") != "head":
-            raise InvalidArgument(FieldViolation("head", "the first message must be the request head"))
-        head = parse_head(first.head)
-        path_only = head.url(self._upstreams[head.upstream]).path if head.upstream in self._upstreams else head.path.split("?")[0]
-        record = AuditRecord(organization_id, worker.agent_id, head.upstream, head.method, placeholders.redact(path_only))
         started = time.perf_counter()
+        principal = current_principal()
+        # Every call is audited, also those refused before their head is read.
+        record = AuditRecord(principal.organization_id if isinstance(principal, WorkerPrincipal) else None,
+                             principal.agent_id if isinstance(principal, WorkerPrincipal) else None, "", "", "")  # fmt: skip
         try:
-            async for message in self._forward(worker, organization_id, head, requests, context, record):
-                yield message
+            if not isinstance(principal, WorkerPrincipal):
+                raise PermissionDenied("Forward is for workers: call it with a worker token", reason="WORKERS_ONLY")
+            organization_id = await self._organizations.organization_of(principal)
+            record.organization_id = organization_id
+            if principal.organization_id is None:  # resolved here: the call's log line should carry it too
+                structlog.contextvars.bind_contextvars(organization_id=organization_id)
+            first = await anext(requests, None)
+            if first is None or first.WhichOneof("kind") != "head":
+                raise InvalidArgument(FieldViolation("head", "the first message must be the request head"))
+            record.upstream, record.method = first.head.upstream, first.head.method
+            # As received (percent-encoded), without the query string, placeholders blanked.
+            record.path = placeholders.redact(first.head.path.split("?")[0])
+            head = parse_head(first.head)
+            async with contextlib.aclosing(self._forward(principal, organization_id, head, requests, context, record)) as messages:
+                async for message in messages:
+                    yield message
         except DomainError as exc:
-            record.reason = record.reason or exc.reason.lower()
+            if exc.reason != "UPSTREAM_INTERRUPTED":
+                record.decision = "denied"
+            record.reason = exc.reason.lower()
             raise
         except (GeneratorExit, asyncio.CancelledError):
-            record.reason = record.reason or "client_cancelled"
+            record.reason = "client_cancelled"
             raise
         finally:
             record.duration_ms = (time.perf_counter() - started) * 1000
@@ -188,10 +214,10 @@ class Forwarder:
         if upstream is None:
             raise NotFound(f"no upstream named {head.upstream!r} is configured", reason="UNKNOWN_UPSTREAM")
         url = head.url(upstream)
-        headers = forwardable(head.headers, also_drop=(WORKER_TOKEN_HEADER,))
+        headers = forwardable(head.headers, also_drop=(WORKER_TOKEN_HEADER, *REQUEST_FRAMING))
         found = placeholders.find([value for _, value in headers])
         wants_credential = not any(name.lower() == upstream.credential_header for name, _ in headers)
-        sources = self._sources(worker, head, context)
+        sources = self._sources(worker, organization_id, head, context)
         snapshot = await store.forward_snapshot(
             self._pool,
             sources=sources,
@@ -228,14 +254,18 @@ class Forwarder:
                 f"the upstream {upstream.name!r} resolves to a private, loopback or link-local address", reason="PRIVATE_ADDRESS"
             )
         record.decision = "allowed"
-        async for message in self._exchange(head, upstream, url, destination.first, headers, injected, requests, record):
-            yield message
+        exchange = self._exchange(head, upstream, url, destination.first, headers, injected, requests, record)
+        async with contextlib.aclosing(exchange) as messages:
+            async for message in messages:
+                yield message
 
-    def _sources(self, worker: WorkerPrincipal, head: RequestHead, context: grpc.aio.ServicerContext) -> list[str]:
-        """Who failed lookups count against: the agent (which cannot be spoofed) and the client
-        address (the edge's word for it, or the gRPC peer's)."""
+    def _sources(self, worker: WorkerPrincipal, organization_id: str, head: RequestHead, context: grpc.aio.ServicerContext) -> list[str]:
+        """Who failed lookups count against: the agent (which cannot be spoofed), and the client
+        address (the edge's word for it, or the gRPC peer's) within the organisation. Workers of
+        many organisations may share a host or a NAT address: one organisation's failures must not
+        lock another's workers out."""
         address = head.source_address if head.source_address and self._from_edge(context) else _peer_address(context)
-        return [f"agent:{worker.agent_id}", *([f"address:{address}"] if address else [])]
+        return [f"agent:{worker.agent_id}", *([f"address:{organization_id}:{address}"] if address else [])]
 
     def _from_edge(self, context: grpc.aio.ServicerContext) -> bool:
         for key, value in context.invocation_metadata() or ():
@@ -297,9 +327,11 @@ class Forwarder:
         key = egress.VerdictCache.key(organization_id, policy_hash, upstream.host, method, path)
         verdict = self._verdicts.get(key)
         if verdict is None:
-            rules = await self._policy_rules(organization_id, policy_hash)
+            rules, evaluated_hash = await self._policy_rules(organization_id, policy_hash)
             verdict = egress.evaluate(rules, upstream.host, method, path)
-            self._verdicts.put(key, verdict)
+            # Cached under the hash of the rules that decided, which is not the snapshot's when
+            # the policy changed in between: an old hash must never get a newer policy's verdict.
+            self._verdicts.put(egress.VerdictCache.key(organization_id, evaluated_hash, upstream.host, method, path), verdict)
         if not verdict.allowed:
             raise PermissionDenied(
                 f"your organisation's egress policy does not allow {method} to {upstream.host}"
@@ -307,21 +339,21 @@ class Forwarder:
                 reason="EGRESS_DENIED",
             )
 
-    async def _policy_rules(self, organization_id: str, policy_hash: str) -> list[egress.Rule]:
+    async def _policy_rules(self, organization_id: str, policy_hash: str) -> tuple[list[egress.Rule], str]:
+        """The organisation's rules and their hash: those of ``policy_hash`` when known, else the
+        current ones (the policy changed since the snapshot: deciding with the newer rules is the
+        safe side of that race)."""
         if policy_hash == egress.NO_POLICY_HASH:
-            return []
+            return [], policy_hash
         cached = self._rules.get((organization_id, policy_hash))
         if cached is not None:
-            return cached
+            return cached, policy_hash
         row = await store.policy_get(self._pool, organization_id)
-        if row is None or row["policy_hash"] != policy_hash:
-            # Changed since the snapshot: this request started under the policy it read, but we
-            # only hold the new rules. Deciding with them is the safe side of the race.
-            rules = json.loads(row["rules"]) if row is not None else []
-        else:
-            rules = json.loads(row["rules"])
-            self._rules.put((organization_id, policy_hash), rules)
-        return rules
+        if row is None:
+            return [], egress.NO_POLICY_HASH
+        rules = json.loads(row["rules"])
+        self._rules.put((organization_id, row["policy_hash"]), rules)
+        return rules, row["policy_hash"]
 
     async def _exchange(
         self,
@@ -338,10 +370,11 @@ class Forwarder:
         if redactor.active:
             # Compressed bodies could not be searched for echoed secrets.
             headers = [(n, v) for n, v in headers if n.lower() != "accept-encoding"] + [("accept-encoding", "identity")]
-        body = _Body(requests, self._limits.max_body_bytes)
+        body = _Body(requests, self._limits.max_body_bytes, self._limits.body_idle_seconds)
         await body.prefetch()
         headers.append(("host", url.netloc.decode("ascii")))
-        request = self._http.build_request(
+        client = self._http.for_upstream(upstream.name)
+        request = client.build_request(
             head.method,
             url.copy_with(host=str(address)),  # pinned to the address that was checked
             headers=[(n.encode("latin-1"), v.encode("latin-1")) for n, v in headers],
@@ -349,7 +382,7 @@ class Forwarder:
             extensions={"sni_hostname": url.host} if url.scheme == "https" else {},
         )
         try:
-            response = await self._http.send(request, stream=True)
+            response = await client.send(request, stream=True)
         except httpx.TimeoutException:
             if body.error is not None:
                 raise body.error from None
@@ -368,8 +401,16 @@ class Forwarder:
         except DomainError:
             raise
         record.status_code, record.reason = response.status_code, "forwarded"
+        encoding = response.headers.get("content-encoding", "identity").lower()
+        if redactor.active and encoding not in _SEARCHABLE_ENCODINGS:
+            # Echoed secrets could not be found in it: refuse the body rather than pass it unread.
+            await response.aclose()
+            record.reason, record.status_code = "unsearchable_encoding", 502
+            for message in _problem(502, f"the upstream answered with content-encoding {encoding!r}, which the proxy cannot check"):
+                yield message
+            return
         try:
-            decode = redactor.active and response.headers.get("content-encoding", "identity").lower() != "identity"
+            decode = redactor.active and encoding != "identity"
             drop = ("content-length", "content-encoding") if decode else (("content-length",) if redactor.active else ())
             response_headers = [
                 pb.HttpHeader(name=name, value=redactor.text(value))

@@ -32,6 +32,9 @@ HOP_BY_HOP = frozenset(
         "te", "trailer", "transfer-encoding", "upgrade", "host",
     }
 )
+# The body's framing is the proxy's to set for its own connection (a worker's Content-Length that
+# disagrees with the body it sends would break the upstream request mid-way).
+REQUEST_FRAMING = ("content-length", "expect")
 
 
 @dataclass(frozen=True)
@@ -64,9 +67,12 @@ def parse_head(message: pb.ForwardRequestHead) -> RequestHead:
             valid = False
         if not valid:
             v.add("head.path", "is not a valid URL path")
-        elif any(segment in (".", "..") for segment in urllib.parse.unquote(path.split("?")[0]).split("/")):
-            # "/../" would climb out of the upstream's base path (e.g. https://api.groq.com/openai).
-            v.add("head.path", "must not contain '.' or '..' segments (also percent-encoded)")
+        elif not _canonical(path.split("?")[0]):
+            # The policy must judge the path the upstream will act on. "/../" would climb out of
+            # the upstream's base path (https://api.groq.com/openai); "//", "\\", ";" and encoded
+            # slashes are read differently by different servers (nginx merges slashes, Tomcat
+            # drops ";…"), so a deny of /v1/admin could be walked around.
+            v.add("head.path", "must be a canonical path: no '.', '..' or empty segments, no '\\', ';' or encoded slash")
     if len(message.headers) > MAX_HEADER_FIELDS:
         v.add("head.headers", f"at most {MAX_HEADER_FIELDS} fields")
     total = 0
@@ -86,6 +92,16 @@ def parse_head(message: pb.ForwardRequestHead) -> RequestHead:
             v.add("head.source_address", "must be an IP address")
     v.check()
     return RequestHead(message.method, message.upstream, path, [(h.name, h.value) for h in message.headers], source)
+
+
+def _canonical(raw_path: str) -> bool:
+    lowered = raw_path.lower()
+    if "\\" in raw_path or ";" in raw_path or "%2f" in lowered or "%5c" in lowered:
+        return False
+    segments = urllib.parse.unquote(raw_path).split("/")[1:]
+    inner, last = segments[:-1], segments[-1] if segments else ""
+    # An empty last segment is a trailing slash ("/v1/"), which is fine; empty inner ones are "//".
+    return all(segment not in ("", ".", "..") for segment in inner) and last not in (".", "..")
 
 
 def _latin1(value: str) -> bool:

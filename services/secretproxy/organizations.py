@@ -8,6 +8,7 @@ answers are cached for a short while (bounded) to spare identity a call per requ
 from __future__ import annotations
 
 import time
+import uuid
 from collections import OrderedDict
 
 import grpc
@@ -52,12 +53,23 @@ class OrganizationResolver:
             if exc.code() == grpc.StatusCode.NOT_FOUND:
                 return None
             log.warning("organization_resolution_failed", code=exc.code().name)
-            raise Unavailable(
-                "cannot resolve the worker's organisation (the identity service failed or timed out); retry shortly",
-                reason="ORGANIZATION_UNRESOLVED",
-            ) from None
-        self._cache[agent_id] = (time.monotonic() + self._ttl, reply.organization_id)
+            raise _unresolved() from None
+        except grpc.aio.UsageError:  # the channel is closing (the process stops)
+            raise _unresolved() from None
+        try:
+            organization_id = str(uuid.UUID(reply.organization_id))
+        except ValueError:
+            log.error("organization_resolution_malformed")
+            raise _unresolved() from None
+        self._cache[agent_id] = (time.monotonic() + self._ttl, organization_id)
         self._cache.move_to_end(agent_id)
         while len(self._cache) > self._max:
             self._cache.popitem(last=False)
-        return reply.organization_id
+        return organization_id
+
+
+def _unresolved() -> Unavailable:
+    return Unavailable(
+        "cannot resolve the worker's organisation (the identity service failed or timed out); retry shortly",
+        reason="ORGANIZATION_UNRESOLVED",
+    )

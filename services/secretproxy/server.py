@@ -81,10 +81,14 @@ def _require_manager(what: str) -> None:
 
 
 def _value(v: Violations, field: str, value: str) -> str:
+    """A secret or credential value: it travels in an HTTP header, so only Latin-1 without line
+    breaks or NUL. (The message never quotes the value.)"""
     if not value:
         v.add(field, "is required")
     elif len(value.encode()) > MAX_VALUE_BYTES:
         v.add(field, "must be at most 16 KiB")
+    elif any(c in value for c in "\r\n\x00") or not all(ord(c) < 256 for c in value):
+        v.add(field, "must be usable in an HTTP header: Latin-1 characters only, no CR, LF or NUL")
     return value
 
 

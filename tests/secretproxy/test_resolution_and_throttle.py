@@ -110,7 +110,18 @@ async def test_the_edge_may_name_the_client_address_and_a_caller_that_is_not_the
             worker, headers=[("X-Key", placeholders.new_placeholder())], source_address="192.0.2.1", metadata=((EDGE_HEADER, INTERNAL_TOKEN),)
         )
     sources = {r["source"] for r in await proxy.pool.fetch("SELECT source FROM secretproxy.failed_lookups")}
-    assert sources == {f"agent:{worker.agent_id}", "address:127.0.0.1", "address:192.0.2.1"}
+    assert sources == {f"agent:{worker.agent_id}", f"address:{org}:127.0.0.1", f"address:{org}:192.0.2.1"}
+
+
+async def test_one_organisations_failures_do_not_lock_out_another_organisations_workers_on_the_same_host(proxy):
+    noisy, quiet = await proxy.org_ready(credential=True), await proxy.org_ready(credential=True)
+    for _ in range(20):  # 20 different agents of the noisy organisation, all from 127.0.0.1
+        with pytest.raises(grpc.aio.AioRpcError):
+            await proxy.forward(proxy.worker(noisy), headers=[("X-Key", placeholders.new_placeholder())])
+    with pytest.raises(grpc.aio.AioRpcError) as throttled:
+        await proxy.forward(proxy.worker(noisy))  # a fresh agent of the same organisation and address
+    assert reason_of(throttled.value) == "TOO_MANY_FAILED_LOOKUPS"
+    assert (await proxy.forward(proxy.worker(quiet))).status == 200
 
 
 async def test_retention_trims_old_audit_records_and_expired_windows_on_one_replica_at_a_time(proxy):

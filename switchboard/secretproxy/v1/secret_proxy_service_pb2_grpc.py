@@ -237,7 +237,8 @@ class SecretProxyServiceServicer:
         the request body exceeds the configured maximum (`BODY_TOO_LARGE`, edge 413).
         - NOT_FOUND (`UNKNOWN_UPSTREAM`): no upstream of that name is configured (edge 404).
         - INVALID_ARGUMENT: the first message is not a head, a second head arrives, or the head is
-        malformed (a path with `.` or `..` segments, also percent-encoded, is malformed).
+        malformed (a path must be canonical: no `.`, `..` or empty segments, also percent-encoded,
+        and no `\`, `;` or encoded slash), or the body stalls for longer than the read timeout.
         - FAILED_PRECONDITION (`SECRET_UNREADABLE`): a stored value does not open with the configured
         keys (a key was removed, or the row was tampered with).
         Values the proxy injected are replaced by `[redacted by switchboard]` wherever the upstream
