@@ -238,7 +238,7 @@ class SecretProxyServiceServicer:
         - NOT_FOUND (`UNKNOWN_UPSTREAM`): no upstream of that name is configured (edge 404).
         - INVALID_ARGUMENT: the first message is not a head, a second head arrives, or the head is
         malformed (a path must be canonical: no `.`, `..` or empty segments, also percent-encoded,
-        and no `\`, `;` or encoded slash), or the body stalls for longer than the read timeout.
+        and no backslash, `;` or encoded slash), or the body stalls for longer than the read timeout.
         - FAILED_PRECONDITION (`SECRET_UNREADABLE`): a stored value does not open with the configured
         keys (a key was removed, or the row was tampered with).
         Values the proxy injected are replaced by `[redacted by switchboard]` wherever the upstream
