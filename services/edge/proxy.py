@@ -11,6 +11,7 @@ so the worker sees a truncated response rather than a complete-looking one.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 from collections.abc import AsyncIterator
 
@@ -55,11 +56,14 @@ async def proxy_request(request: Request) -> Response:
     # The request goes up in its own task while this one waits for the answer: a refusal can
     # arrive before the whole body was sent, and then it is the answer.
     sender = asyncio.create_task(_send(call, request, upstream, path))
+    watcher = asyncio.create_task(_cancel_when_client_leaves(request, call, sender))
     try:
         first = await call.read()
     except grpc.aio.AioRpcError as exc:
         sender.cancel()
         return _refusal(exc)
+    finally:
+        watcher.cancel()  # from here on the streaming response watches for the client itself
     if first is grpc.aio.EOF or first.WhichOneof("kind") != "head":
         sender.cancel()
         call.cancel()
@@ -96,6 +100,16 @@ async def _send(call: grpc.aio.StreamStreamCall, request: Request, upstream: str
         if not call.done():
             call.cancel()
             raise
+
+
+async def _cancel_when_client_leaves(request: Request, call: grpc.aio.StreamStreamCall, sender: asyncio.Task) -> None:
+    """While the upstream has not answered yet: a worker that hangs up cancels the upstream call at
+    once, rather than leaving it (and its upstream connection) to the read timeout."""
+    # The sender's own failure is not this task's business (the call's status says what went wrong).
+    with contextlib.suppress(Exception, asyncio.CancelledError):
+        await sender  # the body is up: the next thing the client can send is its leaving
+    if (await request.receive())["type"] == "http.disconnect":
+        call.cancel()
 
 
 def _path_as_received(request: Request, upstream: str) -> str | None:

@@ -3,6 +3,7 @@ through the edge and the secret proxy to a real upstream on loopback, and back."
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator
@@ -126,3 +127,16 @@ async def test_an_upstream_breaking_off_mid_response_aborts_the_http_response(pr
     org = await proxy.org_ready(credential=True)
     with pytest.raises(httpx.RemoteProtocolError):
         await edge.get("/v1/proxy/echo/break", headers={"X-Switchboard-Token": proxy.worker(org).token})
+
+
+async def test_a_worker_hanging_up_before_the_upstream_answers_cancels_the_upstream_call_at_once(proxy, edge):
+    org = await proxy.org_ready(credential=True)
+    request = asyncio.create_task(edge.get("/v1/proxy/echo/stall", headers={"X-Switchboard-Token": proxy.worker(org).token}))
+    await proxy.upstream.stalling.wait()  # the request is upstream, and the upstream keeps it waiting
+    request.cancel()  # the worker hangs up (its connection closes)
+    with contextlib.suppress(asyncio.CancelledError):
+        await request
+    # Well before the 120 s read timeout, the proxy's call ends and is audited as cancelled.
+    await asyncio.wait_for(proxy.audit.recorded(1), 10)
+    [row] = await proxy.audit_rows()
+    assert row["reason"] == "client_cancelled"

@@ -32,6 +32,7 @@ class Received:
 class FakeUpstream:
     received: list[Received] = field(default_factory=list)
     stall: asyncio.Event = field(default_factory=asyncio.Event)  # set to release /stall
+    stalling: asyncio.Event = field(default_factory=asyncio.Event)  # set once a request waits in /stall
 
     def app(self) -> Starlette:
         return Starlette(
@@ -89,6 +90,7 @@ class FakeUpstream:
 
     async def _stall(self, request: Request) -> Response:
         await self._record(request)
+        self.stalling.set()
         await self.stall.wait()
         return JSONResponse({"ok": True})
 
