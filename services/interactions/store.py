@@ -22,28 +22,33 @@ async def events_append(
     take turns, so sequences are gapless and become visible in order. The NOTIFY is delivered at
     commit and carries only the stream's key: listeners read the events from the table.
     """
-    async with conn.transaction():
-        last = await conn.fetchval(
-            """INSERT INTO streams (organization_id, name, last_sequence) VALUES ($1, $2, $3)
+    # One statement, so one round trip (it commits on its own, or joins the caller's transaction):
+    # the upsert's row lock is held to the end, the events take the sequences it handed out, and
+    # pg_notify queues "<organization> <stream> <last sequence>" (a space never appears in a
+    # stream name) for delivery at commit.
+    row = await conn.fetchrow(
+        """WITH head AS (
+               INSERT INTO streams (organization_id, name, last_sequence) VALUES ($1, $2, $3)
                ON CONFLICT (organization_id, name) DO UPDATE SET last_sequence = streams.last_sequence + $3
-               RETURNING last_sequence""",
-            organization_id,
-            stream,
-            len(events),
-        )
-        first = last - len(events) + 1
-        created_at = await conn.fetchval(
-            """INSERT INTO events (organization_id, stream, sequence, type, payload_json)
-               SELECT $1, $2, $3 + i - 1, t, p FROM unnest($4::text[], $5::text[]) WITH ORDINALITY AS e(t, p, i)
-               RETURNING created_at""",
-            organization_id,
-            stream,
-            first,
-            [t for t, _ in events],
-            [p for _, p in events],
-        )
-        # "<organization> <stream> <last sequence>": a space never appears in a stream name.
-        await conn.execute("SELECT pg_notify($1, $2)", EVENTS_CHANNEL, f"{organization_id} {stream} {last}")
+               RETURNING organization_id, name, last_sequence
+           ), stored AS (
+               INSERT INTO events (organization_id, stream, sequence, type, payload_json)
+               SELECT $1, $2, head.last_sequence - $3 + e.i, e.t, e.p
+               FROM head, unnest($4::text[], $5::text[]) WITH ORDINALITY AS e(t, p, i)
+               RETURNING created_at
+           )
+           SELECT head.last_sequence AS last, (SELECT min(created_at) FROM stored) AS created_at,
+                  pg_notify($6, head.organization_id::text || ' ' || head.name || ' ' || head.last_sequence::text)
+           FROM head""",
+        organization_id,
+        stream,
+        len(events),
+        [t for t, _ in events],
+        [p for _, p in events],
+        EVENTS_CHANNEL,
+    )
+    last, created_at = row["last"], row["created_at"]
+    first = last - len(events) + 1
     return list(range(first, last + 1)), created_at
 
 
