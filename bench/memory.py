@@ -12,9 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import signal
-import sys
 import tempfile
 import uuid
 from collections.abc import Awaitable, Callable
@@ -27,7 +25,7 @@ import psutil
 
 from bench.common import Measurement, Row
 from bench.runs_throughput import TOKEN, WORKER_KEY
-from bench.startup import SERVICES, _free_base_port
+from bench.startup import SERVICES, launch_up
 from shared.auth import WorkerTokens
 from switchboard.identity.v1 import identity_service_pb2, identity_service_pb2_grpc
 from switchboard.interactions.v1 import event_service_pb2, event_service_pb2_grpc
@@ -160,14 +158,7 @@ async def _load(ports: dict[str, int], seconds: float) -> dict[str, int]:
 
 async def _measure_once(data_dir: Path) -> tuple[dict[str, float], dict[str, float], dict[str, int]]:
     """(idle, peak under load) MiB per kind, and what the load did, from one `switchboard up`."""
-    base = _free_base_port()
-    ports = {service: base + offset for offset, service in enumerate(SERVICES)}
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SWITCHBOARD_") and k != "DATABASE_URL"}
-    env.update(SWITCHBOARD_DATA_DIR=str(data_dir), SWITCHBOARD_INTERNAL_TOKEN=TOKEN, SWITCHBOARD_WORKER_TOKEN_KEY=WORKER_KEY)
-    env.update({f"SWITCHBOARD_{service.upper()}_PORT": str(port) for service, port in ports.items()})
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "switchboard", "up", env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE
-    )
+    process, ports = await launch_up(data_dir, SWITCHBOARD_INTERNAL_TOKEN=TOKEN, SWITCHBOARD_WORKER_TOKEN_KEY=WORKER_KEY)
     assert process.stderr is not None
     postgres, drain = None, None
     try:

@@ -36,18 +36,25 @@ def _free(port: int) -> bool:
         return True
 
 
-async def _up_once(data_dir: Path) -> float:
-    """Seconds from starting `switchboard up` to its table (everything SERVING), as it logs them."""
+async def launch_up(data_dir: Path, **settings: str) -> tuple[asyncio.subprocess.Process, dict[str, int]]:
+    """`switchboard up` on free ports with its data in ``data_dir`` (and any extra settings), its
+    log lines on a pipe (stderr); the process and each service's port."""
     base = _free_base_port()
+    ports = {service: base + offset for offset, service in enumerate(SERVICES)}
     env = {k: v for k, v in os.environ.items() if not k.startswith("SWITCHBOARD_") and k != "DATABASE_URL"}
-    env["SWITCHBOARD_DATA_DIR"] = str(data_dir)
-    for offset, service in enumerate(SERVICES):
-        env[f"SWITCHBOARD_{service.upper()}_PORT"] = str(base + offset)
-    started = time.perf_counter()
+    env.update(SWITCHBOARD_DATA_DIR=str(data_dir), **settings)
+    env.update({f"SWITCHBOARD_{service.upper()}_PORT": str(port) for service, port in ports.items()})
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "switchboard", "up", env=env,
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
+    return process, ports
+
+
+async def _up_once(data_dir: Path) -> float:
+    """Seconds from starting `switchboard up` to its table (everything SERVING), as it logs them."""
+    started = time.perf_counter()
+    process, _ = await launch_up(data_dir)
     try:
         async with asyncio.timeout(60):
             while True:

@@ -3,19 +3,18 @@ events beyond each stream's last N and older than T, in bounded batches."""
 
 from __future__ import annotations
 
-import asyncio
-
 import asyncpg
 
 from services.interactions import store
 from shared.logs import get_logger
-from shared.maintenance import BackgroundLoop
+from shared.maintenance import BatchLoop
 
 log = get_logger(__name__)
 
 
-class Retention(BackgroundLoop):
+class Retention(BatchLoop):
     loop_name = "events-retention"
+    done_event, failed_event, logger = "events_trimmed", "events_trim_failed", log
 
     def __init__(self, pool: asyncpg.Pool, *, keep_last: int, max_age_seconds: float, interval_seconds: float = 60.0, batch: int = 5000):
         self._pool = pool
@@ -31,14 +30,5 @@ class Retention(BackgroundLoop):
                 return None
             return await store.events_trim(conn, self._keep_last, self._max_age, self._batch)
 
-    async def _loop(self) -> None:
-        while True:
-            try:
-                trimmed = await self.run_once()
-                if trimmed:
-                    log.info("events_trimmed", count=trimmed)
-                if trimmed and trimmed >= self._batch:
-                    continue  # more is waiting
-            except Exception as exc:  # noqa: BLE001 - the loop must outlive any one batch's failure
-                log.warning("events_trim_failed", error=type(exc).__name__)
-            await asyncio.sleep(self._interval)
+    async def _run_batch(self) -> int | None:
+        return await self.run_once()

@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncpg
 from prometheus_client import CollectorRegistry
 
-from services.secretproxy import egress
 from services.secretproxy.audit import AuditLog
+from services.secretproxy.cache import TtlLru
 from services.secretproxy.clients import UpstreamClients
 from services.secretproxy.destinations import Resolver
 from services.secretproxy.forwarding import Forwarder, ForwardLimits
@@ -50,7 +50,7 @@ async def create(settings: Settings, pool: asyncpg.Pool, *, registry: CollectorR
         upstreams=upstreams,
         organizations=organizations,
         resolver=Resolver(),
-        verdicts=egress.VerdictCache(settings.proxy_verdict_cache_size, settings.proxy_verdict_cache_seconds),
+        verdicts=TtlLru(settings.proxy_verdict_cache_size, settings.proxy_verdict_cache_seconds),
         audit=audit,
         http=http,
         limits=ForwardLimits(

@@ -11,9 +11,9 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
-import time
-from collections import OrderedDict
 from dataclasses import dataclass
+
+from services.secretproxy.cache import TtlLru
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -61,9 +61,7 @@ class Resolver:
     """Resolves host names through the event loop, with a small cache (bounded, short-lived)."""
 
     def __init__(self, ttl_seconds: float = 30.0, max_entries: int = 4096):
-        self._ttl = ttl_seconds
-        self._max = max_entries
-        self._cache: OrderedDict[tuple[str, int], tuple[float, Destination]] = OrderedDict()
+        self._cache: TtlLru[Destination] = TtlLru(max_entries, ttl_seconds)
 
     async def resolve(self, host: str, port: int) -> Destination:
         """Raises ResolutionFailed."""
@@ -73,8 +71,8 @@ class Resolver:
             pass
         key = (host, port)
         cached = self._cache.get(key)
-        if cached is not None and cached[0] > time.monotonic():
-            return cached[1]
+        if cached is not None:
+            return cached
         try:
             infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
         except (socket.gaierror, UnicodeError) as exc:
@@ -83,7 +81,5 @@ class Resolver:
         if not addresses:
             raise ResolutionFailed(f"{host} resolves to no address")
         destination = Destination(addresses)
-        self._cache[key] = (time.monotonic() + self._ttl, destination)
-        while len(self._cache) > self._max:
-            self._cache.popitem(last=False)
+        self._cache.put(key, destination)
         return destination

@@ -12,9 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import time
-from collections import OrderedDict
-from collections.abc import Hashable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -95,39 +93,9 @@ def evaluate(rules: Sequence[Rule], host: str, method: str, path: str) -> Verdic
     return Verdict(True, "allowed_by_policy") if allowed else Verdict(False, "not_allowed")
 
 
-class VerdictCache:
-    """A bounded LRU of verdicts with a time to live. Keys include the organisation and the policy
-    hash, so one organisation's verdict never answers another's, nor an old policy a new one."""
-
-    def __init__(self, max_entries: int, ttl_seconds: float):
-        self._entries: OrderedDict[Hashable, tuple[float, Verdict]] = OrderedDict()
-        self._max = max_entries
-        self._ttl = ttl_seconds
-
-    @staticmethod
-    def key(organization_id: str, policy_hash: str, host: str, method: str, path: str) -> tuple[str, str, str, str, bytes]:
-        # Paths may be 8 KiB long: the cache holds a 128-bit digest of them (a collision-resistant
-        # one: two paths must never share a verdict), so its memory stays bounded by its size.
-        return (organization_id, policy_hash, host, method, hashlib.blake2b(path.encode(), digest_size=16).digest())
-
-    def get(self, key: Hashable) -> Verdict | None:
-        entry = self._entries.get(key)
-        if entry is None:
-            return None
-        expires, verdict = entry
-        if expires < time.monotonic():
-            del self._entries[key]
-            return None
-        self._entries.move_to_end(key)
-        return verdict
-
-    def put(self, key: Hashable, verdict: Verdict) -> None:
-        if self._max <= 0 or self._ttl <= 0:
-            return
-        self._entries[key] = (time.monotonic() + self._ttl, verdict)
-        self._entries.move_to_end(key)
-        while len(self._entries) > self._max:
-            self._entries.popitem(last=False)
-
-    def __len__(self) -> int:
-        return len(self._entries)
+def verdict_key(organization_id: str, policy_hash: str, host: str, method: str, path: str) -> tuple[str, str, str, str, bytes]:
+    """The verdict cache's key. It holds the organisation and the policy hash, so one
+    organisation's verdict never answers another's, nor an old policy a new one. Paths may be
+    8 KiB long: the key holds a 128-bit digest of them (collision-resistant: two paths must never
+    share a verdict), so the cache's memory stays bounded by its size."""
+    return (organization_id, policy_hash, host, method, hashlib.blake2b(path.encode(), digest_size=16).digest())

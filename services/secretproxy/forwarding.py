@@ -22,6 +22,7 @@ import hmac
 import ipaddress
 import json
 import time
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -33,6 +34,7 @@ from cryptography.exceptions import InvalidTag
 
 from services.secretproxy import egress, placeholders, store, vault
 from services.secretproxy.audit import AuditLog, AuditRecord
+from services.secretproxy.cache import TtlLru
 from services.secretproxy.clients import UpstreamClients
 from services.secretproxy.destinations import ResolutionFailed, Resolver
 from services.secretproxy.head import (
@@ -148,7 +150,7 @@ class Forwarder:
         upstreams: dict[str, Upstream],
         organizations: OrganizationResolver,
         resolver: Resolver,
-        verdicts: egress.VerdictCache,
+        verdicts: TtlLru[egress.Verdict],
         audit: AuditLog,
         http: UpstreamClients,
         limits: ForwardLimits,
@@ -160,7 +162,7 @@ class Forwarder:
         self._organizations = organizations
         self._resolver = resolver
         self._verdicts = verdicts
-        self._rules = egress.VerdictCache(1024, 300.0)  # (org, policy hash) → rules; hashes never change meaning
+        self._rules: TtlLru[list[egress.Rule]] = TtlLru(1024, 300.0)  # (org, policy hash) → rules; a hash never changes meaning
         self._audit = audit
         self._http = http
         self._limits = limits
@@ -215,7 +217,8 @@ class Forwarder:
             raise NotFound(f"no upstream named {head.upstream!r} is configured", reason="UNKNOWN_UPSTREAM")
         url = head.url(upstream)
         headers = forwardable(head.headers, also_drop=(WORKER_TOKEN_HEADER, *REQUEST_FRAMING))
-        found = placeholders.find([value for _, value in headers])
+        # Placeholder → its hash, worked out once for the lookup and the check.
+        found = {p: placeholders.placeholder_hash(p) for p in placeholders.find([value for _, value in headers])}
         wants_credential = not any(name.lower() == upstream.credential_header for name, _ in headers)
         sources = self._sources(worker, organization_id, head, context)
         snapshot = await store.forward_snapshot(
@@ -224,7 +227,7 @@ class Forwarder:
             failed_lookup_limit=self._limits.failed_lookup_limit,
             window_seconds=self._limits.failed_lookup_window_seconds,
             organization_id=organization_id,
-            placeholder_hashes=[placeholders.placeholder_hash(p) for p in found],
+            placeholder_hashes=list(found.values()),
             provider=upstream.name,
             want_credential=wants_credential,
         )
@@ -277,16 +280,17 @@ class Forwarder:
         self,
         worker: WorkerPrincipal,
         organization_id: str,
-        found: set[str],
+        found: dict[str, bytes],
         snapshot: store.ForwardSnapshot,
         sources: list[str],
         record: AuditRecord,
     ) -> dict[str, str]:
         by_hash = {s.placeholder_hash: s for s in snapshot.secrets}
         replacements: dict[str, str] = {}
+        secret_ids: set[uuid.UUID] = set()
         failure: DomainError | None = None
-        for placeholder in found:
-            secret = by_hash.get(placeholders.placeholder_hash(placeholder))
+        for placeholder, placeholder_hash in found.items():
+            secret = by_hash.get(placeholder_hash)
             # Unknown, another organisation's and legacy (no organisation) look the same to the
             # caller: nothing tells it whether a placeholder exists elsewhere.
             if secret is None or secret.organization_id is None or str(secret.organization_id) != organization_id:
@@ -298,10 +302,11 @@ class Forwarder:
                 failure = PermissionDenied("the request carries a placeholder of another agent's secret", reason="FOREIGN_AGENT_SECRET")
                 break
             replacements[placeholder] = self._open(secret.key_id, secret.sealed_value, vault.secret_aad(str(secret.secret_id), organization_id))
+            secret_ids.add(secret.secret_id)
         if failure is not None:
             await store.record_failed_lookups(self._pool, sources, self._limits.failed_lookup_window_seconds)
             raise failure
-        record.secret_ids = sorted({by_hash[placeholders.placeholder_hash(p)].secret_id for p in replacements})
+        record.secret_ids = sorted(secret_ids)
         return replacements
 
     def _open_credential(self, organization_id: str, upstream: Upstream, snapshot: store.ForwardSnapshot) -> str:
@@ -324,14 +329,14 @@ class Forwarder:
 
     async def _check_policy(self, organization_id: str, policy_hash: str | None, upstream: Upstream, method: str, path: str) -> None:
         policy_hash = policy_hash or egress.NO_POLICY_HASH
-        key = egress.VerdictCache.key(organization_id, policy_hash, upstream.host, method, path)
+        key = egress.verdict_key(organization_id, policy_hash, upstream.host, method, path)
         verdict = self._verdicts.get(key)
         if verdict is None:
             rules, evaluated_hash = await self._policy_rules(organization_id, policy_hash)
             verdict = egress.evaluate(rules, upstream.host, method, path)
             # Cached under the hash of the rules that decided, which is not the snapshot's when
             # the policy changed in between: an old hash must never get a newer policy's verdict.
-            self._verdicts.put(egress.VerdictCache.key(organization_id, evaluated_hash, upstream.host, method, path), verdict)
+            self._verdicts.put(egress.verdict_key(organization_id, evaluated_hash, upstream.host, method, path), verdict)
         if not verdict.allowed:
             raise PermissionDenied(
                 f"your organisation's egress policy does not allow {method} to {upstream.host}"

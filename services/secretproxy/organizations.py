@@ -7,12 +7,11 @@ answers are cached for a short while (bounded) to spare identity a call per requ
 
 from __future__ import annotations
 
-import time
 import uuid
-from collections import OrderedDict
 
 import grpc
 
+from services.secretproxy.cache import TtlLru
 from shared.auth import WorkerPrincipal
 from shared.errors import Unauthenticated, Unavailable
 from shared.logs import get_logger
@@ -26,9 +25,7 @@ class OrganizationResolver:
     def __init__(self, channel: grpc.aio.Channel, *, timeout_seconds: float, ttl_seconds: float = 60.0, max_entries: int = 10_000):
         self._identity = identity_service_pb2_grpc.IdentityServiceStub(channel)
         self._timeout = timeout_seconds
-        self._ttl = ttl_seconds
-        self._max = max_entries
-        self._cache: OrderedDict[str, tuple[float, str]] = OrderedDict()
+        self._cache: TtlLru[str] = TtlLru(max_entries, ttl_seconds)
 
     async def organization_of(self, worker: WorkerPrincipal) -> str:
         """Raises Unavailable (identity failed or timed out) or Unauthenticated (no such agent)."""
@@ -43,8 +40,8 @@ class OrganizationResolver:
         """The agent's organisation from identity; None when there is no such agent. Raises
         Unavailable when identity fails or times out."""
         cached = self._cache.get(agent_id)
-        if cached is not None and cached[0] > time.monotonic():
-            return cached[1]
+        if cached is not None:
+            return cached
         try:
             reply = await self._identity.ResolveAgentOrganization(
                 identity_pb.ResolveAgentOrganizationRequest(agent_id=agent_id), timeout=self._timeout
@@ -61,10 +58,7 @@ class OrganizationResolver:
         except ValueError:
             log.error("organization_resolution_malformed")
             raise _unresolved() from None
-        self._cache[agent_id] = (time.monotonic() + self._ttl, organization_id)
-        self._cache.move_to_end(agent_id)
-        while len(self._cache) > self._max:
-            self._cache.popitem(last=False)
+        self._cache.put(agent_id, organization_id)
         return organization_id
 
 

@@ -3,19 +3,18 @@ expired failed-lookup windows; on one replica at a time, in bounded batches."""
 
 from __future__ import annotations
 
-import asyncio
-
 import asyncpg
 
 from services.secretproxy import store
 from shared.logs import get_logger
-from shared.maintenance import BackgroundLoop
+from shared.maintenance import BatchLoop
 
 log = get_logger(__name__)
 
 
-class Retention(BackgroundLoop):
+class Retention(BatchLoop):
     loop_name = "secretproxy-retention"
+    done_event, failed_event, logger = "audit_records_trimmed", "audit_trim_failed", log
 
     def __init__(
         self, pool: asyncpg.Pool, *, audit_retention_seconds: float, lookup_window_seconds: float,
@@ -35,14 +34,5 @@ class Retention(BackgroundLoop):
             await store.failed_lookups_trim(conn, self._lookup_window)
             return await store.audit_trim(conn, self._audit_retention, self._batch)
 
-    async def _loop(self) -> None:
-        while True:
-            try:
-                trimmed = await self.run_once()
-                if trimmed:
-                    log.info("audit_records_trimmed", count=trimmed)
-                if trimmed and trimmed >= self._batch:
-                    continue  # more is waiting
-            except Exception as exc:  # noqa: BLE001 - the loop must outlive any one batch's failure
-                log.warning("audit_trim_failed", error=type(exc).__name__)
-            await asyncio.sleep(self._interval)
+    async def _run_batch(self) -> int | None:
+        return await self.run_once()

@@ -16,11 +16,11 @@ from services.identity import app as identity_app
 from shared.auth import Authenticator, WorkerTokens
 from shared.config import Settings
 from shared.db import create_pool
-from shared.grpc.server import ServerOptions, ServiceServer
 from shared.revocations import RevocationSync, RevokedTokens
 from switchboard.identity.v1 import identity_service_pb2 as pb
 from switchboard.identity.v1 import identity_service_pb2_grpc, resources_pb2
 from tests.conftest import INTERNAL_TOKEN, WORKER_TOKEN_KEY
+from tests.support.serving import serving
 
 OPERATOR = (("authorization", f"Bearer {INTERNAL_TOKEN}"),)
 
@@ -68,20 +68,9 @@ async def running_identity(database_url: str, **overrides: object) -> AsyncItera
     assert app.revocations is not None
     revocations = RevocationSync(RevokedTokens(max_staleness_seconds=3600), app.revocations, 3600)
     await revocations.run_once()
-    server = ServiceServer(
-        app.registrations,
-        ServerOptions(host="127.0.0.1", port=0),
-        authenticator=Authenticator(INTERNAL_TOKEN, WorkerTokens(WORKER_TOKEN_KEY), revocations.revoked),
-    )
-    port = await server.start()
-    try:
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-            yield Identity(identity_service_pb2_grpc.IdentityServiceStub(channel), pool, revocations, channel, port)
-    finally:
-        await server.stop()
-        for stop in app.on_stop:
-            await stop()
-        await pool.close()
+    authenticator = Authenticator(INTERNAL_TOKEN, WorkerTokens(WORKER_TOKEN_KEY), revocations.revoked)
+    async with serving(app, pool, authenticator) as (port, channel):
+        yield Identity(identity_service_pb2_grpc.IdentityServiceStub(channel), pool, revocations, channel, port)
 
 
 @pytest.fixture

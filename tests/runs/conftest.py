@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 import asyncpg
-import grpc
 import pytest
 from prometheus_client import CollectorRegistry
 
@@ -19,10 +18,10 @@ from services.runs.reaper import Reaper
 from shared.auth import Authenticator, WorkerTokens
 from shared.config import Settings
 from shared.db import create_pool
-from shared.grpc.server import ServerOptions, ServiceServer
 from switchboard.runs.v1 import run_service_pb2 as pb
 from switchboard.runs.v1 import run_service_pb2_grpc
 from tests.conftest import INTERNAL_TOKEN, WORKER_TOKEN_KEY
+from tests.support.serving import serving
 
 OPERATOR = (("authorization", f"Bearer {INTERNAL_TOKEN}"),)
 
@@ -75,23 +74,11 @@ async def running_runs(database_url: str, *, start_reaper: bool = False, **overr
     pool = await create_pool(settings, "runs", application_name="tests-runs")
     registry = CollectorRegistry()
     app = await runs_app.create(settings, pool, registry=registry)
-    server = ServiceServer(
-        app.registrations,
-        ServerOptions(host="127.0.0.1", port=0),
-        authenticator=Authenticator(INTERNAL_TOKEN, WorkerTokens(WORKER_TOKEN_KEY)),
-    )
-    port = await server.start()
-    if start_reaper:
-        for start in app.on_start:
-            start()
-    try:
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-            yield Runs(run_service_pb2_grpc.RunServiceStub(channel), pool, settings, registry)
-    finally:
-        await server.stop()
-        for stop in app.on_stop:
-            await stop()
-        await pool.close()
+    async with serving(app, pool, Authenticator(INTERNAL_TOKEN, WorkerTokens(WORKER_TOKEN_KEY))) as (_, channel):
+        if start_reaper:
+            for start in app.on_start:
+                start()
+        yield Runs(run_service_pb2_grpc.RunServiceStub(channel), pool, settings, registry)
 
 
 @pytest.fixture

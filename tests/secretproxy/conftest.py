@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 import asyncpg
-import grpc
 import pytest
 
 from services.secretproxy import app as secretproxy_app
@@ -22,7 +21,7 @@ from shared.auth import Authenticator, WorkerTokens
 from shared.config import Settings
 from shared.crypto import new_key_list
 from shared.db import create_pool
-from shared.grpc.server import ServerOptions, ServiceApp, ServiceServer
+from shared.grpc.server import ServiceApp
 from shared.logs import capture_log_lines
 from switchboard.identity.v1 import identity_service_pb2 as identity_pb
 from switchboard.secretproxy.v1 import secret_proxy_service_pb2 as pb
@@ -30,6 +29,7 @@ from switchboard.secretproxy.v1 import secret_proxy_service_pb2_grpc
 from tests.conftest import INTERNAL_TOKEN, WORKER_TOKEN_KEY, free_port
 from tests.identity.conftest import Identity, as_user, running_identity
 from tests.support.asgi import serve_asgi
+from tests.support.serving import serving
 from tests.support.upstream import FakeUpstream
 
 OPERATOR = (("authorization", f"Bearer {INTERNAL_TOKEN}"),)
@@ -192,21 +192,10 @@ async def running_proxy(database_url: str, identity: Identity, upstream: FakeUps
     settings = proxy_settings(database_url, upstream_url, identity.port, **overrides)
     pool = await create_pool(settings, "secretproxy", application_name="tests-secretproxy")
     app = await secretproxy_app.create(settings, pool)
-    server = ServiceServer(
-        app.registrations,
-        ServerOptions(host="127.0.0.1", port=0, shutdown_grace_seconds=2),
-        authenticator=Authenticator(INTERNAL_TOKEN, WorkerTokens(WORKER_TOKEN_KEY, require_organization=False)),
-    )
-    port = await server.start()
-    app.on_start[0]()  # the audit writer (the retention loop is tested on its own)
-    try:
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-            yield Proxy(secret_proxy_service_pb2_grpc.SecretProxyServiceStub(channel), pool, app, upstream, upstream_url, identity, port)
-    finally:
-        await server.stop()
-        for stop in app.on_stop:
-            await stop()
-        await pool.close()
+    authenticator = Authenticator(INTERNAL_TOKEN, WorkerTokens(WORKER_TOKEN_KEY, require_organization=False))
+    async with serving(app, pool, authenticator, shutdown_grace_seconds=2) as (port, channel):
+        app.on_start[0]()  # the audit writer (the retention loop is tested on its own)
+        yield Proxy(secret_proxy_service_pb2_grpc.SecretProxyServiceStub(channel), pool, app, upstream, upstream_url, identity, port)
 
 
 @pytest.fixture

@@ -8,21 +8,19 @@ import ipaddress
 import uuid
 
 import grpc
-import httpx
 import pytest
 
-from services.secretproxy import egress
 from services.secretproxy.audit import AuditLog
+from services.secretproxy.cache import TtlLru
 from services.secretproxy.clients import UpstreamClients
 from services.secretproxy.destinations import Resolver, is_private
-from services.secretproxy.forwarding import ForwardLimits, Forwarder
+from services.secretproxy.forwarding import Forwarder, ForwardLimits
 from services.secretproxy.upstreams import parse_upstreams
 from shared.errors import PermissionDenied, field_violations
 from switchboard.secretproxy.v1 import secret_proxy_service_pb2 as pb
 from tests.conftest import INTERNAL_TOKEN, free_port
 from tests.secretproxy.conftest import OPERATOR, running_proxy
 from tests.secretproxy.test_edge_proxy import edge_for
-from tests.secretproxy.test_forward import reason_of
 
 
 @pytest.mark.parametrize(
@@ -112,7 +110,7 @@ async def test_a_verdict_is_cached_under_the_policy_that_decided_it_not_the_one_
     await proxy.allow(org, host="api.openai.com")  # the policy changes while a request that read the old hash is on its way
     forwarder = Forwarder(
         proxy.pool, keys=None, upstreams=parse_upstreams(None), organizations=None, resolver=Resolver(),
-        verdicts=egress.VerdictCache(100, 60), audit=AuditLog(proxy.pool), http=UpstreamClients(connect_timeout=1, read_timeout=1),
+        verdicts=TtlLru(100, 60), audit=AuditLog(proxy.pool), http=UpstreamClients(connect_timeout=1, read_timeout=1),
         limits=ForwardLimits(1000, 20, 300), internal_token=INTERNAL_TOKEN,
     )  # fmt: skip
     upstream = parse_upstreams(None)["openai"]

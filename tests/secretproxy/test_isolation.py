@@ -5,9 +5,9 @@ request."""
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import timedelta
 
 import grpc
 import pytest
