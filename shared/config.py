@@ -167,6 +167,9 @@ class Settings:
     # How often verifiers refresh the list of revoked worker tokens from the identity service: a
     # revocation is honoured within this time.
     revocation_refresh_seconds: float = _env("SWITCHBOARD_REVOCATION_REFRESH_SECONDS", _seconds(0.1, 3600), 5.0)
+    # How long a process remembers an acting user's role in an organisation (asked of identity):
+    # a removed or demoted user keeps the old rights at most this long. 0 asks on every call.
+    membership_cache_seconds: float = _env("SWITCHBOARD_MEMBERSHIP_CACHE_SECONDS", _seconds(0, 60), 5.0)
     # Identity provider of bot users: "local" (the identity schema) or "gotrue" (a GoTrue admin API).
     idp: str = _env("SWITCHBOARD_IDP", _choice("local", "gotrue"), "local")
     supabase_url: str | None = _env("SUPABASE_URL", _http_url)
@@ -180,6 +183,12 @@ class Settings:
     events_max_lag: int = _env("SWITCHBOARD_EVENTS_MAX_LAG", _integer(1, 1_000_000), 1000)
     events_max_subscribers: int = _env("SWITCHBOARD_EVENTS_MAX_SUBSCRIBERS", _integer(1, 1_000_000), 1000)
     events_max_subscribers_per_stream: int = _env("SWITCHBOARD_EVENTS_MAX_SUBSCRIBERS_PER_STREAM", _integer(1, 10_000), 16)
+    # Fair shares on each replica: one organisation, or one agent's streams together, cannot take
+    # the capacity of the others.
+    events_max_subscribers_per_organization: int = _env(
+        "SWITCHBOARD_EVENTS_MAX_SUBSCRIBERS_PER_ORGANIZATION", _integer(1, 1_000_000), 200
+    )
+    events_max_subscribers_per_agent: int = _env("SWITCHBOARD_EVENTS_MAX_SUBSCRIBERS_PER_AGENT", _integer(1, 1_000_000), 64)
     runs_reaper_interval_seconds: float = _env("RUNS_REAPER_INTERVAL_SECONDS", _seconds(0.05, 3600), 30.0)
     runs_reaper_stale_after_seconds: float = _env("RUNS_REAPER_STALE_AFTER_SECONDS", _seconds(0.5, 86400), 120.0)
     runs_reaper_batch_size: int = _env("RUNS_REAPER_BATCH_SIZE", _integer(1, 100_000), 1000)

@@ -132,3 +132,14 @@ def field_violations(error: grpc.aio.AioRpcError | grpc.RpcError) -> list[FieldV
             found += [FieldViolation(v.field, v.description) for v in bad_request.field_violations]
     return found
 
+
+
+def reason_of(error: grpc.aio.AioRpcError | grpc.RpcError) -> str:
+    """Client side: the ErrorInfo reason of a failed call, or "" when it carries none."""
+    status = status_details(error)
+    for detail in status.details if status else []:
+        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+            info = error_details_pb2.ErrorInfo()
+            detail.Unpack(info)
+            return info.reason
+    return ""

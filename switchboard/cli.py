@@ -31,6 +31,7 @@ def _parser() -> argparse.ArgumentParser:
 
     commands.add_parser("migrate", help="apply pending migrations of every service (safe to run concurrently)")
     commands.add_parser("codegen", help="regenerate switchboard/*/v1 from protos/ (development)")
+    commands.add_parser("policies", help="print the authorization matrix (every RPC × kind of caller)")
     return parser
 
 
@@ -47,6 +48,10 @@ def main(argv: list[str] | None = None) -> int:
         from switchboard.codegen import main as codegen
 
         return codegen()
+    if args.command == "policies":
+        from switchboard.policies import main as policies
+
+        return policies()
     try:
         settings = load_settings()
     except ConfigError as exc:

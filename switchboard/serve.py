@@ -15,6 +15,7 @@ import uvicorn
 from shared.auth import Authenticator, WorkerTokens
 from shared.grpc.client import open_channel
 from shared.grpc.server import ServiceApp
+from shared.memberships import CachedMemberships, remote_fetch
 from shared.revocations import RevocationSync, RevokedTokens, remote_revocations
 from shared.config import Settings
 from shared.db import create_pool
@@ -79,6 +80,13 @@ async def serve_grpc(
         metrics = RpcMetrics()
         app = await module.create(settings, pool, registry=metrics.registry)
         sync, identity_channel = revocation_sync_for(settings, app)
+        memberships = app.memberships
+        if memberships is None:
+            if identity_channel is None:
+                identity_channel = open_channel(settings.target_of("identity"), token=settings.internal_token)
+            memberships = CachedMemberships(
+                remote_fetch(identity_channel), ttl_seconds=settings.membership_cache_seconds
+            )
         authenticator = authenticator_from(
             settings, sync.revoked, require_organization=not app.accepts_tokens_without_organization
         )
@@ -94,6 +102,7 @@ async def serve_grpc(
             ),
             authenticator=authenticator,
             metrics=metrics,
+            memberships=memberships,
         )
         bound = await server.start(serving=False)
         if metrics_port is None:

@@ -14,6 +14,7 @@ from typing import Literal
 
 from services.identity import store
 from shared.auth import InternalCaller, Principal, WorkerPrincipal
+from shared.authz import Role
 from shared.errors import PermissionDenied, Unauthenticated
 
 Standing = Literal["operator", "owner", "admin", "member", "worker", "none"]
@@ -59,3 +60,14 @@ def acting_user(principal: Principal, what: str) -> str:
     if isinstance(principal, InternalCaller) and principal.acting_user_id:
         return principal.acting_user_id
     raise Unauthenticated(f"{what} needs an acting user (x-switchboard-user-id metadata)", reason="NO_ACTING_USER")
+
+
+class LocalMemberships:
+    """Acting users' roles for identity's own pipeline: read from its own tables, uncached (the
+    source of truth needs no cache, and membership changes count at once)."""
+
+    def __init__(self, pool: store.Connection):
+        self._pool = pool
+
+    async def role_of(self, organization_id: str, user_id: str) -> Role | None:
+        return Role.parse(await store.membership_role(self._pool, organization_id, user_id))

@@ -8,6 +8,7 @@ import grpc
 from services.identity import convert, schema_objects, store, templates
 from services.identity.schema_objects import MAX_DESCRIPTION, MAX_DOCUMENT, MAX_NAME, MAX_PROMPT, json_object, slug
 from shared.auth import current_principal
+from shared.authz import Role, Target, policy
 from shared.errors import NotFound
 from shared.pagination import decode_page_token, page_of
 from shared.validation import Violations
@@ -15,6 +16,11 @@ from switchboard.identity.v1 import agent_service_pb2 as pb
 from switchboard.identity.v1 import agent_service_pb2_grpc
 
 Context = grpc.aio.ServicerContext
+# Calls on one schema object are authorised in the object's organisation (NOT_FOUND otherwise).
+ENTITY_TYPE = Target("entity_type_id", locate="organization_of_entity_type", noun="entity type")
+RELATIONSHIP_TYPE = Target("relationship_type_id", locate="organization_of_relationship_type", noun="relationship type")
+WATCHER = Target("watcher_id", locate="organization_of_watcher", noun="watcher")
+EVENT_CLASSIFIER = Target("event_classifier_id", locate="organization_of_event_classifier", noun="event classifier")
 
 
 def _counts(values: dict[str, int]) -> pb.SchemaObjectCounts:
@@ -31,6 +37,32 @@ class AgentService(agent_service_pb2_grpc.AgentServiceServicer):
 
     def __init__(self, pool: asyncpg.Pool):
         self._pool = pool
+
+    # -- where resources live (for the policies' targets) ------------------------------------
+
+    async def _organization_of(self, kind: str, object_id: str) -> str | None:
+        row = await store.object_get(self._pool, kind, object_id)
+        return str(row["organization_id"]) if row else None
+
+    async def organization_of_entity_type(self, object_id: str) -> str | None:
+        return await self._organization_of("entity_type", object_id)
+
+    async def organization_of_relationship_type(self, object_id: str) -> str | None:
+        return await self._organization_of("relationship_type", object_id)
+
+    async def organization_of_watcher(self, object_id: str) -> str | None:
+        return await self._organization_of("watcher", object_id)
+
+    async def organization_of_event_classifier(self, object_id: str) -> str | None:
+        return await self._organization_of("event_classifier", object_id)
+
+    async def organization_of_watcher_version(self, version_id: str) -> str | None:
+        row = await store.watcher_version_get(self._pool, version_id)
+        return str(row["organization_id"]) if row else None
+
+    async def organization_of_agent(self, agent_id: str) -> str | None:
+        row = await store.agent_get(self._pool, agent_id)
+        return str(row["organization_id"]) if row else None
 
     # -- shared shapes -------------------------------------------------------------------------
 
@@ -94,48 +126,59 @@ class AgentService(agent_service_pb2_grpc.AgentServiceServicer):
 
     # -- entity types --------------------------------------------------------------------------
 
+    @policy(user=Role.ADMIN, target="organization_id")
     async def CreateEntityType(self, request, context):
         return pb.CreateEntityTypeResponse(entity_type=convert.entity_type(await self._create_typed("entity_type", request)))
 
+    @policy(user=Role.MEMBER, target=ENTITY_TYPE)
     async def GetEntityType(self, request, context):
         return pb.GetEntityTypeResponse(entity_type=convert.entity_type(await self._get("entity_type", "entity_type_id", request)))
 
+    @policy(user=Role.ADMIN, target=ENTITY_TYPE)
     async def UpdateEntityType(self, request, context):
         row = await self._update_typed("entity_type", "entity_type_id", request)
         return pb.UpdateEntityTypeResponse(entity_type=convert.entity_type(row))
 
+    @policy(user=Role.ADMIN, target=ENTITY_TYPE)
     async def ArchiveEntityType(self, request, context):
         row = await self._archive("entity_type", "entity_type_id", request)
         return pb.ArchiveEntityTypeResponse(entity_type=convert.entity_type(row))
 
+    @policy(user=Role.MEMBER, target="organization_id")
     async def ListEntityTypes(self, request, context):
         rows, token = await self._list("entity_type", request)
         return pb.ListEntityTypesResponse(entity_types=[convert.entity_type(r) for r in rows], next_page_token=token)
 
     # -- relationship types --------------------------------------------------------------------
 
+    @policy(user=Role.ADMIN, target="organization_id")
     async def CreateRelationshipType(self, request, context):
         row = await self._create_typed("relationship_type", request)
         return pb.CreateRelationshipTypeResponse(relationship_type=convert.relationship_type(row))
 
+    @policy(user=Role.MEMBER, target=RELATIONSHIP_TYPE)
     async def GetRelationshipType(self, request, context):
         row = await self._get("relationship_type", "relationship_type_id", request)
         return pb.GetRelationshipTypeResponse(relationship_type=convert.relationship_type(row))
 
+    @policy(user=Role.ADMIN, target=RELATIONSHIP_TYPE)
     async def UpdateRelationshipType(self, request, context):
         row = await self._update_typed("relationship_type", "relationship_type_id", request)
         return pb.UpdateRelationshipTypeResponse(relationship_type=convert.relationship_type(row))
 
+    @policy(user=Role.ADMIN, target=RELATIONSHIP_TYPE)
     async def ArchiveRelationshipType(self, request, context):
         row = await self._archive("relationship_type", "relationship_type_id", request)
         return pb.ArchiveRelationshipTypeResponse(relationship_type=convert.relationship_type(row))
 
+    @policy(user=Role.MEMBER, target="organization_id")
     async def ListRelationshipTypes(self, request, context):
         rows, token = await self._list("relationship_type", request)
         return pb.ListRelationshipTypesResponse(relationship_types=[convert.relationship_type(r) for r in rows], next_page_token=token)
 
     # -- watchers ------------------------------------------------------------------------------
 
+    @policy(user=Role.ADMIN, target="organization_id")
     async def CreateWatcher(self, request, context):
         v = Violations()
         organization_id = v.uuid("organization_id", request.organization_id)
@@ -156,9 +199,11 @@ class AgentService(agent_service_pb2_grpc.AgentServiceServicer):
         )
         return pb.CreateWatcherResponse(watcher=convert.watcher(row))
 
+    @policy(user=Role.MEMBER, target=WATCHER)
     async def GetWatcher(self, request, context):
         return pb.GetWatcherResponse(watcher=convert.watcher(await self._get("watcher", "watcher_id", request)))
 
+    @policy(user=Role.ADMIN, target=WATCHER)
     async def UpdateWatcher(self, request, context):
         v = Violations()
         watcher_id = v.uuid("watcher_id", request.watcher_id)
@@ -172,13 +217,16 @@ class AgentService(agent_service_pb2_grpc.AgentServiceServicer):
         )
         return pb.UpdateWatcherResponse(watcher=convert.watcher(row), version_created=appended)
 
+    @policy(user=Role.ADMIN, target=WATCHER)
     async def ArchiveWatcher(self, request, context):
         return pb.ArchiveWatcherResponse(watcher=convert.watcher(await self._archive("watcher", "watcher_id", request)))
 
+    @policy(user=Role.MEMBER, target="organization_id")
     async def ListWatchers(self, request, context):
         rows, token = await self._list("watcher", request)
         return pb.ListWatchersResponse(watchers=[convert.watcher(r) for r in rows], next_page_token=token)
 
+    @policy(user=Role.MEMBER, target=WATCHER)
     async def ListWatcherVersions(self, request, context):
         v = Violations()
         watcher_id = v.uuid("watcher_id", request.watcher_id)
@@ -190,6 +238,7 @@ class AgentService(agent_service_pb2_grpc.AgentServiceServicer):
         rows, token = page_of(rows, page_size, lambda r: (r["version"],))
         return pb.ListWatcherVersionsResponse(watcher_versions=[convert.watcher_version(r) for r in rows], next_page_token=token)
 
+    @policy(user=Role.MEMBER, target=Target("watcher_version_id", locate="organization_of_watcher_version", noun="watcher version"))
     async def GetWatcherVersion(self, request, context):
         v = Violations()
         version_id = v.uuid("watcher_version_id", request.watcher_version_id)
@@ -201,6 +250,7 @@ class AgentService(agent_service_pb2_grpc.AgentServiceServicer):
 
     # -- event classifiers ---------------------------------------------------------------------
 
+    @policy(user=Role.ADMIN, target="organization_id")
     async def CreateEventClassifier(self, request, context):
         v = Violations()
         organization_id = v.uuid("organization_id", request.organization_id)
@@ -216,10 +266,12 @@ class AgentService(agent_service_pb2_grpc.AgentServiceServicer):
         row = await schema_objects.create(self._pool, current_principal(), "event_classifier", organization_id, agent_id, values)
         return pb.CreateEventClassifierResponse(event_classifier=convert.event_classifier(row))
 
+    @policy(user=Role.MEMBER, target=EVENT_CLASSIFIER)
     async def GetEventClassifier(self, request, context):
         row = await self._get("event_classifier", "event_classifier_id", request)
         return pb.GetEventClassifierResponse(event_classifier=convert.event_classifier(row))
 
+    @policy(user=Role.ADMIN, target=EVENT_CLASSIFIER)
     async def UpdateEventClassifier(self, request, context):
         v = Violations()
         object_id = v.uuid("event_classifier_id", request.event_classifier_id)
@@ -236,16 +288,19 @@ class AgentService(agent_service_pb2_grpc.AgentServiceServicer):
         row = await schema_objects.update(self._pool, current_principal(), "event_classifier", object_id, changes)
         return pb.UpdateEventClassifierResponse(event_classifier=convert.event_classifier(row))
 
+    @policy(user=Role.ADMIN, target=EVENT_CLASSIFIER)
     async def ArchiveEventClassifier(self, request, context):
         row = await self._archive("event_classifier", "event_classifier_id", request)
         return pb.ArchiveEventClassifierResponse(event_classifier=convert.event_classifier(row))
 
+    @policy(user=Role.MEMBER, target="organization_id")
     async def ListEventClassifiers(self, request, context):
         rows, token = await self._list("event_classifier", request)
         return pb.ListEventClassifiersResponse(event_classifiers=[convert.event_classifier(r) for r in rows], next_page_token=token)
 
     # -- templates -----------------------------------------------------------------------------
 
+    @policy(user=Role.ADMIN, target="target_organization_id")
     async def InstallAgentFromTemplate(self, request, context):
         v = Violations()
         template_agent_id = v.uuid("template_agent_id", request.template_agent_id)
@@ -254,6 +309,7 @@ class AgentService(agent_service_pb2_grpc.AgentServiceServicer):
         agent, created, counts = await templates.install(self._pool, current_principal(), template_agent_id, target)
         return pb.InstallAgentFromTemplateResponse(agent=convert.agent(agent), created=created, counts=_counts(counts))
 
+    @policy(user=Role.ADMIN, target=Target("agent_id", locate="organization_of_agent", noun="agent"))
     async def ResyncInstalledAgent(self, request, context):
         v = Violations()
         agent_id = v.uuid("agent_id", request.agent_id)
@@ -267,6 +323,7 @@ class AgentService(agent_service_pb2_grpc.AgentServiceServicer):
             watcher_versions_created=report.watcher_versions_created,
         )
 
+    @policy(user=Role.ADMIN, target=Target("agent_id", locate="organization_of_agent", noun="agent"))
     async def UninstallAgent(self, request, context):
         v = Violations()
         agent_id = v.uuid("agent_id", request.agent_id)

@@ -8,7 +8,7 @@ import asyncpg
 from prometheus_client import CollectorRegistry
 import httpx
 
-from services.identity import tokens
+from services.identity import access, tokens
 from services.identity.bots import BotUsers, GoTrueBotUsers, LocalBotUsers
 from services.identity.gotrue import GoTrueAdmin
 from services.identity.agent_server import AgentService
@@ -57,4 +57,6 @@ async def create(settings: Settings, pool: asyncpg.Pool, *, registry: CollectorR
         on_stop=[http.aclose],
         # The identity service owns the revocations: it reads them from its own tables.
         revocations=functools.partial(tokens.fetch_revocations, pool),
+        # Identity answers for roles itself, from its own tables.
+        memberships=access.LocalMemberships(pool),
     )

@@ -11,6 +11,7 @@ import grpc
 from services.identity import access, bots, convert, organizations, store, tokens
 from services.identity.slugs import slug_problem
 from shared.auth import WorkerPrincipal, WorkerTokens, current_principal
+from shared.authz import SIGNED_IN, Role, Target, policy
 from shared.errors import NotFound
 from shared.pagination import decode_page_token, page_of
 from shared.validation import Violations
@@ -19,6 +20,8 @@ from switchboard.identity.v1 import identity_service_pb2 as pb
 
 Context = grpc.aio.ServicerContext
 NAME_MAX = 100
+# Calls on an agent are authorised in the agent's organisation.
+AGENT = Target("agent_id", locate="organization_of_agent", noun="agent")
 
 
 def _role(violations: Violations, field: str, value: int) -> str:
@@ -39,6 +42,7 @@ class IdentityService(identity_service_pb2_grpc.IdentityServiceServicer):
 
     # -- users and organisations ---------------------------------------------------------------
 
+    @policy()
     async def SignUp(self, request: pb.SignUpRequest, context: Context) -> pb.SignUpResponse:
         v = Violations()
         email = v.email("email", request.email)
@@ -48,6 +52,7 @@ class IdentityService(identity_service_pb2_grpc.IdentityServiceServicer):
         user, organization, created = await organizations.sign_up(self._pool, email, display_name)
         return pb.SignUpResponse(user=convert.user(user), organization=convert.organization(organization), created=created)
 
+    @policy(operator=False, user=SIGNED_IN)
     async def CreateOrganization(self, request: pb.CreateOrganizationRequest, context: Context) -> pb.CreateOrganizationResponse:
         v = Violations()
         name = v.text("name", request.name, max_length=NAME_MAX)
@@ -63,6 +68,7 @@ class IdentityService(identity_service_pb2_grpc.IdentityServiceServicer):
         )
         return pb.CreateOrganizationResponse(organization=convert.organization(row))
 
+    @policy(user=SIGNED_IN, worker="organization")
     async def GetOrganization(self, request: pb.GetOrganizationRequest, context: Context) -> pb.GetOrganizationResponse:
         v = Violations()
         organization_id = v.uuid("organization_id", request.organization_id)
@@ -76,6 +82,7 @@ class IdentityService(identity_service_pb2_grpc.IdentityServiceServicer):
 
     # -- memberships ---------------------------------------------------------------------------
 
+    @policy(user=Role.ADMIN, target="organization_id")
     async def AddMember(self, request: pb.AddMemberRequest, context: Context) -> pb.AddMemberResponse:
         v = Violations()
         organization_id = v.uuid("organization_id", request.organization_id)
@@ -87,6 +94,7 @@ class IdentityService(identity_service_pb2_grpc.IdentityServiceServicer):
             row = await organizations.add_member(conn, actor, organization_id, user_id, role)
         return pb.AddMemberResponse(membership=convert.membership(row))
 
+    @policy(user=Role.ADMIN, target="organization_id")
     async def RemoveMember(self, request: pb.RemoveMemberRequest, context: Context) -> pb.RemoveMemberResponse:
         v = Violations()
         organization_id = v.uuid("organization_id", request.organization_id)
@@ -97,6 +105,7 @@ class IdentityService(identity_service_pb2_grpc.IdentityServiceServicer):
             row = await organizations.remove_member(conn, actor, organization_id, user_id)
         return pb.RemoveMemberResponse(membership=convert.membership(row))
 
+    @policy(user=Role.ADMIN, target="organization_id")
     async def ChangeRole(self, request: pb.ChangeRoleRequest, context: Context) -> pb.ChangeRoleResponse:
         v = Violations()
         organization_id = v.uuid("organization_id", request.organization_id)
@@ -108,6 +117,7 @@ class IdentityService(identity_service_pb2_grpc.IdentityServiceServicer):
             row = await organizations.change_role(conn, actor, organization_id, user_id, role)
         return pb.ChangeRoleResponse(membership=convert.membership(row))
 
+    @policy(user=Role.MEMBER, worker="organization", target="organization_id")
     async def ListMembers(self, request: pb.ListMembersRequest, context: Context) -> pb.ListMembersResponse:
         v = Violations()
         organization_id = v.uuid("organization_id", request.organization_id)
@@ -122,8 +132,20 @@ class IdentityService(identity_service_pb2_grpc.IdentityServiceServicer):
         rows, next_token = page_of(rows, page_size, lambda r: (r["created_at"], str(r["user_id"])))
         return pb.ListMembersResponse(memberships=[convert.membership(r) for r in rows], next_page_token=next_token)
 
+    @policy()
+    async def GetMembership(self, request: pb.GetMembershipRequest, context: Context) -> pb.GetMembershipResponse:
+        v = Violations()
+        organization_id = v.uuid("organization_id", request.organization_id)
+        user_id = v.uuid("user_id", request.user_id)
+        v.check()
+        row = await store.membership_get(self._pool, organization_id, user_id)
+        if row is None:
+            raise NotFound(f"user {user_id} is not a member of organization {organization_id}", reason="MEMBERSHIP_NOT_FOUND")
+        return pb.GetMembershipResponse(membership=convert.membership(row))
+
     # -- support bots --------------------------------------------------------------------------
 
+    @policy(user=Role.MEMBER, worker="organization", target="organization_id")
     async def ProvisionSupportBot(self, request: pb.ProvisionSupportBotRequest, context: Context) -> pb.ProvisionSupportBotResponse:
         organization_id = self._organization_id(request.organization_id)
         await self._require_organization(organization_id)
@@ -131,6 +153,7 @@ class IdentityService(identity_service_pb2_grpc.IdentityServiceServicer):
         bot_user_id, created = await bots.provision_support_bot(self._pool, self._bot_users, organization_id)
         return pb.ProvisionSupportBotResponse(bot_user_id=bot_user_id, created=created)
 
+    @policy(user=Role.MEMBER, worker="organization", target="organization_id")
     async def GetSupportBot(self, request: pb.GetSupportBotRequest, context: Context) -> pb.GetSupportBotResponse:
         organization_id = self._organization_id(request.organization_id)
         await self._require_organization(organization_id)
@@ -139,6 +162,7 @@ class IdentityService(identity_service_pb2_grpc.IdentityServiceServicer):
 
     # -- agents --------------------------------------------------------------------------------
 
+    @policy(user=Role.ADMIN, target="organization_id")
     async def CreateAgent(self, request: pb.CreateAgentRequest, context: Context) -> pb.CreateAgentResponse:
         v = Violations()
         organization_id = v.uuid("organization_id", request.organization_id)
@@ -148,6 +172,7 @@ class IdentityService(identity_service_pb2_grpc.IdentityServiceServicer):
         await access.require_manager(self._pool, current_principal(), organization_id)
         return pb.CreateAgentResponse(agent=convert.agent(await store.agent_insert(self._pool, organization_id, name)))
 
+    @policy(user=Role.MEMBER, worker="agent", target=AGENT, agent="agent_id")
     async def GetAgent(self, request: pb.GetAgentRequest, context: Context) -> pb.GetAgentResponse:
         v = Violations()
         agent_id = v.uuid("agent_id", request.agent_id)
@@ -157,6 +182,7 @@ class IdentityService(identity_service_pb2_grpc.IdentityServiceServicer):
             raise NotFound(f"agent {agent_id} does not exist", reason="AGENT_NOT_FOUND")
         return pb.GetAgentResponse(agent=convert.agent(row))
 
+    @policy(user=Role.MEMBER, worker="organization", target="organization_id")
     async def ListAgents(self, request: pb.ListAgentsRequest, context: Context) -> pb.ListAgentsResponse:
         v = Violations()
         organization_id = v.uuid("organization_id", request.organization_id)
@@ -169,6 +195,7 @@ class IdentityService(identity_service_pb2_grpc.IdentityServiceServicer):
         rows, next_token = page_of(rows, page_size, lambda r: (r["created_at"], str(r["id"])))
         return pb.ListAgentsResponse(agents=[convert.agent(r) for r in rows], next_page_token=next_token)
 
+    @policy()
     async def ResolveAgentOrganization(
         self, request: pb.ResolveAgentOrganizationRequest, context: Context
     ) -> pb.ResolveAgentOrganizationResponse:
@@ -183,6 +210,7 @@ class IdentityService(identity_service_pb2_grpc.IdentityServiceServicer):
 
     # -- worker tokens -------------------------------------------------------------------------
 
+    @policy(user=Role.ADMIN, target=AGENT)
     async def IssueWorkerToken(self, request: pb.IssueWorkerTokenRequest, context: Context) -> pb.IssueWorkerTokenResponse:
         v = Violations()
         agent_id = v.uuid("agent_id", request.agent_id)
@@ -197,6 +225,7 @@ class IdentityService(identity_service_pb2_grpc.IdentityServiceServicer):
             token=issued.token, token_id=issued.token_id, expires_at=convert.timestamp(issued.expires_at)
         )
 
+    @policy(user=Role.ADMIN, target=Target("token_id", locate="organization_of_token", noun="worker token"))
     async def RevokeWorkerToken(self, request: pb.RevokeWorkerTokenRequest, context: Context) -> pb.RevokeWorkerTokenResponse:
         v = Violations()
         token_id = v.uuid("token_id", request.token_id)
@@ -213,6 +242,7 @@ class IdentityService(identity_service_pb2_grpc.IdentityServiceServicer):
             return pb.RevokeWorkerTokenResponse(revoked=True, revoked_at=convert.timestamp(revoked_at))
         return pb.RevokeWorkerTokenResponse(revoked=False, revoked_at=convert.timestamp(row["revoked_at"]))
 
+    @policy()
     async def ListRevokedWorkerTokens(
         self, request: pb.ListRevokedWorkerTokensRequest, context: Context
     ) -> pb.ListRevokedWorkerTokensResponse:
@@ -235,6 +265,16 @@ class IdentityService(identity_service_pb2_grpc.IdentityServiceServicer):
             ],
             next_page_token=next_token,
         )
+
+    # -- where resources live (for the policies' targets) ------------------------------------
+
+    async def organization_of_agent(self, agent_id: str) -> str | None:
+        row = await store.agent_get(self._pool, agent_id)
+        return str(row["organization_id"]) if row else None
+
+    async def organization_of_token(self, token_id: str) -> str | None:
+        row = await store.worker_token_get(self._pool, token_id)
+        return str(row["organization_id"]) if row else None
 
     # -- helpers -------------------------------------------------------------------------------
 

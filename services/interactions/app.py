@@ -39,7 +39,14 @@ async def create(settings: Settings, pool: asyncpg.Pool, *, registry: CollectorR
     card_edits = CardEdits()
     interactions = InteractionService(pool, keys, http, card_edits)
     event_service = EventService(
-        pool, hub, SubscriberLimits(settings.events_max_subscribers, settings.events_max_subscribers_per_stream)
+        pool,
+        hub,
+        SubscriberLimits(
+            settings.events_max_subscribers,
+            settings.events_max_subscribers_per_stream,
+            settings.events_max_subscribers_per_organization,
+            settings.events_max_subscribers_per_agent,
+        ),
     )
     return ServiceApp(
         registrations=[

@@ -10,7 +10,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from services.interactions import events, store
 from services.interactions.hub import HubClosing, StreamHub, SubscriberLagging
-from shared.auth import current_principal
+from shared.authz import Role, current_access, policy
 from shared.errors import Aborted, Unavailable
 from shared.validation import Violations
 from switchboard.interactions.v1 import event_service_pb2 as pb
@@ -35,10 +35,11 @@ class EventService(event_service_pb2_grpc.EventServiceServicer):
         self._limits = limits
 
     async def _append(self, organization_id: str, stream: str, items: list[tuple[str, str]]) -> tuple[list[int], datetime]:
-        events.authorize(current_principal(), organization_id, stream)
         async with self._pool.acquire() as conn:
             return await store.events_append(conn, organization_id, stream, items)
 
+    # Publishing: internal services, and workers on their own agent's streams. Users read only.
+    @policy(worker="organization", target="organization_id", stream="stream")
     async def Publish(self, request: pb.PublishRequest, context: Context) -> pb.PublishResponse:
         v = Violations()
         stream = events.stream_name(v, "stream", request.stream)
@@ -49,6 +50,7 @@ class EventService(event_service_pb2_grpc.EventServiceServicer):
         sequences, created_at = await self._append(organization_id, stream, [(kind, payload)])
         return pb.PublishResponse(sequence=sequences[0], created_at=_timestamp(created_at))
 
+    @policy(worker="organization", target="organization_id", stream="stream")
     async def PublishBatch(self, request: pb.PublishBatchRequest, context: Context) -> pb.PublishBatchResponse:
         v = Violations()
         stream = events.stream_name(v, "stream", request.stream)
@@ -65,6 +67,7 @@ class EventService(event_service_pb2_grpc.EventServiceServicer):
         sequences, created_at = await self._append(organization_id, stream, items)
         return pb.PublishBatchResponse(sequences=sequences, created_at=_timestamp(created_at))
 
+    @policy(user=Role.MEMBER, worker="organization", target="organization_id", stream="stream")
     async def Subscribe(self, request: pb.SubscribeRequest, context: Context):
         v = Violations()
         stream = events.stream_name(v, "stream", request.stream)
@@ -72,9 +75,7 @@ class EventService(event_service_pb2_grpc.EventServiceServicer):
         if request.after_sequence < 0:
             v.add("after_sequence", "must not be negative")
         v.check()
-        principal = current_principal()
-        events.authorize(principal, organization_id, stream)
-        with self._limits.slot(principal, organization_id, stream):
+        with self._limits.slot(current_access(), organization_id, stream):
             # Accepted: say so now (the edge waits for this before answering 200 to SSE clients).
             await context.send_initial_metadata(((SUBSCRIBED_HEADER, "1"),))
             try:

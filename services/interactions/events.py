@@ -1,4 +1,5 @@
-"""Event streams: names, validation, who may use which stream, subscriber limits (no I/O)."""
+"""Event streams: names, validation, subscriber limits (no I/O). Who may use which stream is
+declared on the EventService methods (a worker: its own agent's streams only)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ from collections import Counter
 from contextlib import contextmanager
 from collections.abc import Iterator
 
-from shared.auth import InternalCaller, Principal, WorkerPrincipal
-from shared.errors import NotFound, PermissionDenied, ResourceExhausted
+from shared.authz import Access
+from shared.errors import ResourceExhausted
 from shared.validation import Violations
 
 STREAM = re.compile(r"^[A-Za-z0-9_.:-](?:[A-Za-z0-9_.:/-]{0,198}[A-Za-z0-9_.:-])?$")
@@ -42,52 +43,52 @@ def payload(v: Violations, field: str, value: str) -> str:
     return value
 
 
-def authorize(principal: Principal, organization_id: str, stream: str) -> None:
-    """Workers use their own organisation's streams, and of the agents/… ones only their own."""
-    if not isinstance(principal, WorkerPrincipal):
-        return
-    if principal.organization_id != organization_id:
-        raise NotFound(f"stream {stream!r} does not exist", reason="STREAM_NOT_FOUND")
-    own = f"agents/{principal.agent_id}"
-    if stream.startswith("agents/") and stream != own and not stream.startswith(own + "/"):
-        raise PermissionDenied(f"a worker of agent {principal.agent_id} may use {own} but not {stream!r}", reason="OTHER_AGENT")
-
-
-def principal_key(principal: Principal) -> str:
-    if isinstance(principal, WorkerPrincipal):
-        return f"worker:{principal.agent_id}"
-    assert isinstance(principal, InternalCaller)
-    return f"internal:{principal.acting_user_id or ''}"
-
-
 class SubscriberLimits:
-    """Concurrent subscriptions per process, and per (principal, stream)."""
+    """Concurrent subscriptions on this replica, bounded so that no caller and no tenant can take
+    the capacity of the others: per (caller, stream), per worker's agent (its sub-streams count
+    toward it), per organisation, and per process. Counted per replica: the cluster-wide bound is
+    the replica count times these (README, "Fair shares")."""
 
-    def __init__(self, per_process: int, per_stream: int):
-        self._per_process = per_process
-        self._per_stream = per_stream
-        self._total = 0
-        self._by_stream: Counter[tuple[str, str, str]] = Counter()
+    def __init__(self, per_process: int, per_stream: int, per_organization: int | None = None, per_agent: int | None = None):
+        self._bounds = {
+            "per_process": per_process,
+            "per_stream": per_stream,
+            "per_organization": per_organization or per_process,
+            "per_agent": per_agent or per_process,
+        }
+        self._counts: Counter[tuple[str, ...]] = Counter()
 
     @contextmanager
-    def slot(self, principal: Principal, organization_id: str, stream: str) -> Iterator[None]:
-        """Hold one subscription slot; RESOURCE_EXHAUSTED when none is free."""
-        key = (principal_key(principal), organization_id, stream)
-        if self._total >= self._per_process:
-            raise ResourceExhausted(
-                f"this replica serves its maximum of {self._per_process} subscriptions; retry or use another replica",
-                reason="TOO_MANY_SUBSCRIBERS",
-            )
-        if self._by_stream[key] >= self._per_stream:
-            raise ResourceExhausted(
-                f"at most {self._per_stream} concurrent subscriptions per stream and caller", reason="TOO_MANY_SUBSCRIPTIONS"
-            )
-        self._total += 1
-        self._by_stream[key] += 1
+    def slot(self, access: Access, organization_id: str, stream: str) -> Iterator[None]:
+        """Hold one subscription slot; RESOURCE_EXHAUSTED naming the limit when none is free."""
+        keys = [
+            (("per_stream", _caller(access), organization_id, stream), "concurrent subscriptions per stream and caller"),
+            (("per_organization", organization_id), f"concurrent subscriptions of organization {organization_id} on this replica"),
+            (("per_process",), "subscriptions on this replica; retry or use another replica"),
+        ]
+        if access.kind == "worker":
+            agent = access.principal.agent_id  # type: ignore[union-attr]
+            keys.insert(1, (("per_agent", agent), f"concurrent subscriptions of agent {agent} (its sub-streams included)"))
+        for key, what in keys:
+            bound = self._bounds[key[0]]
+            if self._counts[key] >= bound:
+                raise ResourceExhausted(
+                    f"at most {bound} {what}",
+                    reason="TOO_MANY_SUBSCRIBERS" if key[0] == "per_process" else "TOO_MANY_SUBSCRIPTIONS",
+                    metadata={"limit": key[0], "max": str(bound)},
+                )
+        for key, _ in keys:
+            self._counts[key] += 1
         try:
             yield
         finally:
-            self._total -= 1
-            self._by_stream[key] -= 1
-            if not self._by_stream[key]:
-                del self._by_stream[key]
+            for key, _ in keys:
+                self._counts[key] -= 1
+                if not self._counts[key]:
+                    del self._counts[key]
+
+
+def _caller(access: Access) -> str:
+    if access.kind == "worker":
+        return f"worker:{access.principal.agent_id}"  # type: ignore[union-attr]
+    return f"{access.kind}:{access.user_id or ''}"

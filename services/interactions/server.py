@@ -28,10 +28,10 @@ from services.interactions.platforms import (
     TelegramClient,
     options_json,
 )
-from shared.auth import InternalCaller, Principal, WorkerPrincipal, current_principal
+from shared.authz import Role, Target, current_access, policy
 from shared.crypto import KeyRing
 from shared.messages import timestamp
-from shared.errors import AlreadyExists, FailedPrecondition, FieldViolation, InvalidArgument, NotFound, PermissionDenied, Unauthenticated
+from shared.errors import AlreadyExists, FailedPrecondition, FieldViolation, InvalidArgument, NotFound, Unauthenticated
 from shared.pagination import decode_page_token, page_of
 from shared.validation import Violations
 from switchboard.interactions.v1 import interaction_service_pb2 as pb
@@ -63,20 +63,10 @@ def credentials_aad(organization_id: str, platform: str, external_id: str) -> by
     return f"{organization_id}:{platform}:{external_id}".encode()
 
 
-def _operator_only(principal: Principal, what: str) -> None:
-    """Managing connections: internal services and operators. Users acting through the edge would
-    need their role from the identity service; until that is wired, they are refused (fail closed)."""
-    if not isinstance(principal, InternalCaller) or principal.acting_user_id is not None:
-        raise PermissionDenied(f"{what} is for internal services and operators", reason="INTERNAL_ONLY")
-
-
-def _require_scope(principal: Principal, organization_id: str, what: str) -> None:
-    """Workers act in their own organisation only; internal services in any."""
-    if isinstance(principal, WorkerPrincipal):
-        if principal.organization_id != organization_id:
-            raise PermissionDenied(f"a worker may {what} in its own organisation only", reason="OTHER_ORGANIZATION")
-    elif principal.acting_user_id is not None:
-        raise PermissionDenied(f"users cannot {what} directly", reason="USERS_NOT_ALLOWED")
+# Calls on one connection are authorised in the connection's organisation (NOT_FOUND otherwise).
+CONNECTION = Target("connection_id", locate="organization_of_connection", noun="connection")
+# Questions: the edge (operator) and the asking agent's own workers, through their connection.
+QUESTION_POLICY = policy(worker="agent", target="organization_id", connection="connection_id")
 
 
 class InteractionService(interaction_service_pb2_grpc.InteractionServiceServicer):
@@ -88,6 +78,9 @@ class InteractionService(interaction_service_pb2_grpc.InteractionServiceServicer
         self._http = http
         self._card_edits = card_edits
 
+    async def organization_of_connection(self, connection_id: str) -> str | None:
+        return await store.connection_organization(self._pool, connection_id)
+
     def _keyring(self) -> KeyRing:
         if self._keys is None:
             raise FailedPrecondition("SWITCHBOARD_CREDENTIALS_KEYS is not configured: credentials cannot be sealed or opened", reason="NO_CREDENTIALS_KEY")
@@ -95,6 +88,7 @@ class InteractionService(interaction_service_pb2_grpc.InteractionServiceServicer
 
     # -- connections ---------------------------------------------------------------------------
 
+    @policy(user=Role.ADMIN, target="organization_id")
     async def RegisterConnection(self, request: pb.RegisterConnectionRequest, context: Context) -> pb.RegisterConnectionResponse:
         v = Violations()
         organization_id = v.uuid("organization_id", request.organization_id)
@@ -112,7 +106,6 @@ class InteractionService(interaction_service_pb2_grpc.InteractionServiceServicer
             v.add("api_base_url", "must be an absolute http(s) URL")
         v.check()
         assert platform is not None
-        _operator_only(current_principal(), "RegisterConnection")
         sealed_with, sealed = self._keyring().seal(
             json.dumps({"bot_token": bot_token, needed: secret}).encode(), credentials_aad(organization_id, platform, external_id)
         )
@@ -125,36 +118,38 @@ class InteractionService(interaction_service_pb2_grpc.InteractionServiceServicer
         return pb.RegisterConnectionResponse(connection=connection_message(row), created=created)
 
     async def _readable_connection(self, connection_id: str) -> store.Record:
-        row = await store.connection_get(self._pool, connection_id)
-        principal = current_principal()
-        if row is None or (isinstance(principal, WorkerPrincipal) and principal.organization_id != str(row["organization_id"])):
+        """The connection within the caller's scope (organisation; a bound worker's connection)."""
+        access = current_access()
+        row = await store.connection_get(self._pool, connection_id, access.organization_id, access.connection_id)
+        if row is None:
             raise NotFound(f"connection {connection_id} does not exist", reason="CONNECTION_NOT_FOUND")
         return row
 
+    @policy(user=Role.MEMBER, worker="organization", target=CONNECTION)
     async def GetConnection(self, request: pb.GetConnectionRequest, context: Context) -> pb.GetConnectionResponse:
         v = Violations()
         connection_id = v.uuid("connection_id", request.connection_id)
         v.check()
         return pb.GetConnectionResponse(connection=connection_message(await self._readable_connection(connection_id)))
 
+    @policy(user=Role.MEMBER, worker="organization", target="organization_id")
     async def ListConnections(self, request: pb.ListConnectionsRequest, context: Context) -> pb.ListConnectionsResponse:
         v = Violations()
         organization_id = v.uuid("organization_id", request.organization_id)
         page_size = v.page_size("page_size", request.page_size)
         v.check()
-        principal = current_principal()
-        if isinstance(principal, WorkerPrincipal) and principal.organization_id != organization_id:
-            raise NotFound(f"organization {organization_id} does not exist", reason="ORGANIZATION_NOT_FOUND")
         after = decode_page_token(request.page_token, (datetime, uuid.UUID))
-        rows = await store.connection_list(self._pool, organization_id, PLATFORMS.get(request.platform), after, page_size + 1)
+        rows = await store.connection_list(
+            self._pool, organization_id, PLATFORMS.get(request.platform), after, page_size + 1, current_access().connection_id
+        )
         rows, token = page_of(rows, page_size, lambda r: (r["created_at"], str(r["id"])))
         return pb.ListConnectionsResponse(connections=[connection_message(r) for r in rows], next_page_token=token)
 
+    @policy(user=Role.ADMIN, target=CONNECTION)
     async def DeleteConnection(self, request: pb.DeleteConnectionRequest, context: Context) -> pb.DeleteConnectionResponse:
         v = Violations()
         connection_id = v.uuid("connection_id", request.connection_id)
         v.check()
-        _operator_only(current_principal(), "DeleteConnection")
         row = await self._readable_connection(connection_id)
         async with self._pool.acquire() as conn, conn.transaction():
             deleted = await store.connection_delete(conn, connection_id, str(row["organization_id"]))
@@ -169,11 +164,11 @@ class InteractionService(interaction_service_pb2_grpc.InteractionServiceServicer
 
     # -- webhook verification (the edge asks; the secrets never leave this service) ------------
 
+    @policy()
     async def VerifySlackSignature(self, request: pb.VerifySlackSignatureRequest, context: Context) -> pb.VerifySlackSignatureResponse:
         v = Violations()
         team_id = v.text("team_id", request.team_id, max_length=100)
         v.check()
-        _operator_only(current_principal(), "VerifySlackSignature")
         row = await store.connection_by_external_id(self._pool, "slack", team_id)
         if row is None:
             raise NotFound("no Slack connection for that team", reason="CONNECTION_NOT_FOUND")
@@ -182,13 +177,13 @@ class InteractionService(interaction_service_pb2_grpc.InteractionServiceServicer
             raise Unauthenticated("the Slack signature or timestamp is not valid", reason="BAD_SIGNATURE")
         return pb.VerifySlackSignatureResponse(connection=connection_message(row))
 
+    @policy()
     async def VerifyTelegramSecretToken(
         self, request: pb.VerifyTelegramSecretTokenRequest, context: Context
     ) -> pb.VerifyTelegramSecretTokenResponse:
         v = Violations()
         connection_id = v.uuid("connection_id", request.connection_id)
         v.check()
-        _operator_only(current_principal(), "VerifyTelegramSecretToken")
         row = await store.connection_credentials(self._pool, connection_id)
         if row is None or row["platform"] != "telegram":
             raise NotFound(f"no Telegram connection {connection_id}", reason="CONNECTION_NOT_FOUND")
@@ -199,6 +194,7 @@ class InteractionService(interaction_service_pb2_grpc.InteractionServiceServicer
 
     # -- questions -----------------------------------------------------------------------------
 
+    @policy(worker="agent", target="organization_id", agent="agent_id", connection="connection_id")
     async def CreateQuestion(self, request: pb.CreateQuestionRequest, context: Context) -> pb.CreateQuestionResponse:
         v = Violations()
         organization_id = v.uuid("organization_id", request.organization_id)
@@ -210,13 +206,6 @@ class InteractionService(interaction_service_pb2_grpc.InteractionServiceServicer
         options = self._options(v, request.options)
         payload_json = _json_object(v, "payload_json", request.payload_json)
         v.check()
-        principal = current_principal()
-        _require_scope(principal, organization_id, "ask questions")
-        if isinstance(principal, WorkerPrincipal):
-            if principal.agent_id != agent_id:
-                raise PermissionDenied("a worker asks questions for its own agent only", reason="OTHER_AGENT")
-            if principal.connection_id is not None and principal.connection_id != connection_id:
-                raise PermissionDenied("this worker token is bound to another connection", reason="OTHER_CONNECTION")
         row = await store.connection_credentials(self._pool, connection_id)
         if row is None or str(row["organization_id"]) != organization_id:
             raise NotFound(f"connection {connection_id} does not exist in organization {organization_id}", reason="CONNECTION_NOT_FOUND")
@@ -254,17 +243,18 @@ class InteractionService(interaction_service_pb2_grpc.InteractionServiceServicer
             options.append(Option(option.id, v.text(f"options[{i}].label", option.label, max_length=75)))
         return options
 
+    @QUESTION_POLICY
     async def ClaimPendingQuestion(self, request: pb.ClaimPendingQuestionRequest, context: Context) -> pb.ClaimPendingQuestionResponse:
         v = Violations()
         question_id, organization_id, connection_id = _scope_ids(v, request)
         user_id = v.text("user_id", request.user_id, max_length=64)
         v.check()
-        _require_scope(current_principal(), organization_id, "claim questions")
-        row = await store.question_claim(self._pool, question_id, organization_id, connection_id, user_id)
+        row = await store.question_claim(self._pool, question_id, organization_id, connection_id, user_id, current_access().agent_id)
         if row is None:
             return pb.ClaimPendingQuestionResponse(claimed=False)
         return pb.ClaimPendingQuestionResponse(claimed=True, payload_json=row["payload_json"])
 
+    @QUESTION_POLICY
     async def AnswerQuestion(self, request: pb.AnswerQuestionRequest, context: Context) -> pb.AnswerQuestionResponse:
         """Claim, record the answer and publish `question.answered`, in one transaction (a failed
         publish releases the claim with everything else); then edit the card in the background."""
@@ -273,19 +263,19 @@ class InteractionService(interaction_service_pb2_grpc.InteractionServiceServicer
         user_id = v.text("user_id", request.user_id, max_length=64)
         option_id = v.text("option_id", request.option_id, max_length=16)
         v.check()
-        _require_scope(current_principal(), organization_id, "answer questions")
-        row = await store.question_get(self._pool, question_id, organization_id, connection_id)
+        agent_id = current_access().agent_id  # a worker answers only its own agent's questions
+        row = await store.question_get(self._pool, question_id, organization_id, connection_id, agent_id)
         if row is None:
             return pb.AnswerQuestionResponse(outcome=pb.ANSWER_OUTCOME_NOT_PENDING)
         labels = {o["id"]: o["label"] for o in json.loads(row["options_json"])}
         if option_id not in labels:
             raise InvalidArgument(FieldViolation("option_id", "is not one of the question's options"))
         async with self._pool.acquire() as conn, conn.transaction():
-            claimed = await store.question_claim(conn, question_id, organization_id, connection_id, user_id)
+            claimed = await store.question_claim(conn, question_id, organization_id, connection_id, user_id, agent_id)
             if claimed is None:
                 # Lost: to an earlier or concurrent click (answered), or the click is not the
                 # expected user's (nothing consumed). Read again: the winner may have just claimed.
-                current = await store.question_get(conn, question_id, organization_id, connection_id)
+                current = await store.question_get(conn, question_id, organization_id, connection_id, agent_id)
                 answered = current is not None and current["claimed_at"] is not None and current["expected_user_id"] == user_id
                 return pb.AnswerQuestionResponse(
                     outcome=pb.ANSWER_OUTCOME_ALREADY_ANSWERED if answered else pb.ANSWER_OUTCOME_NOT_PENDING
@@ -322,6 +312,7 @@ class InteractionService(interaction_service_pb2_grpc.InteractionServiceServicer
 
         self._card_edits.submit(edit, question_id=str(question["id"]))
 
+    @policy(worker="agent", target="organization_id", agent="agent_id", connection="connection_id")
     async def StorePendingQuestion(self, request: pb.StorePendingQuestionRequest, context: Context) -> pb.StorePendingQuestionResponse:
         v = Violations()
         question_id, organization_id, connection_id = _scope_ids(v, request)
@@ -330,9 +321,8 @@ class InteractionService(interaction_service_pb2_grpc.InteractionServiceServicer
         channel_id = v.text("channel_id", request.channel_id, max_length=64)
         payload_json = _json_object(v, "payload_json", request.payload_json)
         v.check()
-        _require_scope(current_principal(), organization_id, "store questions")
-        connection = await store.connection_get(self._pool, connection_id)
-        if connection is None or str(connection["organization_id"]) != organization_id:
+        connection = await store.connection_get(self._pool, connection_id, organization_id)
+        if connection is None:
             raise NotFound(f"connection {connection_id} does not exist in organization {organization_id}", reason="CONNECTION_NOT_FOUND")
         ref = request.message_ref if request.HasField("message_ref") else None
         row = await store.question_store(
@@ -343,16 +333,16 @@ class InteractionService(interaction_service_pb2_grpc.InteractionServiceServicer
             raise AlreadyExists(f"question {question_id} exists with another scope", reason="QUESTION_ID_TAKEN")
         return pb.StorePendingQuestionResponse(created=row["created"], created_at=timestamp(row["created_at"]))
 
+    @QUESTION_POLICY
     async def DeletePendingQuestion(self, request: pb.DeletePendingQuestionRequest, context: Context) -> pb.DeletePendingQuestionResponse:
         v = Violations()
         question_id, organization_id, connection_id = _scope_ids(v, request)
         user_id = v.text("expected_user_id", request.expected_user_id, max_length=64)
         v.check()
-        _require_scope(current_principal(), organization_id, "delete questions")
-        return pb.DeletePendingQuestionResponse(
-            deleted=await store.question_delete(self._pool, question_id, organization_id, connection_id, user_id)
-        )
+        deleted = await store.question_delete(self._pool, question_id, organization_id, connection_id, user_id, current_access().agent_id)
+        return pb.DeletePendingQuestionResponse(deleted=deleted)
 
+    @policy()
     async def SweepStalePendingInteractions(
         self, request: pb.SweepStalePendingInteractionsRequest, context: Context
     ) -> pb.SweepStalePendingInteractionsResponse:
@@ -364,7 +354,6 @@ class InteractionService(interaction_service_pb2_grpc.InteractionServiceServicer
         if not 1 <= limit <= 10_000:
             v.add("limit", "must be from 1 to 10000 (0 means 1000)")
         v.check()
-        _operator_only(current_principal(), "SweepStalePendingInteractions")
         deleted = await store.questions_sweep(self._pool, max_age, limit)
         return pb.SweepStalePendingInteractionsResponse(deleted_question_ids=deleted)
 

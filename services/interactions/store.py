@@ -148,8 +148,24 @@ async def connection_upsert(
     return row, bool(row["created"])
 
 
-async def connection_get(conn: Connection, connection_id: str) -> Record | None:
-    return await conn.fetchrow(f"SELECT {_CONNECTION_COLUMNS} FROM connections WHERE id = $1", connection_id)
+async def connection_get(
+    conn: Connection, connection_id: str, organization_id: str | None = None, only_connection: str | None = None
+) -> Record | None:
+    """The connection, within the caller's scope: its organisation (None: any) and, for a worker
+    bound to one connection, that connection only."""
+    return await conn.fetchrow(
+        f"""SELECT {_CONNECTION_COLUMNS} FROM connections
+            WHERE id = $1 AND ($2::uuid IS NULL OR organization_id = $2) AND ($3::uuid IS NULL OR id = $3)""",
+        connection_id,
+        organization_id,
+        only_connection,
+    )
+
+
+async def connection_organization(conn: Connection, connection_id: str) -> str | None:
+    """The organisation a connection belongs to (to authorise an acting user), or None."""
+    found = await conn.fetchval("SELECT organization_id FROM connections WHERE id = $1", connection_id)
+    return str(found) if found else None
 
 
 async def connection_credentials(conn: Connection, connection_id: str) -> Record | None:
@@ -158,18 +174,25 @@ async def connection_credentials(conn: Connection, connection_id: str) -> Record
 
 
 async def connection_list(
-    conn: Connection, organization_id: str, platform: str | None, after: tuple[datetime, str] | None, limit: int
+    conn: Connection,
+    organization_id: str,
+    platform: str | None,
+    after: tuple[datetime, str] | None,
+    limit: int,
+    only_connection: str | None = None,
 ) -> list[Record]:
     return await conn.fetch(
         f"""SELECT {_CONNECTION_COLUMNS} FROM connections
             WHERE organization_id = $1 AND ($2::text IS NULL OR platform = $2)
               AND ($3::timestamptz IS NULL OR (created_at, id) > ($3, $4::uuid))
+              AND ($6::uuid IS NULL OR id = $6)
             ORDER BY created_at, id LIMIT $5""",
         organization_id,
         platform,
         after[0] if after else None,
         after[1] if after else None,
         limit,
+        only_connection,
     )
 
 
@@ -188,7 +211,8 @@ async def connection_delete(conn: asyncpg.Connection, connection_id: str, organi
 
 
 # -- pending questions -------------------------------------------------------------------------
-# Every statement is predicated on the full scope: id, organisation, connection, expected user.
+# Every statement is predicated on the full scope: id, organisation, connection, expected user;
+# and, for a worker, its agent (``agent_id`` None means an internal caller, not confined to one).
 
 
 async def question_insert(
@@ -234,19 +258,20 @@ async def question_set_message(
 
 
 async def question_claim(
-    conn: Connection, question_id: str, organization_id: str, connection_id: str, user_id: str
+    conn: Connection, question_id: str, organization_id: str, connection_id: str, user_id: str, agent_id: str | None = None
 ) -> Record | None:
     """The one atomic claim: the row when this call won it; None for a wrong scope or a row
     already claimed (nothing consumed either way)."""
     return await conn.fetchrow(
         """UPDATE pending_questions SET claimed_at = now()
            WHERE id = $1 AND organization_id = $2 AND connection_id = $3 AND expected_user_id = $4
-             AND claimed_at IS NULL
+             AND ($5::uuid IS NULL OR agent_id = $5) AND claimed_at IS NULL
            RETURNING *""",
         question_id,
         organization_id,
         connection_id,
         user_id,
+        agent_id,
     )
 
 
@@ -275,6 +300,7 @@ async def question_store(
                    message_id = coalesce(excluded.message_id, pending_questions.message_id)
                WHERE pending_questions.organization_id = excluded.organization_id
                  AND pending_questions.connection_id = excluded.connection_id
+                 AND pending_questions.agent_id = excluded.agent_id
                  AND pending_questions.expected_user_id = excluded.expected_user_id
            RETURNING created_at, (xmax = 0) AS created""",
         question_id,
@@ -290,17 +316,19 @@ async def question_store(
 
 
 async def question_delete(
-    conn: Connection, question_id: str, organization_id: str, connection_id: str, user_id: str
+    conn: Connection, question_id: str, organization_id: str, connection_id: str, user_id: str, agent_id: str | None = None
 ) -> bool:
     return bool(
         await conn.fetchval(
             """DELETE FROM pending_questions
                WHERE id = $1 AND organization_id = $2 AND connection_id = $3 AND expected_user_id = $4
+                 AND ($5::uuid IS NULL OR agent_id = $5)
                RETURNING 1""",
             question_id,
             organization_id,
             connection_id,
             user_id,
+            agent_id,
         )
     )
 
@@ -331,12 +359,16 @@ async def sweep_try_lock(conn: asyncpg.Connection) -> bool:
     return bool(await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", SWEEP_LOCK_KEY))
 
 
-async def question_get(conn: Connection, question_id: str, organization_id: str, connection_id: str) -> Record | None:
+async def question_get(
+    conn: Connection, question_id: str, organization_id: str, connection_id: str, agent_id: str | None = None
+) -> Record | None:
     return await conn.fetchrow(
-        "SELECT * FROM pending_questions WHERE id = $1 AND organization_id = $2 AND connection_id = $3",
+        """SELECT * FROM pending_questions
+           WHERE id = $1 AND organization_id = $2 AND connection_id = $3 AND ($4::uuid IS NULL OR agent_id = $4)""",
         question_id,
         organization_id,
         connection_id,
+        agent_id,
     )
 
 

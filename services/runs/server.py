@@ -12,9 +12,9 @@ import grpc
 from services.runs import domain, store
 from services.runs.metrics import RunMetrics
 from services.runs.reaper import Reaper
-from shared.auth import InternalCaller, Principal, WorkerPrincipal, current_principal
+from shared.authz import Role, Target, current_access, policy
 from shared.messages import timestamp
-from shared.errors import FailedPrecondition, NotFound, PermissionDenied
+from shared.errors import FailedPrecondition, NotFound
 from shared.pagination import decode_page_token, page_of
 from shared.validation import Violations
 from switchboard.runs.v1 import run_service_pb2 as pb
@@ -45,18 +45,19 @@ def run_message(row: store.Record) -> pb.Run:
         created_at=timestamp(row["created_at"]),
         updated_at=timestamp(row["updated_at"]),
         finished_at=timestamp(row["finished_at"]),
+        agent_id=str(row["agent_id"]) if row["agent_id"] else "",
     )
 
 
-def _scope(principal: Principal) -> str | None:
-    """The organisation a caller is confined to: a worker's own; None (any) for internal
-    services. A user acting through an internal caller has no business with runs: refused, rather
-    than given the internal caller's reach (fail closed)."""
-    if isinstance(principal, WorkerPrincipal):
-        return principal.organization_id
-    if principal.acting_user_id is not None:
-        raise PermissionDenied("runs are for workers and internal services, not users", reason="USERS_NOT_ALLOWED")
-    return None
+def _scope() -> store.Scope:
+    """The runs this call may touch: a worker's own agent's in its organisation, an acting user's
+    organisation (checked by the policy), or any for an operator."""
+    access = current_access()
+    return store.Scope(access.organization_id, access.agent_id)
+
+
+# Calls on one run are authorised in the run's organisation (NOT_FOUND when it is not the caller's).
+RUN = Target("run_id", locate="organization_of_run", noun="run")
 
 
 def _fencing(v: Violations, request: pb.HeartbeatRequest | pb.CompleteRunRequest | pb.FailRunRequest) -> tuple[str, str, int]:
@@ -75,6 +76,10 @@ class RunService(run_service_pb2_grpc.RunServiceServicer):
         self._reaper = reaper
         self._metrics = metrics
 
+    async def organization_of_run(self, run_id: str) -> str | None:
+        return await store.run_organization(self._pool, run_id)
+
+    @policy(user=Role.ADMIN, worker="agent", target="organization_id", agent="agent_id")
     async def EnqueueRun(self, request: pb.EnqueueRunRequest, context: Context) -> pb.EnqueueRunResponse:
         v = Violations()
         organization_id = v.uuid("organization_id", request.organization_id)
@@ -90,11 +95,10 @@ class RunService(run_service_pb2_grpc.RunServiceServicer):
         max_attempts = request.max_attempts or domain.DEFAULT_MAX_ATTEMPTS
         if not 1 <= max_attempts <= 100:
             v.add("max_attempts", "must be from 1 to 100 (0 means 5)")
+        agent_id = v.uuid("agent_id", request.agent_id, required=False) or None
         v.check()
         assert lane is not None
-        scope = _scope(current_principal())
-        if scope is not None and scope != organization_id:
-            raise PermissionDenied("a worker enqueues runs of its own organisation only", reason="OTHER_ORGANIZATION")
+        agent_id = current_access().agent_id or agent_id  # a worker's run is its own agent's
         for _ in range(3):
             row = await store.run_insert(
                 self._pool,
@@ -106,6 +110,7 @@ class RunService(run_service_pb2_grpc.RunServiceServicer):
                 run_after=run_after,
                 idempotency_key=key,
                 max_attempts=max_attempts,
+                agent_id=agent_id,
             )
             if row is not None:
                 self._metrics.entered(lane, "pending")
@@ -116,47 +121,51 @@ class RunService(run_service_pb2_grpc.RunServiceServicer):
             # The active run that blocked the insert finished in between: try again.
         raise FailedPrecondition("the run's subject or idempotency key is contended; retry", reason="CONTENDED")
 
+    @policy(worker="agent")
     async def ClaimRun(self, request: pb.ClaimRunRequest, context: Context) -> pb.ClaimRunResponse:
         v = Violations()
         worker_id = v.text("worker_id", request.worker_id, max_length=domain.MAX_TEXT)
         lanes = domain.lanes(v, "lanes", list(request.lanes), empty_means_all=True)
         v.check()
         started = time.perf_counter()
-        row = await store.run_claim(self._pool, worker_id, lanes or [], _scope(current_principal()))
+        row = await store.run_claim(self._pool, worker_id, lanes or [], _scope())
         self._metrics.claim_seconds.observe(time.perf_counter() - started)
         if row is None:
             return pb.ClaimRunResponse()
         self._metrics.entered(row["lane"], "running")
         return pb.ClaimRunResponse(run=run_message(row))
 
+    @policy(worker="agent")
     async def Heartbeat(self, request: pb.HeartbeatRequest, context: Context) -> pb.HeartbeatResponse:
         v = Violations()
         run_id, worker_id, attempt = _fencing(v, request)
         v.check()
-        scope = _scope(current_principal())
+        scope = _scope()
         cancel_requested = await store.run_heartbeat(self._pool, run_id, worker_id, attempt, scope)
         if cancel_requested is None:
             raise domain.claim_not_current(run_id, await store.run_get(self._pool, run_id, scope), worker_id, attempt)
         return pb.HeartbeatResponse(cancel_requested=cancel_requested)
 
+    @policy(worker="agent")
     async def CompleteRun(self, request: pb.CompleteRunRequest, context: Context) -> pb.CompleteRunResponse:
         v = Violations()
         run_id, worker_id, attempt = _fencing(v, request)
         result_json = domain.json_text(v, "result_json", request.result_json)
         v.check()
-        scope = _scope(current_principal())
+        scope = _scope()
         row = await store.run_complete(self._pool, run_id, worker_id, attempt, scope, result_json)
         if row is None:
             raise domain.claim_not_current(run_id, await store.run_get(self._pool, run_id, scope), worker_id, attempt)
         self._metrics.entered(row["lane"], "completed")
         return pb.CompleteRunResponse(run=run_message(row))
 
+    @policy(worker="agent")
     async def FailRun(self, request: pb.FailRunRequest, context: Context) -> pb.FailRunResponse:
         v = Violations()
         run_id, worker_id, attempt = _fencing(v, request)
         error_message = v.document("error_message", request.error_message, max_length=1 << 20, required=True)
         v.check()
-        scope = _scope(current_principal())
+        scope = _scope()
         row = await store.run_fail(
             self._pool,
             run_id,
@@ -173,11 +182,12 @@ class RunService(run_service_pb2_grpc.RunServiceServicer):
         self._metrics.entered(row["lane"], row["status"])
         return pb.FailRunResponse(run=run_message(row))
 
+    @policy(user=Role.ADMIN, worker="agent", target=RUN)
     async def CancelRun(self, request: pb.CancelRunRequest, context: Context) -> pb.CancelRunResponse:
         v = Violations()
         run_id = v.uuid("run_id", request.run_id)
         v.check()
-        scope = _scope(current_principal())
+        scope = _scope()
         row = await store.run_cancel(self._pool, run_id, scope)
         if row is None:
             row = await store.run_get(self._pool, run_id, scope)
@@ -189,15 +199,17 @@ class RunService(run_service_pb2_grpc.RunServiceServicer):
             self._metrics.entered(row["lane"], "cancelled")
         return pb.CancelRunResponse(run=run_message(row))
 
+    @policy(user=Role.MEMBER, worker="agent", target=RUN)
     async def GetRun(self, request: pb.GetRunRequest, context: Context) -> pb.GetRunResponse:
         v = Violations()
         run_id = v.uuid("run_id", request.run_id)
         v.check()
-        row = await store.run_get(self._pool, run_id, _scope(current_principal()))
+        row = await store.run_get(self._pool, run_id, _scope())
         if row is None:
             raise NotFound(f"run {run_id} does not exist", reason="RUN_NOT_FOUND")
         return pb.GetRunResponse(run=run_message(row))
 
+    @policy(user=Role.MEMBER, worker="agent", target="organization_id", agent="agent_id")
     async def ListRuns(self, request: pb.ListRunsRequest, context: Context) -> pb.ListRunsResponse:
         v = Violations()
         organization_id = v.uuid("organization_id", request.organization_id)
@@ -211,10 +223,10 @@ class RunService(run_service_pb2_grpc.RunServiceServicer):
         subject_id = v.text("subject_id", request.subject_id, max_length=domain.MAX_TEXT, required=False) or None
         page_size = v.page_size("page_size", request.page_size)
         v.check()
+        agent_id = v.uuid("agent_id", request.agent_id, required=False) or None
+        v.check()
         before = decode_page_token(request.page_token, (datetime, uuid.UUID))
-        scope = _scope(current_principal())
-        if scope is not None and scope != organization_id:
-            raise PermissionDenied("a worker lists runs of its own organisation only", reason="OTHER_ORGANIZATION")
+        agent_id = current_access().agent_id or agent_id  # a worker lists its own agent's runs
         rows = await store.run_list(
             self._pool,
             organization_id,
@@ -223,13 +235,12 @@ class RunService(run_service_pb2_grpc.RunServiceServicer):
             subject_id=subject_id,
             before=before,
             limit=page_size + 1,
+            agent_id=agent_id,
         )
         rows, next_token = page_of(rows, page_size, lambda r: (r["created_at"], str(r["id"])))
         return pb.ListRunsResponse(runs=[run_message(r) for r in rows], next_page_token=next_token)
 
+    @policy()
     async def ReapStaleRuns(self, request: pb.ReapStaleRunsRequest, context: Context) -> pb.ReapStaleRunsResponse:
-        principal = current_principal()
-        if not isinstance(principal, InternalCaller) or principal.acting_user_id is not None:
-            raise PermissionDenied("ReapStaleRuns is for operators and internal services", reason="INTERNAL_ONLY")
         sweep = await self._reaper.run_once()
         return pb.ReapStaleRunsResponse(acquired=sweep.acquired, reaped=sweep.reaped, retries_created=sweep.retries_created)

@@ -8,6 +8,7 @@ same run, and a stale worker's call changes nothing.
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 
 import asyncpg
@@ -20,7 +21,23 @@ REAPED_LANES = ("sync", "action", "embed_backfill", "auth")
 # The reaper's advisory lock: one replica sweeps at a time, the others skip.
 REAPER_LOCK_KEY = 0x5357_5245_4150  # "SWREAP"
 
-_FENCED = "id = $1 AND claimed_by = $2 AND attempt = $3 AND status = 'running' AND ($4::uuid IS NULL OR organization_id = $4)"
+# A worker's calls are fenced by claim and attempt, and scoped: $4 organisation and $5 agent (NULL
+# for internal callers, who are not confined).
+_FENCED = (
+    "id = $1 AND claimed_by = $2 AND attempt = $3 AND status = 'running'"
+    " AND ($4::uuid IS NULL OR organization_id = $4) AND ($5::uuid IS NULL OR agent_id = $5)"
+)
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Whose runs a call may touch: an organisation (None: any) and, for a worker, its agent."""
+
+    organization_id: str | None = None
+    agent_id: str | None = None
+
+
+ANY = Scope()
 
 
 async def run_insert(
@@ -34,13 +51,14 @@ async def run_insert(
     run_after: datetime | None,
     idempotency_key: str | None,
     max_attempts: int,
+    agent_id: str | None = None,
 ) -> Record | None:
     """Insert a pending run; None when an active run already holds the subject's sync slot or the
     idempotency key (the partial unique indexes decide, after any concurrent insert commits)."""
     return await conn.fetchrow(
         """INSERT INTO runs (id, organization_id, lane, subject_id, payload_json, priority, run_after,
-                             idempotency_key, max_attempts)
-           VALUES ($1, $2, $3, $4, $5, $6, coalesce($7, now()), $8, $9)
+                             idempotency_key, max_attempts, agent_id)
+           VALUES ($1, $2, $3, $4, $5, $6, coalesce($7, now()), $8, $9, $10)
            ON CONFLICT DO NOTHING
            RETURNING *""",
         str(uuid.uuid4()),
@@ -52,6 +70,7 @@ async def run_insert(
         run_after,
         idempotency_key,
         max_attempts,
+        agent_id,
     )
 
 
@@ -71,14 +90,14 @@ async def run_get_active_match(
     )
 
 
-async def run_claim(conn: Connection, worker_id: str, lanes: list[str], organization_id: str | None) -> Record | None:
+async def run_claim(conn: Connection, worker_id: str, lanes: list[str], scope: Scope) -> Record | None:
     """Claim the next runnable run: auth lane first, then priority, then age. Locked rows are
     skipped, so concurrent claimers never wait for each other nor take the same run."""
     return await conn.fetchrow(
         """WITH next AS (
                SELECT id FROM runs
                WHERE status = 'pending' AND run_after <= now() AND lane = ANY($2::text[])
-                 AND ($3::uuid IS NULL OR organization_id = $3)
+                 AND ($3::uuid IS NULL OR organization_id = $3) AND ($4::uuid IS NULL OR agent_id = $4)
                ORDER BY (lane = 'auth') DESC, priority DESC, created_at, id
                LIMIT 1
                FOR UPDATE SKIP LOCKED
@@ -90,11 +109,12 @@ async def run_claim(conn: Connection, worker_id: str, lanes: list[str], organiza
            RETURNING r.*""",
         worker_id,
         lanes,
-        organization_id,
+        scope.organization_id,
+        scope.agent_id,
     )
 
 
-async def run_heartbeat(conn: Connection, run_id: str, worker_id: str, attempt: int, organization_id: str | None) -> bool | None:
+async def run_heartbeat(conn: Connection, run_id: str, worker_id: str, attempt: int, scope: Scope) -> bool | None:
     """Record a heartbeat of the current claim; cancel_requested, or None when fenced out."""
     return await conn.fetchval(
         f"""UPDATE runs SET last_heartbeat_at = now(), heartbeats = heartbeats + 1, updated_at = now()
@@ -102,20 +122,22 @@ async def run_heartbeat(conn: Connection, run_id: str, worker_id: str, attempt: 
         run_id,
         worker_id,
         attempt,
-        organization_id,
+        scope.organization_id,
+        scope.agent_id,
     )
 
 
 async def run_complete(
-    conn: Connection, run_id: str, worker_id: str, attempt: int, organization_id: str | None, result_json: str
+    conn: Connection, run_id: str, worker_id: str, attempt: int, scope: Scope, result_json: str
 ) -> Record | None:
     return await conn.fetchrow(
-        f"""UPDATE runs SET status = 'completed', result_json = $5, finished_at = now(), updated_at = now()
+        f"""UPDATE runs SET status = 'completed', result_json = $6, finished_at = now(), updated_at = now()
             WHERE {_FENCED} RETURNING *""",
         run_id,
         worker_id,
         attempt,
-        organization_id,
+        scope.organization_id,
+        scope.agent_id,
         result_json,
     )
 
@@ -125,7 +147,7 @@ async def run_fail(
     run_id: str,
     worker_id: str,
     attempt: int,
-    organization_id: str | None,
+    scope: Scope,
     error_message: str,
     retryable: bool,
     backoff_base_seconds: float,
@@ -138,21 +160,22 @@ async def run_fail(
     return await conn.fetchrow(
         f"""UPDATE runs
             SET status = CASE WHEN cancel_requested THEN 'cancelled'
-                              WHEN $6 AND attempt < max_attempts THEN 'pending'
+                              WHEN $7 AND attempt < max_attempts THEN 'pending'
                               ELSE 'failed' END,
-                error_message = $5,
+                error_message = $6,
                 -- "equal jitter": half the backoff fixed, half random, so retries spread out.
-                run_after = CASE WHEN NOT cancel_requested AND $6 AND attempt < max_attempts
-                                 THEN now() + make_interval(secs => least($7 * power(2, attempt - 1), $8) * (0.5 + random() / 2))
+                run_after = CASE WHEN NOT cancel_requested AND $7 AND attempt < max_attempts
+                                 THEN now() + make_interval(secs => least($8 * power(2, attempt - 1), $9) * (0.5 + random() / 2))
                                  ELSE run_after END,
-                finished_at = CASE WHEN NOT cancel_requested AND $6 AND attempt < max_attempts THEN NULL ELSE now() END,
+                finished_at = CASE WHEN NOT cancel_requested AND $7 AND attempt < max_attempts THEN NULL ELSE now() END,
                 updated_at = now()
             WHERE {_FENCED}
             RETURNING *""",
         run_id,
         worker_id,
         attempt,
-        organization_id,
+        scope.organization_id,
+        scope.agent_id,
         error_message,
         retryable,
         backoff_base_seconds,
@@ -160,7 +183,7 @@ async def run_fail(
     )
 
 
-async def run_cancel(conn: Connection, run_id: str, organization_id: str | None) -> Record | None:
+async def run_cancel(conn: Connection, run_id: str, scope: Scope) -> Record | None:
     """Pending → cancelled at once; running → cancel_requested. None when the run is not active."""
     return await conn.fetchrow(
         """UPDATE runs
@@ -168,17 +191,28 @@ async def run_cancel(conn: Connection, run_id: str, organization_id: str | None)
                cancel_requested = (status = 'running'),
                finished_at = CASE WHEN status = 'pending' THEN now() ELSE finished_at END,
                updated_at = now()
-           WHERE id = $1 AND status IN ('pending', 'running') AND ($2::uuid IS NULL OR organization_id = $2)
+           WHERE id = $1 AND status IN ('pending', 'running')
+             AND ($2::uuid IS NULL OR organization_id = $2) AND ($3::uuid IS NULL OR agent_id = $3)
            RETURNING *""",
         run_id,
-        organization_id,
+        scope.organization_id,
+        scope.agent_id,
     )
 
 
-async def run_get(conn: Connection, run_id: str, organization_id: str | None) -> Record | None:
+async def run_get(conn: Connection, run_id: str, scope: Scope) -> Record | None:
     return await conn.fetchrow(
-        "SELECT * FROM runs WHERE id = $1 AND ($2::uuid IS NULL OR organization_id = $2)", run_id, organization_id
+        "SELECT * FROM runs WHERE id = $1 AND ($2::uuid IS NULL OR organization_id = $2) AND ($3::uuid IS NULL OR agent_id = $3)",
+        run_id,
+        scope.organization_id,
+        scope.agent_id,
     )
+
+
+async def run_organization(conn: Connection, run_id: str) -> str | None:
+    """The organisation a run belongs to (to authorise an acting user), or None."""
+    found = await conn.fetchval("SELECT organization_id FROM runs WHERE id = $1", run_id)
+    return str(found) if found else None
 
 
 async def run_list(
@@ -190,6 +224,7 @@ async def run_list(
     subject_id: str | None,
     before: tuple[datetime, str] | None,
     limit: int,
+    agent_id: str | None = None,
 ) -> list[Record]:
     """An organisation's runs, newest first, after the given position."""
     return await conn.fetch(
@@ -199,6 +234,7 @@ async def run_list(
              AND ($3::text[] IS NULL OR status = ANY($3))
              AND ($4::text IS NULL OR subject_id = $4)
              AND ($5::timestamptz IS NULL OR (created_at, id) < ($5, $6::uuid))
+             AND ($8::uuid IS NULL OR agent_id = $8)
            ORDER BY created_at DESC, id DESC
            LIMIT $7""",
         organization_id,
@@ -208,6 +244,7 @@ async def run_list(
         before[0] if before else None,
         before[1] if before else None,
         limit,
+        agent_id,
     )
 
 
@@ -235,16 +272,16 @@ REAP_STALE_SQL = """WITH stale_workers AS (
                UPDATE runs AS r
                SET status = 'timeout', error_message = 'worker_heartbeat_lost', finished_at = now(), updated_at = now()
                FROM stale WHERE r.id = stale.id AND r.status = 'running'
-               RETURNING r.organization_id, r.lane, r.subject_id, r.payload_json, r.priority, r.attempt,
+               RETURNING r.organization_id, r.agent_id, r.lane, r.subject_id, r.payload_json, r.priority, r.attempt,
                          r.max_attempts, r.cancel_requested
            ),
            retries AS (
                -- The retry carries the attempt count on (the next claim makes it attempt + 1), so a
                -- subject whose workers keep dying stops at max_attempts; a cancelled run is not
                -- retried; the backoff grows as for a retryable failure.
-               INSERT INTO runs (id, organization_id, lane, subject_id, payload_json, priority, attempt, max_attempts,
+               INSERT INTO runs (id, organization_id, agent_id, lane, subject_id, payload_json, priority, attempt, max_attempts,
                                  run_after, error_message)
-               SELECT gen_random_uuid(), organization_id, lane, subject_id, payload_json, priority, attempt, max_attempts,
+               SELECT gen_random_uuid(), organization_id, agent_id, lane, subject_id, payload_json, priority, attempt, max_attempts,
                       now() + make_interval(secs => least($5 * power(2, attempt - 1), $6) * (0.5 + random() / 2)),
                       'worker_heartbeat_lost'
                FROM reaped WHERE lane = 'sync' AND NOT cancel_requested AND attempt < max_attempts

@@ -1,8 +1,8 @@
 """The secretproxy service's gRPC servicer: thin (parse, authorise, call the store, encode).
 
-Management RPCs are for internal services and operators. Users acting through an internal caller
-are refused (fail closed): their role lives in the identity service, and the proxy does not decide
-on a role it cannot see. Workers use Forward only.
+Management RPCs are for operators and for the owners and admins of the organisation (acting users;
+their role is asked of identity, fail closed). Members may read the egress policy. Workers use
+Forward only; nothing here ever returns a secret's value.
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ from services.secretproxy import egress, placeholders, store, vault
 from services.secretproxy.forwarding import Forwarder
 from services.secretproxy.organizations import OrganizationResolver
 from services.secretproxy.upstreams import Upstream
-from shared.auth import InternalCaller, current_principal
+from shared.authz import Role, Target, current_access, policy
 from shared.crypto import KeyRing
-from shared.errors import AlreadyExists, NotFound, PermissionDenied
+from shared.errors import AlreadyExists, NotFound
 from shared.messages import timestamp
 from shared.pagination import decode_page_token, page_of
 from shared.validation import Violations
@@ -72,12 +72,9 @@ def policy_message(organization_id: str, row: store.Record | None) -> pb.EgressP
     )
 
 
-def _require_manager(what: str) -> None:
-    principal = current_principal()
-    if not isinstance(principal, InternalCaller):
-        raise PermissionDenied(f"{what} is for internal services and operators, not workers", reason="WORKERS_NOT_ALLOWED")
-    if principal.acting_user_id is not None:
-        raise PermissionDenied(f"{what} is for internal services and operators", reason="INTERNAL_ONLY")
+# Calls on one secret or credential are authorised in its organisation (NOT_FOUND otherwise).
+SECRET = Target("secret_id", locate="organization_of_secret", noun="secret")
+CREDENTIAL = Target("provider_credential_id", locate="organization_of_credential", noun="provider credential")
 
 
 def _value(v: Violations, field: str, value: str) -> str:
@@ -112,8 +109,17 @@ class SecretProxyService(secret_proxy_service_pb2_grpc.SecretProxyServiceService
     def _keyring(self) -> KeyRing:
         return vault.require_keys(self._keys)
 
+    async def organization_of_secret(self, secret_id: str) -> str | None:
+        row = await store.secret_get(self._pool, secret_id)
+        return str(row["organization_id"]) if row and row["organization_id"] else None
+
+    async def organization_of_credential(self, credential_id: str) -> str | None:
+        row = await store.credential_get(self._pool, credential_id)
+        return str(row["organization_id"]) if row else None
+
     # -- secrets -----------------------------------------------------------------------------------
 
+    @policy(user=Role.ADMIN, target="organization_id")
     async def PutSecret(self, request: pb.PutSecretRequest, context: Context) -> pb.PutSecretResponse:
         v = Violations()
         organization_id = v.uuid("organization_id", request.organization_id)
@@ -122,7 +128,6 @@ class SecretProxyService(secret_proxy_service_pb2_grpc.SecretProxyServiceService
             v.add("name", "must be 1 to 128 letters, digits, '_', '-' or '.'")
         value = _value(v, "value", request.value)
         v.check()
-        _require_manager("PutSecret")
         if agent_id is not None and await self._organizations.organization_of_agent(agent_id) != organization_id:
             raise NotFound(f"agent {agent_id} is not an agent of organisation {organization_id}", reason="AGENT_NOT_FOUND")
         secret_id = uuid.uuid4()
@@ -146,42 +151,42 @@ class SecretProxyService(secret_proxy_service_pb2_grpc.SecretProxyServiceService
             ) from None
         return pb.PutSecretResponse(secret_id=str(secret_id), placeholder=placeholder)
 
+    @policy(user=Role.ADMIN, target=SECRET)
     async def RotateSecret(self, request: pb.RotateSecretRequest, context: Context) -> pb.RotateSecretResponse:
         v = Violations()
         secret_id = v.uuid("secret_id", request.secret_id)
         value = _value(v, "value", request.value)
         v.check()
-        _require_manager("RotateSecret")
         current = await store.secret_get(self._pool, secret_id)
         row = None
         if current is not None and current["organization_id"] is not None:
-            organization_id = str(current["organization_id"])
+            organization_id = current_access().organization_id or str(current["organization_id"])
             key_id, sealed = vault.seal(self._keyring(), value, vault.secret_aad(secret_id, organization_id))
             row = await store.secret_rotate(self._pool, secret_id, organization_id, key_id, sealed)
         if row is None:
             raise NotFound(f"secret {secret_id} does not exist", reason="SECRET_NOT_FOUND")
         return pb.RotateSecretResponse(secret=secret_message(row))
 
+    @policy(user=Role.ADMIN, target=SECRET)
     async def DeleteSecret(self, request: pb.DeleteSecretRequest, context: Context) -> pb.DeleteSecretResponse:
         v = Violations()
         secret_id = v.uuid("secret_id", request.secret_id)
         v.check()
-        _require_manager("DeleteSecret")
         current = await store.secret_get(self._pool, secret_id)
         row = None
         if current is not None and current["organization_id"] is not None:
-            row = await store.secret_delete(self._pool, secret_id, str(current["organization_id"]))
+            row = await store.secret_delete(self._pool, secret_id, current_access().organization_id or str(current["organization_id"]))
         if row is None:
             raise NotFound(f"secret {secret_id} does not exist", reason="SECRET_NOT_FOUND")
         return pb.DeleteSecretResponse(secret=secret_message(row))
 
+    @policy(user=Role.ADMIN, target="organization_id")
     async def ListSecrets(self, request: pb.ListSecretsRequest, context: Context) -> pb.ListSecretsResponse:
         v = Violations()
         organization_id = v.uuid("organization_id", request.organization_id)
         agent_id = v.uuid("agent_id", request.agent_id, required=False) or None
         page_size = v.page_size("page_size", request.page_size)
         v.check()
-        _require_manager("ListSecrets")
         scope = f"{organization_id}|{agent_id or ''}"
         after = _after(request.page_token, scope, (str, uuid.UUID))
         rows = await store.secret_list(self._pool, organization_id, agent_id, after=after, limit=page_size + 1)
@@ -190,6 +195,7 @@ class SecretProxyService(secret_proxy_service_pb2_grpc.SecretProxyServiceService
 
     # -- provider credentials ----------------------------------------------------------------------
 
+    @policy(user=Role.ADMIN, target="organization_id")
     async def PutProviderCredential(self, request: pb.PutProviderCredentialRequest, context: Context) -> pb.PutProviderCredentialResponse:
         v = Violations()
         organization_id = v.uuid("organization_id", request.organization_id)
@@ -199,7 +205,6 @@ class SecretProxyService(secret_proxy_service_pb2_grpc.SecretProxyServiceService
         if not -1000 <= request.priority <= 1000:
             v.add("priority", "must be from -1000 to 1000")
         v.check()
-        _require_manager("PutProviderCredential")
         credential_id = uuid.uuid4()
         key_id, sealed = vault.seal(
             self._keyring(), value, vault.credential_aad(str(credential_id), organization_id, request.provider)
@@ -215,6 +220,7 @@ class SecretProxyService(secret_proxy_service_pb2_grpc.SecretProxyServiceService
         )
         return pb.PutProviderCredentialResponse(provider_credential=credential_message(row))
 
+    @policy(user=Role.ADMIN, target="organization_id")
     async def ListProviderCredentials(
         self, request: pb.ListProviderCredentialsRequest, context: Context
     ) -> pb.ListProviderCredentialsResponse:
@@ -223,7 +229,6 @@ class SecretProxyService(secret_proxy_service_pb2_grpc.SecretProxyServiceService
         provider = v.text("provider", request.provider, max_length=64, required=False) or None
         page_size = v.page_size("page_size", request.page_size)
         v.check()
-        _require_manager("ListProviderCredentials")
         scope = f"{organization_id}|{provider or ''}"
         # Priorities run from -1000 to 1000; page tokens hold non-negative integers.
         after = _after(request.page_token, scope, (str, int, uuid.UUID))
@@ -232,21 +237,23 @@ class SecretProxyService(secret_proxy_service_pb2_grpc.SecretProxyServiceService
         rows, token = page_of(rows, page_size, lambda r: (scope, r["provider"], r["priority"] + 1000, str(r["id"])))
         return pb.ListProviderCredentialsResponse(provider_credentials=[credential_message(r) for r in rows], next_page_token=token)
 
+    @policy(user=Role.ADMIN, target=CREDENTIAL)
     async def DeleteProviderCredential(
         self, request: pb.DeleteProviderCredentialRequest, context: Context
     ) -> pb.DeleteProviderCredentialResponse:
         v = Violations()
         credential_id = v.uuid("provider_credential_id", request.provider_credential_id)
         v.check()
-        _require_manager("DeleteProviderCredential")
         current = await store.credential_get(self._pool, credential_id)
-        row = await store.credential_delete(self._pool, credential_id, str(current["organization_id"])) if current else None
+        organization_id = current_access().organization_id or (str(current["organization_id"]) if current else None)
+        row = await store.credential_delete(self._pool, credential_id, organization_id) if current and organization_id else None
         if row is None:
             raise NotFound(f"provider credential {credential_id} does not exist", reason="CREDENTIAL_NOT_FOUND")
         return pb.DeleteProviderCredentialResponse(provider_credential=credential_message(row))
 
     # -- egress policy -----------------------------------------------------------------------------
 
+    @policy(user=Role.ADMIN, target="organization_id")
     async def SetEgressPolicy(self, request: pb.SetEgressPolicyRequest, context: Context) -> pb.SetEgressPolicyResponse:
         v = Violations()
         organization_id = v.uuid("organization_id", request.organization_id)
@@ -257,20 +264,20 @@ class SecretProxyService(secret_proxy_service_pb2_grpc.SecretProxyServiceService
             for i, rule in enumerate(request.rules[: egress.MAX_RULES])
         ]
         v.check()
-        _require_manager("SetEgressPolicy")
         rules = egress.canonical(rules)
         row = await store.policy_set(self._pool, organization_id, rules, egress.policy_hash(rules))
         return pb.SetEgressPolicyResponse(policy=policy_message(organization_id, row))
 
+    @policy(user=Role.MEMBER, target="organization_id")
     async def GetEgressPolicy(self, request: pb.GetEgressPolicyRequest, context: Context) -> pb.GetEgressPolicyResponse:
         v = Violations()
         organization_id = v.uuid("organization_id", request.organization_id)
         v.check()
-        _require_manager("GetEgressPolicy")
         return pb.GetEgressPolicyResponse(policy=policy_message(organization_id, await store.policy_get(self._pool, organization_id)))
 
     # -- forwarding --------------------------------------------------------------------------------
 
+    @policy(operator=False, worker="organization")
     def Forward(self, request_iterator: AsyncIterator[pb.ForwardRequest], context: Context) -> AsyncIterator[pb.ForwardResponse]:
         return self._forwarder.forward(request_iterator, context)
 

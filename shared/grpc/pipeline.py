@@ -1,8 +1,9 @@
 """The request pipeline: one server interceptor that wraps every RPC handler once.
 
-For each call, in order: take or mint a request id; authenticate the caller (before the handler
-runs); bind request id, method and organisation to the log context; impose the default deadline on
-unary calls that came without one; run the handler; map domain errors to rich statuses and anything
+For each call, in order: take or mint a request id; authenticate the caller and check it against
+the method's declared authorization policy (``shared.authz``; before the handler runs, and a method
+without a policy is refused); bind request id, method and organisation to the log context; impose
+the default deadline on unary calls that came without one; run the handler; map domain errors to rich statuses and anything
 unexpected to INTERNAL (traceback in the log only); log one ``rpc_finished`` line and record metrics.
 
 Wrapped handlers are built once per method and cached, so the per-call cost is the work above and
@@ -25,7 +26,9 @@ import grpc
 import structlog
 
 from shared.auth import Authenticator, Principal, WorkerPrincipal, set_current_principal
-from shared.errors import DomainError
+from shared.authz import Memberships, Policy, authorize, policy_of, set_current_access
+from shared.errors import DomainError, FieldViolation, InvalidArgument, PermissionDenied
+from shared.memberships import NoMemberships
 from shared.logs import get_logger
 from shared.metrics import RpcMetrics
 
@@ -56,8 +59,10 @@ class RequestPipeline(grpc.aio.ServerInterceptor):
         authenticator: Authenticator,
         metrics: RpcMetrics,
         default_deadline_seconds: float,
+        memberships: Memberships | None = None,
     ):
         self._authenticator = authenticator
+        self._memberships = memberships or NoMemberships()
         self._metrics = metrics
         self._default_deadline = default_deadline_seconds
         self._wrapped: dict[str, grpc.RpcMethodHandler] = {}
@@ -90,17 +95,23 @@ class RequestPipeline(grpc.aio.ServerInterceptor):
         }
         attribute, factory, unary_response = kinds[(handler.request_streaming, handler.response_streaming)]
         behavior = getattr(handler, attribute)
+        declared = policy_of(behavior)
+        if declared is not None and handler.request_streaming and (declared.target or declared.agent or declared.stream):
+            raise TypeError(f"{method}: a streaming request has no fields to check; its policy may not name any")
+        guard = _Guard(declared, getattr(behavior, "__self__", None), self._memberships, method)
+        if handler.request_streaming:
+            behavior = _checking_requests(behavior)
         if unary_response:
-            wrapped = self._unary_response(service, name, method, behavior)
+            wrapped = self._unary_response(service, name, method, behavior, guard)
         else:
-            wrapped = self._streaming_response(service, name, method, behavior)
+            wrapped = self._streaming_response(service, name, method, behavior, guard)
         return factory(
             wrapped,
-            request_deserializer=handler.request_deserializer,
+            request_deserializer=_tolerant(handler.request_deserializer),
             response_serializer=handler.response_serializer,
         )
 
-    def _unary_response(self, service: str, name: str, method: str, behavior: Callable[..., Any]):
+    def _unary_response(self, service: str, name: str, method: str, behavior: Callable[..., Any], guard: _Guard):
         async def handle(request: Any, context: grpc.aio.ServicerContext) -> Any:
             outcome = _Outcome()
             started = time.perf_counter()
@@ -111,10 +122,12 @@ class RequestPipeline(grpc.aio.ServerInterceptor):
             scope = asyncio.timeout(self._default_deadline) if context.time_remaining() is None else None
             try:
                 try:
-                    self._authenticate(request, metadata)
+                    principal = self._authenticate(request, metadata)
                     if scope is None:
+                        await guard.check(principal, request)
                         return await _call(behavior, request, context)
                     async with scope:
+                        await guard.check(principal, request)
                         return await _call(behavior, request, context)
                 except BaseException as exc:  # noqa: BLE001 - classified, then re-raised or mapped
                     expired = scope is not None and scope.expired()
@@ -125,7 +138,7 @@ class RequestPipeline(grpc.aio.ServerInterceptor):
 
         return handle
 
-    def _streaming_response(self, service: str, name: str, method: str, behavior: Callable[..., Any]):
+    def _streaming_response(self, service: str, name: str, method: str, behavior: Callable[..., Any], guard: _Guard):
         async def handle(request: Any, context: grpc.aio.ServicerContext) -> Any:
             outcome = _Outcome()
             started = time.perf_counter()
@@ -133,7 +146,8 @@ class RequestPipeline(grpc.aio.ServerInterceptor):
             request_id = self._begin(method, context, metadata)
             try:
                 try:
-                    self._authenticate(request, metadata)
+                    principal = self._authenticate(request, metadata)
+                    await guard.check(principal, request)
                     result = behavior(request, context)
                     if hasattr(result, "__aiter__"):
                         # aclosing: when the client goes away, the handler's own finally blocks run
@@ -171,13 +185,14 @@ class RequestPipeline(grpc.aio.ServerInterceptor):
         context.set_trailing_metadata(((REQUEST_ID_HEADER, request_id),))
         return request_id
 
-    def _authenticate(self, request: Any, metadata: Sequence[tuple[str, Any]]) -> None:
+    def _authenticate(self, request: Any, metadata: Sequence[tuple[str, Any]]) -> Principal:
         """Bind the caller for the handler, or raise (a DomainError) before the handler runs."""
         principal = self._authenticator.authenticate(metadata)
         set_current_principal(principal)
         organization_id = _organization_of(principal, request)
         if organization_id:
             structlog.contextvars.bind_contextvars(organization_id=organization_id)
+        return principal
 
     def _classify(
         self,
@@ -248,6 +263,64 @@ def _organization_of(principal: Principal, request: Any) -> str:
         return principal.organization_id
     organization_id = getattr(request, "organization_id", "")
     return organization_id[:64] if isinstance(organization_id, str) else ""
+
+
+class _Guard:
+    """One method's authorization: its declared policy, checked before the handler runs; a method
+    that declares none is refused to everyone (fail closed; a test lists every RPC's policy)."""
+
+    __slots__ = ("_policy", "_servicer", "_memberships", "_method")
+
+    def __init__(self, declared: Policy | None, servicer: Any, memberships: Memberships, method: str):
+        self._policy = declared
+        self._servicer = servicer
+        self._memberships = memberships
+        self._method = method
+
+    async def check(self, principal: Principal, request: Any) -> None:
+        if isinstance(request, _Undecodable):
+            raise InvalidArgument(FieldViolation("request", f"is not a valid message of this method: {request.problem}"))
+        if self._policy is None:
+            raise PermissionDenied(f"{self._method.lstrip('/')} declares no authorization policy", reason="NO_POLICY")
+        set_current_access(await authorize(self._policy, principal, request, self._servicer, self._memberships))
+
+
+class _Undecodable:
+    """A request whose bytes did not decode: refused as INVALID_ARGUMENT by the guard (gRPC itself
+    would answer UNKNOWN with the exception's class in the message)."""
+
+    __slots__ = ("problem",)
+
+    def __init__(self, problem: str):
+        self.problem = problem
+
+
+def _checking_requests(behavior: Callable[..., Any]) -> Callable[..., Any]:
+    """The handler of a streaming request, fed only messages that decoded."""
+
+    async def checked(requests: Any) -> Any:
+        async for request in requests:
+            if isinstance(request, _Undecodable):
+                raise InvalidArgument(FieldViolation("request", f"is not a valid message of this method: {request.problem}"))
+            yield request
+
+    def call(requests: Any, context: grpc.aio.ServicerContext) -> Any:
+        return behavior(checked(requests), context)
+
+    return call
+
+
+def _tolerant(deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
+    if deserializer is None:
+        return None
+
+    def decode(data: bytes) -> Any:
+        try:
+            return deserializer(data)
+        except Exception as exc:  # noqa: BLE001 - any decode failure is the caller's bad input
+            return _Undecodable(type(exc).__name__ if not str(exc) else str(exc)[:200])
+
+    return decode
 
 
 def _plain_status(code: grpc.StatusCode, message: str) -> grpc.Status:

@@ -12,6 +12,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from shared.auth import Authenticator
+from shared.authz import Memberships
 from shared.revocations import Fetch
 from shared.grpc.health import SERVING, HealthService
 from shared.grpc.pipeline import RequestPipeline
@@ -45,6 +46,8 @@ class ServiceApp:
     # Accept worker tokens that carry no organisation (older issuers): only for a service that
     # resolves the agent's organisation itself and refuses when it cannot (the secret proxy).
     accepts_tokens_without_organization: bool = False
+    # Where acting users' roles come from; None means from the identity service (cached briefly).
+    memberships: Memberships | None = None
 
 
 @dataclass(frozen=True)
@@ -67,6 +70,7 @@ class ServiceServer:
         *,
         authenticator: Authenticator,
         metrics: RpcMetrics | None = None,
+        memberships: Memberships | None = None,
     ):
         self.options = options
         self.metrics = metrics or RpcMetrics()
@@ -78,6 +82,7 @@ class ServiceServer:
                     authenticator=authenticator,
                     metrics=self.metrics,
                     default_deadline_seconds=options.default_deadline_seconds,
+                    memberships=memberships,
                 )
             ],
             options=[

@@ -86,7 +86,7 @@ async def test_another_organisations_token_cannot_be_revoked(identity):
     issued = await identity.stub.IssueWorkerToken(pb.IssueWorkerTokenRequest(agent_id=agent), metadata=OPERATOR)
     stranger = (await identity.sign_up("Stranger")).user.id
     await expect(grpc.StatusCode.NOT_FOUND, identity.stub.RevokeWorkerToken(pb.RevokeWorkerTokenRequest(token_id=issued.token_id), metadata=as_user(stranger)))
-    await expect(grpc.StatusCode.NOT_FOUND, identity.stub.RevokeWorkerToken(pb.RevokeWorkerTokenRequest(token_id=issued.token_id), metadata=as_worker(issued.token)))
+    await expect(grpc.StatusCode.PERMISSION_DENIED, identity.stub.RevokeWorkerToken(pb.RevokeWorkerTokenRequest(token_id=issued.token_id), metadata=as_worker(issued.token)))
     await expect(grpc.StatusCode.PERMISSION_DENIED, identity.stub.ListRevokedWorkerTokens(pb.ListRevokedWorkerTokensRequest(), metadata=as_user(owner.user.id)))
 
 

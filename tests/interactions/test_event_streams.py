@@ -123,7 +123,7 @@ async def test_a_subscriber_that_cannot_keep_up_is_ended_with_where_to_resume(mi
         assert one.hub.subscriber_count == 0
 
 
-async def test_workers_use_only_their_organisations_streams_and_their_own_agent_stream(migrated_database):
+async def test_workers_use_only_their_own_agents_streams(migrated_database):
     org, other = str(uuid.uuid4()), str(uuid.uuid4())
     agent = str(uuid.uuid4())
     token = WorkerTokens(WORKER_TOKEN_KEY).issue(organization_id=org, agent_id=agent, connection_id=None, ttl=timedelta(minutes=5)).token
@@ -131,9 +131,12 @@ async def test_workers_use_only_their_organisations_streams_and_their_own_agent_
     async with replica(migrated_database) as one:
         assert await publish(one.stub, org, f"agents/{agent}", 0, metadata=worker) == 1
         assert (await collect(one.stub, org, f"agents/{agent}", 0, 1, metadata=worker))[0].event.sequence == 1
+        assert await publish(one.stub, org, f"agents/{agent}/rt1", 0, metadata=worker) == 1  # its own sub-stream
         for stream_org, stream, code in (
-            (other, f"agents/{agent}", grpc.StatusCode.NOT_FOUND),
-            (other, "orders", grpc.StatusCode.NOT_FOUND),
+            (other, f"agents/{agent}", grpc.StatusCode.PERMISSION_DENIED),
+            (other, "orders", grpc.StatusCode.PERMISSION_DENIED),
+            (org, "orders", grpc.StatusCode.PERMISSION_DENIED),  # not an agent's stream: not a worker's
+            (org, f"agents/{agent}x", grpc.StatusCode.PERMISSION_DENIED),  # a prefix is not a namespace
             (org, f"agents/{uuid.uuid4()}", grpc.StatusCode.PERMISSION_DENIED),
         ):
             with pytest.raises(grpc.aio.AioRpcError) as caught:
@@ -142,7 +145,7 @@ async def test_workers_use_only_their_organisations_streams_and_their_own_agent_
             with pytest.raises(grpc.aio.AioRpcError) as caught:
                 await collect(one.stub, stream_org, stream, 0, 1, metadata=worker)
             assert caught.value.code() == code
-        assert await one.pool.fetchval("SELECT count(*) FROM interactions.events") == 1
+        assert await one.pool.fetchval("SELECT count(*) FROM interactions.events") == 2
 
 
 async def test_subscriptions_per_stream_and_caller_are_limited(migrated_database):

@@ -9,10 +9,13 @@ from dataclasses import dataclass, field
 import grpc
 
 from shared.auth import InternalCaller, current_principal
+from shared.authz import SIGNED_IN, policy
 from shared.errors import FieldViolation, InvalidArgument, NotFound
 from shared.grpc.server import Registration
 
 SERVICE = "switchboard.test.v1.Probe"
+# The plumbing under test is not authorization: every principal may call the probe.
+OPEN = policy(user=SIGNED_IN, worker="organization")
 
 
 @dataclass
@@ -24,34 +27,42 @@ class Probe:
     calls: int = 0
     stream_closed: asyncio.Event = field(default_factory=asyncio.Event)
 
+    @OPEN
     async def echo(self, request: bytes, context: grpc.aio.ServicerContext) -> bytes:
         self.calls += 1
         return request
 
+    @OPEN
     async def who_am_i(self, request: bytes, context: grpc.aio.ServicerContext) -> bytes:
         principal = current_principal()
         if isinstance(principal, InternalCaller):
             return f"internal:{principal.acting_user_id or ''}".encode()
         return f"worker:{principal.organization_id}:{principal.agent_id}".encode()
 
+    @OPEN
     async def invalid(self, request: bytes, context: grpc.aio.ServicerContext) -> bytes:
         raise InvalidArgument([FieldViolation("name", "must not be empty"), FieldViolation("options[1].id", "duplicate")])
 
+    @OPEN
     async def not_found(self, request: bytes, context: grpc.aio.ServicerContext) -> bytes:
         raise NotFound("organization 7d0e… does not exist", reason="ORGANIZATION_NOT_FOUND", metadata={"organization_id": "7d0e"})
 
+    @OPEN
     async def crash(self, request: bytes, context: grpc.aio.ServicerContext) -> bytes:
         raise RuntimeError("database password is hunter2")
 
+    @OPEN
     async def hold(self, request: bytes, context: grpc.aio.ServicerContext) -> bytes:
         self.entered.set()
         await self.release.wait()
         return b"released"
 
+    @OPEN
     async def count(self, request: bytes, context: grpc.aio.ServicerContext):
         for i in range(int(request.decode() or "3")):
             yield str(i).encode()
 
+    @OPEN
     async def forever(self, request: bytes, context: grpc.aio.ServicerContext):
         try:
             while True:

@@ -1,5 +1,6 @@
-"""Behind the real server, an RPC that is not built (the generated base servicer's method) answers
-UNIMPLEMENTED, after authentication, never before; unary and streaming alike."""
+"""Behind the real server, an RPC that declares no authorization policy (here: the generated base
+servicer's, which is not built either) is refused to every caller, after authentication, never
+before, and never reaches its handler; unary and streaming alike (fail closed)."""
 
 from __future__ import annotations
 
@@ -41,7 +42,7 @@ CASES = [
 
 
 @pytest.mark.parametrize("stub_class, rpc, request_message", CASES, ids=[c[1] for c in CASES])
-async def test_unbuilt_rpcs_answer_unimplemented_to_authenticated_callers(stub_class, rpc, request_message):
+async def test_rpcs_without_a_policy_are_refused_to_authenticated_callers(stub_class, rpc, request_message):
     server = await serve_unbuilt()
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
@@ -51,13 +52,13 @@ async def test_unbuilt_rpcs_answer_unimplemented_to_authenticated_callers(stub_c
             assert unauthenticated.value.code() == grpc.StatusCode.UNAUTHENTICATED
             with pytest.raises(grpc.aio.AioRpcError) as caught:
                 await method(request_message, metadata=INTERNAL)
-            assert caught.value.code() == grpc.StatusCode.UNIMPLEMENTED
-            assert f"{rpc} is not implemented yet" in caught.value.details()
+            assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED
+            assert f"{rpc} declares no authorization policy" in caught.value.details()
     finally:
         await server.stop()
 
 
-async def test_a_streaming_rpc_not_built_yet_answers_unimplemented():
+async def test_a_streaming_rpc_without_a_policy_is_refused():
     server = await serve_unbuilt()
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
@@ -65,6 +66,6 @@ async def test_a_streaming_rpc_not_built_yet_answers_unimplemented():
             await call.done_writing()
             with pytest.raises(grpc.aio.AioRpcError) as caught:
                 await call.read()
-            assert caught.value.code() == grpc.StatusCode.UNIMPLEMENTED
+            assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED
     finally:
         await server.stop()

@@ -26,9 +26,10 @@ from tests.support.serving import serving
 OPERATOR = (("authorization", f"Bearer {INTERNAL_TOKEN}"),)
 
 
-def worker_metadata(organization_id: str) -> tuple[tuple[str, str], ...]:
+def worker_metadata(organization_id: str, agent_id: str | None = None) -> tuple[tuple[str, str], ...]:
+    """A worker of ``agent_id`` (a new agent when not given) in the organisation."""
     token = WorkerTokens(WORKER_TOKEN_KEY).issue(
-        organization_id=organization_id, agent_id=str(uuid.uuid4()), connection_id=None, ttl=timedelta(minutes=10)
+        organization_id=organization_id, agent_id=agent_id or str(uuid.uuid4()), connection_id=None, ttl=timedelta(minutes=10)
     )
     return (("authorization", f"Bearer {token.token}"),)
 

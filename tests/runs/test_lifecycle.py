@@ -179,10 +179,10 @@ async def test_cancel_ends_a_pending_run_and_asks_a_running_one_to_stop(runs, or
 
 
 async def test_workers_act_only_on_runs_of_their_organisation(runs, org):
-    other = str(uuid.uuid4())
-    mine = await runs.enqueue(org, pb.LANE_ACTION, subject_id="mine")
-    theirs = await runs.enqueue(other, pb.LANE_ACTION, subject_id="theirs")
-    me = worker_metadata(org)
+    other, agent = str(uuid.uuid4()), str(uuid.uuid4())
+    mine = await runs.enqueue(org, pb.LANE_ACTION, subject_id="mine", agent_id=agent)
+    theirs = await runs.enqueue(other, pb.LANE_ACTION, subject_id="theirs", agent_id=agent)
+    me = worker_metadata(org, agent)
     claimed = await runs.claim("w", metadata=me)
     assert claimed.id == mine.id
     assert await runs.claim("w", metadata=me) is None  # the other organisation's run is not offered
@@ -194,6 +194,42 @@ async def test_workers_act_only_on_runs_of_their_organisation(runs, org):
     )
     await expect(grpc.StatusCode.PERMISSION_DENIED, runs.stub.ListRuns(pb.ListRunsRequest(organization_id=other), metadata=me))
     await expect(grpc.StatusCode.PERMISSION_DENIED, runs.stub.ReapStaleRuns(pb.ReapStaleRunsRequest(), metadata=me))
+
+
+async def test_workers_act_only_on_their_own_agents_runs(runs, org):
+    """Issue 13: a worker is confined to its agent, not just its organisation."""
+    a1, a2 = str(uuid.uuid4()), str(uuid.uuid4())
+    theirs = await runs.enqueue(org, pb.LANE_ACTION, subject_id="a2", agent_id=a2)
+    unassigned = await runs.enqueue(org, pb.LANE_ACTION, subject_id="org-wide")
+    intruder = worker_metadata(org, a1)
+    assert await runs.claim("intruder", metadata=intruder) is None  # neither a2's run nor the org-wide one
+    owner = worker_metadata(org, a2)
+    claimed = await runs.claim("w2", metadata=owner)
+    assert claimed.id == theirs.id and claimed.agent_id == a2
+    fenced = dict(run_id=theirs.id, worker_id="w2", attempt=1)
+    for call in (
+        runs.stub.GetRun(pb.GetRunRequest(run_id=theirs.id), metadata=intruder),
+        runs.stub.CancelRun(pb.CancelRunRequest(run_id=theirs.id), metadata=intruder),
+        runs.stub.Heartbeat(pb.HeartbeatRequest(**fenced), metadata=intruder),
+        runs.stub.CompleteRun(pb.CompleteRunRequest(**fenced, result_json='{"forged": true}'), metadata=intruder),
+        runs.stub.FailRun(pb.FailRunRequest(**fenced, error_message="forged"), metadata=intruder),
+        runs.stub.GetRun(pb.GetRunRequest(run_id=unassigned.id), metadata=intruder),
+    ):
+        await expect(grpc.StatusCode.NOT_FOUND, call)
+    await expect(
+        grpc.StatusCode.PERMISSION_DENIED,
+        runs.stub.EnqueueRun(pb.EnqueueRunRequest(organization_id=org, lane=pb.LANE_ACTION, agent_id=a2), metadata=intruder),
+    )
+    listed = await runs.stub.ListRuns(pb.ListRunsRequest(organization_id=org), metadata=intruder)
+    assert list(listed.runs) == []
+    # Nothing the intruder sent changed the run; its own worker still holds and finishes it.
+    after = await runs.stub.GetRun(pb.GetRunRequest(run_id=theirs.id), metadata=OPERATOR)
+    assert (after.run.status, after.run.cancel_requested, after.run.result_json) == (pb.RUN_STATUS_RUNNING, False, "")
+    done = await runs.stub.CompleteRun(pb.CompleteRunRequest(**fenced, result_json="{}"), metadata=owner)
+    assert done.run.status == pb.RUN_STATUS_COMPLETED
+    # A worker's own enqueue is stamped with its agent.
+    own = await runs.stub.EnqueueRun(pb.EnqueueRunRequest(organization_id=org, lane=pb.LANE_ACTION), metadata=intruder)
+    assert own.run.agent_id == a1
 
 
 async def test_list_runs_filters_and_pages_newest_first(runs, org):
@@ -248,13 +284,15 @@ async def test_another_worker_presenting_the_current_attempt_is_fenced_out(runs,
     assert (after.status, after.claimed_by, after.error_message) == (pb.RUN_STATUS_RUNNING, "rightful", "")
 
 
-async def test_users_acting_through_an_internal_caller_are_refused(runs, org):
+async def test_acting_users_are_refused_as_unavailable_when_identity_cannot_be_asked(runs, org):
+    """Fail closed: without identity to tell the user's role, an acting user gets nothing."""
     acting = (*OPERATOR, ("x-switchboard-user-id", str(uuid.uuid4())))
-    await expect(grpc.StatusCode.PERMISSION_DENIED, runs.stub.ListRuns(pb.ListRunsRequest(organization_id=org), metadata=acting))
+    await expect(grpc.StatusCode.UNAVAILABLE, runs.stub.ListRuns(pb.ListRunsRequest(organization_id=org), metadata=acting))
     await expect(
-        grpc.StatusCode.PERMISSION_DENIED,
+        grpc.StatusCode.UNAVAILABLE,
         runs.stub.EnqueueRun(pb.EnqueueRunRequest(organization_id=org, lane=pb.LANE_ACTION), metadata=acting),
     )
+    assert await runs.pool.fetchval("SELECT count(*) FROM runs.runs") == 0
 
 
 async def test_forged_page_tokens_and_impossible_times_are_invalid_argument(runs, org):

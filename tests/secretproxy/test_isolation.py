@@ -207,7 +207,7 @@ async def bs_worker_sets_as_policy(t: Tenants):
     return await t.proxy.stub.SetEgressPolicy(pb.SetEgressPolicyRequest(organization_id=t.a, rules=[]), metadata=t.worker_b().metadata)
 
 
-async def a_user_acting_through_the_edge_deletes_as_secret(t: Tenants):
+async def a_user_acting_while_identity_cannot_be_asked_deletes_as_secret(t: Tenants):
     return await t.proxy.stub.DeleteSecret(
         pb.DeleteSecretRequest(secret_id=t.a_secret_id), metadata=(*OPERATOR, ("x-switchboard-user-id", str(uuid.uuid4())))
     )
@@ -249,7 +249,7 @@ SCENARIOS: list[tuple[Scenario, grpc.StatusCode, str]] = [
     (bs_worker_lists_as_secrets, PERMISSION_DENIED, "WORKERS_NOT_ALLOWED"),
     (bs_worker_rotates_as_secret, PERMISSION_DENIED, "WORKERS_NOT_ALLOWED"),
     (bs_worker_sets_as_policy, PERMISSION_DENIED, "WORKERS_NOT_ALLOWED"),
-    (a_user_acting_through_the_edge_deletes_as_secret, PERMISSION_DENIED, "INTERNAL_ONLY"),
+    (a_user_acting_while_identity_cannot_be_asked_deletes_as_secret, grpc.StatusCode.UNAVAILABLE, "IDENTITY_UNAVAILABLE"),
 ]
 
 

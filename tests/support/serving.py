@@ -9,19 +9,27 @@ import asyncpg
 import grpc
 
 from shared.auth import Authenticator
+from shared.authz import Memberships
 from shared.grpc.server import ServerOptions, ServiceApp, ServiceServer
 
 
 @contextlib.asynccontextmanager
 async def serving(
-    app: ServiceApp, pool: asyncpg.Pool, authenticator: Authenticator, *, shutdown_grace_seconds: float = 10.0
+    app: ServiceApp,
+    pool: asyncpg.Pool,
+    authenticator: Authenticator,
+    *,
+    shutdown_grace_seconds: float = 10.0,
+    memberships: Memberships | None = None,
 ) -> AsyncIterator[tuple[int, grpc.aio.Channel]]:
     """Serve ``app``; yield its port and a channel to it; then stop the server, run the app's stop
-    hooks and close ``pool``, as a process of the service would."""
+    hooks and close ``pool``, as a process of the service would. Acting users' roles come from
+    ``memberships`` (or the app's own); without either, acting users are refused as UNAVAILABLE."""
     server = ServiceServer(
         app.registrations,
         ServerOptions(host="127.0.0.1", port=0, shutdown_grace_seconds=shutdown_grace_seconds),
         authenticator=authenticator,
+        memberships=memberships or app.memberships,
     )
     port = await server.start()
     try:

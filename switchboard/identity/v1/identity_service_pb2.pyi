@@ -122,6 +122,20 @@ class ListMembersResponse(_message.Message):
     next_page_token: str
     def __init__(self, memberships: _Optional[_Iterable[_Union[_resources_pb2.Membership, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
+class GetMembershipRequest(_message.Message):
+    __slots__ = ("organization_id", "user_id")
+    ORGANIZATION_ID_FIELD_NUMBER: _ClassVar[int]
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    organization_id: str
+    user_id: str
+    def __init__(self, organization_id: _Optional[str] = ..., user_id: _Optional[str] = ...) -> None: ...
+
+class GetMembershipResponse(_message.Message):
+    __slots__ = ("membership",)
+    MEMBERSHIP_FIELD_NUMBER: _ClassVar[int]
+    membership: _resources_pb2.Membership
+    def __init__(self, membership: _Optional[_Union[_resources_pb2.Membership, _Mapping]] = ...) -> None: ...
+
 class ProvisionSupportBotRequest(_message.Message):
     __slots__ = ("organization_id",)
     ORGANIZATION_ID_FIELD_NUMBER: _ClassVar[int]

@@ -82,6 +82,11 @@ class IdentityServiceStub:
                 request_serializer=switchboard_dot_identity_dot_v1_dot_identity__service__pb2.ListMembersRequest.SerializeToString,
                 response_deserializer=switchboard_dot_identity_dot_v1_dot_identity__service__pb2.ListMembersResponse.FromString,
                 _registered_method=True)
+        self.GetMembership = channel.unary_unary(
+                '/switchboard.identity.v1.IdentityService/GetMembership',
+                request_serializer=switchboard_dot_identity_dot_v1_dot_identity__service__pb2.GetMembershipRequest.SerializeToString,
+                response_deserializer=switchboard_dot_identity_dot_v1_dot_identity__service__pb2.GetMembershipResponse.FromString,
+                _registered_method=True)
         self.ProvisionSupportBot = channel.unary_unary(
                 '/switchboard.identity.v1.IdentityService/ProvisionSupportBot',
                 request_serializer=switchboard_dot_identity_dot_v1_dot_identity__service__pb2.ProvisionSupportBotRequest.SerializeToString,
@@ -217,6 +222,16 @@ class IdentityServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetMembership(self, request, context):
+        """The role a user holds in an organisation: what the other services ask before they let a user
+        (an internal caller acting for them) act in an organisation. For internal services only.
+        Errors: NOT_FOUND when the user is not a member (whether or not the organisation or the user
+        exists); PERMISSION_DENIED for callers other than internal services.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ProvisionSupportBot(self, request, context):
         """Returns the organisation's support bot, creating it if there is none: lazy (nothing creates a
         bot when an organisation is created), idempotent and race-safe. The bot is an ordinary user
@@ -346,6 +361,11 @@ def add_IdentityServiceServicer_to_server(servicer, server):
                     servicer.ListMembers,
                     request_deserializer=switchboard_dot_identity_dot_v1_dot_identity__service__pb2.ListMembersRequest.FromString,
                     response_serializer=switchboard_dot_identity_dot_v1_dot_identity__service__pb2.ListMembersResponse.SerializeToString,
+            ),
+            'GetMembership': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetMembership,
+                    request_deserializer=switchboard_dot_identity_dot_v1_dot_identity__service__pb2.GetMembershipRequest.FromString,
+                    response_serializer=switchboard_dot_identity_dot_v1_dot_identity__service__pb2.GetMembershipResponse.SerializeToString,
             ),
             'ProvisionSupportBot': grpc.unary_unary_rpc_method_handler(
                     servicer.ProvisionSupportBot,
@@ -595,6 +615,33 @@ class IdentityService:
             '/switchboard.identity.v1.IdentityService/ListMembers',
             switchboard_dot_identity_dot_v1_dot_identity__service__pb2.ListMembersRequest.SerializeToString,
             switchboard_dot_identity_dot_v1_dot_identity__service__pb2.ListMembersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetMembership(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/switchboard.identity.v1.IdentityService/GetMembership',
+            switchboard_dot_identity_dot_v1_dot_identity__service__pb2.GetMembershipRequest.SerializeToString,
+            switchboard_dot_identity_dot_v1_dot_identity__service__pb2.GetMembershipResponse.FromString,
             options,
             channel_credentials,
             insecure,

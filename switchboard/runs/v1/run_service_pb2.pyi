@@ -43,7 +43,7 @@ RUN_STATUS_CANCELLED: RunStatus
 RUN_STATUS_TIMEOUT: RunStatus
 
 class Run(_message.Message):
-    __slots__ = ("id", "organization_id", "lane", "subject_id", "payload_json", "priority", "status", "attempt", "max_attempts", "idempotency_key", "run_after", "claimed_by", "claimed_at", "last_heartbeat_at", "cancel_requested", "result_json", "error_message", "created_at", "updated_at", "finished_at")
+    __slots__ = ("id", "organization_id", "lane", "subject_id", "payload_json", "priority", "status", "attempt", "max_attempts", "idempotency_key", "run_after", "claimed_by", "claimed_at", "last_heartbeat_at", "cancel_requested", "result_json", "error_message", "created_at", "updated_at", "finished_at", "agent_id")
     ID_FIELD_NUMBER: _ClassVar[int]
     ORGANIZATION_ID_FIELD_NUMBER: _ClassVar[int]
     LANE_FIELD_NUMBER: _ClassVar[int]
@@ -64,6 +64,7 @@ class Run(_message.Message):
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
     FINISHED_AT_FIELD_NUMBER: _ClassVar[int]
+    AGENT_ID_FIELD_NUMBER: _ClassVar[int]
     id: str
     organization_id: str
     lane: Lane
@@ -84,10 +85,11 @@ class Run(_message.Message):
     created_at: _timestamp_pb2.Timestamp
     updated_at: _timestamp_pb2.Timestamp
     finished_at: _timestamp_pb2.Timestamp
-    def __init__(self, id: _Optional[str] = ..., organization_id: _Optional[str] = ..., lane: _Optional[_Union[Lane, str]] = ..., subject_id: _Optional[str] = ..., payload_json: _Optional[str] = ..., priority: _Optional[int] = ..., status: _Optional[_Union[RunStatus, str]] = ..., attempt: _Optional[int] = ..., max_attempts: _Optional[int] = ..., idempotency_key: _Optional[str] = ..., run_after: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., claimed_by: _Optional[str] = ..., claimed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_heartbeat_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., cancel_requested: _Optional[bool] = ..., result_json: _Optional[str] = ..., error_message: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    agent_id: str
+    def __init__(self, id: _Optional[str] = ..., organization_id: _Optional[str] = ..., lane: _Optional[_Union[Lane, str]] = ..., subject_id: _Optional[str] = ..., payload_json: _Optional[str] = ..., priority: _Optional[int] = ..., status: _Optional[_Union[RunStatus, str]] = ..., attempt: _Optional[int] = ..., max_attempts: _Optional[int] = ..., idempotency_key: _Optional[str] = ..., run_after: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., claimed_by: _Optional[str] = ..., claimed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_heartbeat_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., cancel_requested: _Optional[bool] = ..., result_json: _Optional[str] = ..., error_message: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., agent_id: _Optional[str] = ...) -> None: ...
 
 class EnqueueRunRequest(_message.Message):
-    __slots__ = ("organization_id", "lane", "subject_id", "payload_json", "priority", "run_after", "idempotency_key", "max_attempts")
+    __slots__ = ("organization_id", "lane", "subject_id", "payload_json", "priority", "run_after", "idempotency_key", "max_attempts", "agent_id")
     ORGANIZATION_ID_FIELD_NUMBER: _ClassVar[int]
     LANE_FIELD_NUMBER: _ClassVar[int]
     SUBJECT_ID_FIELD_NUMBER: _ClassVar[int]
@@ -96,6 +98,7 @@ class EnqueueRunRequest(_message.Message):
     RUN_AFTER_FIELD_NUMBER: _ClassVar[int]
     IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
     MAX_ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
+    AGENT_ID_FIELD_NUMBER: _ClassVar[int]
     organization_id: str
     lane: Lane
     subject_id: str
@@ -104,7 +107,8 @@ class EnqueueRunRequest(_message.Message):
     run_after: _timestamp_pb2.Timestamp
     idempotency_key: str
     max_attempts: int
-    def __init__(self, organization_id: _Optional[str] = ..., lane: _Optional[_Union[Lane, str]] = ..., subject_id: _Optional[str] = ..., payload_json: _Optional[str] = ..., priority: _Optional[int] = ..., run_after: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., idempotency_key: _Optional[str] = ..., max_attempts: _Optional[int] = ...) -> None: ...
+    agent_id: str
+    def __init__(self, organization_id: _Optional[str] = ..., lane: _Optional[_Union[Lane, str]] = ..., subject_id: _Optional[str] = ..., payload_json: _Optional[str] = ..., priority: _Optional[int] = ..., run_after: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., idempotency_key: _Optional[str] = ..., max_attempts: _Optional[int] = ..., agent_id: _Optional[str] = ...) -> None: ...
 
 class EnqueueRunResponse(_message.Message):
     __slots__ = ("run", "created")
@@ -207,20 +211,22 @@ class GetRunResponse(_message.Message):
     def __init__(self, run: _Optional[_Union[Run, _Mapping]] = ...) -> None: ...
 
 class ListRunsRequest(_message.Message):
-    __slots__ = ("organization_id", "lanes", "statuses", "subject_id", "page_size", "page_token")
+    __slots__ = ("organization_id", "lanes", "statuses", "subject_id", "page_size", "page_token", "agent_id")
     ORGANIZATION_ID_FIELD_NUMBER: _ClassVar[int]
     LANES_FIELD_NUMBER: _ClassVar[int]
     STATUSES_FIELD_NUMBER: _ClassVar[int]
     SUBJECT_ID_FIELD_NUMBER: _ClassVar[int]
     PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
     PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    AGENT_ID_FIELD_NUMBER: _ClassVar[int]
     organization_id: str
     lanes: _containers.RepeatedScalarFieldContainer[Lane]
     statuses: _containers.RepeatedScalarFieldContainer[RunStatus]
     subject_id: str
     page_size: int
     page_token: str
-    def __init__(self, organization_id: _Optional[str] = ..., lanes: _Optional[_Iterable[_Union[Lane, str]]] = ..., statuses: _Optional[_Iterable[_Union[RunStatus, str]]] = ..., subject_id: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+    agent_id: str
+    def __init__(self, organization_id: _Optional[str] = ..., lanes: _Optional[_Iterable[_Union[Lane, str]]] = ..., statuses: _Optional[_Iterable[_Union[RunStatus, str]]] = ..., subject_id: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., agent_id: _Optional[str] = ...) -> None: ...
 
 class ListRunsResponse(_message.Message):
     __slots__ = ("runs", "next_page_token")
