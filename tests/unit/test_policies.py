@@ -52,3 +52,12 @@ def test_secrets_are_never_for_workers_or_mere_members():
                  "ListProviderCredentials", "DeleteProviderCredential", "SetEgressPolicy"):  # fmt: skip
         declared = policy_of(getattr(SecretProxyService, name))
         assert declared.worker is None and declared.user is not None and declared.user >= 2, name
+
+
+def test_the_readme_holds_the_matrix_of_the_code():
+    from switchboard.policies import render
+    from tests.conftest import REPO_ROOT
+
+    readme = (REPO_ROOT / "README.md").read_text()
+    block = readme.split("<!-- policies:begin -->\n", 1)[1].split("\n<!-- policies:end -->", 1)[0]
+    assert block == render(), "README.md's matrix is stale: paste the output of `switchboard policies`"
