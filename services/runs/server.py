@@ -211,7 +211,7 @@ class RunService(run_service_pb2_grpc.RunServiceServicer):
         subject_id = v.text("subject_id", request.subject_id, max_length=domain.MAX_TEXT, required=False) or None
         page_size = v.page_size("page_size", request.page_size)
         v.check()
-        before = decode_page_token(request.page_token, (datetime, uuid.UUID))
+        before = decode_page_token(request, (datetime, uuid.UUID))
         scope = _scope(current_principal())
         if scope is not None and scope != organization_id:
             raise PermissionDenied("a worker lists runs of its own organisation only", reason="OTHER_ORGANIZATION")
@@ -224,7 +224,7 @@ class RunService(run_service_pb2_grpc.RunServiceServicer):
             before=before,
             limit=page_size + 1,
         )
-        rows, next_token = page_of(rows, page_size, lambda r: (r["created_at"], str(r["id"])))
+        rows, next_token = page_of(rows, page_size, lambda r: (r["created_at"], str(r["id"])), request)
         return pb.ListRunsResponse(runs=[run_message(r) for r in rows], next_page_token=next_token)
 
     async def ReapStaleRuns(self, request: pb.ReapStaleRunsRequest, context: Context) -> pb.ReapStaleRunsResponse:
