@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -25,6 +26,7 @@ from shared.validation import is_utf8
 
 MAX_TOKEN_CHARS = 2048
 MAX_TEXT_VALUE = 1024
+_UTC_ISOFORMAT = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{6})?\+00:00")
 _NOT_BOUND_FIELDS = ("page_token", "page_size")
 # Positions come from rows: timestamps PostgreSQL stored, far from Python's year 1 and 9999 (where
 # converting an offset overflows).
@@ -78,12 +80,11 @@ def decode_page_token(request: Message, kinds: tuple[type, ...], *, field: str =
 
 def _typed(value: Any, kind: type) -> Any:
     if kind is datetime:
-        if not isinstance(value, str) or len(value) > 64:
-            raise TypeError("not a timestamp")
+        # Tokens are written in UTC, as isoformat() writes it: any other offset or form is not ours
+        # (fromisoformat alone accepts a trailing NUL, and offsets that overflow at year 1 or 9999).
+        if not isinstance(value, str) or not _UTC_ISOFORMAT.fullmatch(value):
+            raise ValueError("not a UTC timestamp")
         parsed = datetime.fromisoformat(value)
-        # Tokens are written in UTC: any other offset (or none) is not one of ours.
-        if parsed.utcoffset() is None or parsed.utcoffset().total_seconds() != 0:  # type: ignore[union-attr]
-            raise ValueError("not in UTC")
         if not _EARLIEST <= parsed <= _LATEST:
             raise ValueError("out of range")
         return parsed

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 from urllib.parse import urlencode
 
 import grpc
@@ -22,6 +22,7 @@ from tests.conftest import WORKER_TOKEN_KEY
 from tests.interactions.conftest import OPERATOR
 from tests.interactions.test_questions import SLACK_TOKEN, TELEGRAM_TOKEN, question
 from tests.interactions.test_webhooks import SIGNING_SECRET, TELEGRAM_SECRET, click, signed, stack  # noqa: F401 (fixture)
+from tests.support.page_tokens import assert_hostile_tokens_refused
 
 DEEP = "[" * 5000 + "]" * 5000  # json.loads needs ~one stack frame per level: RecursionError, not ValueError
 SLACK_URL = "/webhooks/slack/interactions"
@@ -296,3 +297,26 @@ async def test_an_sse_resume_beyond_the_head_gets_a_reset_event_then_live_events
             assert (await anext(messages))[:2] == ("reset", "0")
             await stack.stub.Publish(epb.PublishRequest(stream=fresh, organization_id=org, type="t", payload_json="{}"), metadata=OPERATOR)
             assert await anext(messages) == ("t", "1", "{}")
+
+
+# -- page tokens ---------------------------------------------------------------------------------
+
+
+async def test_forged_or_foreign_page_tokens_are_invalid_argument_on_list_connections(stack):
+    org = str(uuid.uuid4())
+    await slack_connection(stack, org)
+    await assert_hostile_tokens_refused(stack.interactions.ListConnections, pb.ListConnectionsRequest(organization_id=org), (datetime, uuid.UUID), OPERATOR)
+    for team in ("T2", "T3"):
+        await stack.interactions.RegisterConnection(
+            pb.RegisterConnectionRequest(
+                organization_id=org, platform=pb.PLATFORM_SLACK, external_id=team, bot_token=SLACK_TOKEN,
+                signing_secret=SIGNING_SECRET, api_base_url=stack.slack.url,
+            ),
+            metadata=OPERATOR,
+        )  # fmt: skip
+    page = await stack.interactions.ListConnections(pb.ListConnectionsRequest(organization_id=org, page_size=2), metadata=OPERATOR)
+    assert page.next_page_token
+    foreign = pb.ListConnectionsRequest(organization_id=org, platform=pb.PLATFORM_TELEGRAM, page_token=page.next_page_token)
+    await invalid(stack.interactions.ListConnections(foreign, metadata=OPERATOR), "page_token")
+    rest = await stack.interactions.ListConnections(pb.ListConnectionsRequest(organization_id=org, page_token=page.next_page_token), metadata=OPERATOR)
+    assert len(rest.connections) == 1 and not rest.next_page_token
