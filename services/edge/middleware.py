@@ -12,6 +12,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.edge.problems import problem
 from shared.logs import get_logger
+from shared.validation import ascii_int
 
 log = get_logger(__name__)
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
@@ -105,10 +106,11 @@ class BodySizeLimit:
             return
         declared = _header(scope, b"content-length")
         if declared is not None:
-            if not declared.isdigit():
-                await problem(400, "Content-Length must be a non-negative integer")(scope, receive, send)
+            length = ascii_int(declared)
+            if length is None:
+                await problem(400, "Content-Length must be a non-negative integer of at most 19 ASCII digits")(scope, receive, send)
                 return
-            if int(declared) > self.max_bytes:
+            if length > self.max_bytes:
                 await self._too_large(scope, receive, send)
                 return
         received = 0

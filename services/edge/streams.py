@@ -4,7 +4,8 @@ The worker authenticates with its worker token (`Authorization: Bearer …`), wh
 on to the interactions service, where its scope is enforced; the edge reads the token only to know
 its organisation. Resume with `Last-Event-ID` or `?after=`. Each event is `id: <sequence>`,
 `event: <type>`, `data: <payload>`; a `: keep-alive` comment goes out every 15 s; trimmed events are
-announced by a `trimmed` event. When the client goes away, the subscription is cancelled at once.
+announced by a `trimmed` event; a resume position beyond the stream's head (its storage was reset)
+by a `reset` event whose id is the head, before the events after it. When the client goes away, the subscription is cancelled at once.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from services.edge.grpc_errors import problem_from_status
 from services.edge.problems import problem
 from shared.auth import WorkerTokens
 from shared.errors import Unauthenticated, status_details
+from shared.validation import ascii_int
 from switchboard.interactions.v1 import event_service_pb2 as pb
 from switchboard.interactions.v1 import event_service_pb2_grpc
 
@@ -32,8 +34,9 @@ SUBSCRIBED_HEADER = "x-switchboard-subscribed"
 
 
 def _after(request: Request) -> int | None:
+    """The resume position: ASCII digits within int64 (what the service's field holds), else None."""
     raw = request.headers.get("last-event-id") or request.query_params.get("after") or "0"
-    return int(raw) if raw.isdigit() else None
+    return ascii_int(raw, maximum=2**63 - 1)
 
 
 async def stream_events(request: Request) -> Response:
@@ -50,7 +53,7 @@ async def stream_events(request: Request) -> Response:
         return problem(401, exc.message)
     after = _after(request)
     if after is None:
-        return problem(400, "Last-Event-ID and ?after= must be a non-negative event sequence")
+        return problem(400, "Last-Event-ID and ?after= must be a non-negative event sequence: ASCII digits, below 2^63")
     stub = event_service_pb2_grpc.EventServiceStub(request.app.state.upstreams.channels["interactions"])
     call = stub.Subscribe(
         pb.SubscribeRequest(stream=request.path_params["stream"], organization_id=worker.organization_id, after_sequence=after),
@@ -80,7 +83,17 @@ async def stream_events(request: Request) -> Response:
 async def _events(call: grpc.aio.UnaryStreamCall) -> AsyncIterator[ServerSentEvent]:
     try:
         async for message in call:
-            if message.WhichOneof("kind") == "trimmed":
+            kind = message.WhichOneof("kind")
+            if kind == "reset":
+                # The position asked for is beyond the stream's head: the id is the head, so a
+                # client that reconnects after this resumes from there.
+                reset = message.reset
+                yield ServerSentEvent(
+                    data=json.dumps({"requested_after_sequence": reset.requested_after_sequence, "head_sequence": reset.head_sequence}),
+                    event="reset",
+                    id=str(reset.head_sequence),
+                )
+            elif kind == "trimmed":
                 trimmed = message.trimmed
                 yield ServerSentEvent(
                     data=json.dumps(

@@ -111,7 +111,7 @@ class AgentService(agent_service_pb2_grpc.AgentServiceServicer):
         agent_id = v.uuid("agent_id", request.agent_id, required=False) or None
         page_size = v.page_size("page_size", request.page_size)
         v.check()
-        after = decode_page_token(request.page_token, (str,))
+        after = decode_page_token(request, (str,))
         rows = await schema_objects.list_objects(
             self._pool,
             current_principal(),
@@ -122,7 +122,7 @@ class AgentService(agent_service_pb2_grpc.AgentServiceServicer):
             after_slug=after[0] if after else None,
             limit=page_size + 1,
         )
-        return page_of(rows, page_size, lambda r: (r["slug"],))
+        return page_of(rows, page_size, lambda r: (r["slug"],), request)
 
     # -- entity types --------------------------------------------------------------------------
 
@@ -232,10 +232,10 @@ class AgentService(agent_service_pb2_grpc.AgentServiceServicer):
         watcher_id = v.uuid("watcher_id", request.watcher_id)
         page_size = v.page_size("page_size", request.page_size)
         v.check()
-        after = decode_page_token(request.page_token, (int,))
+        after = decode_page_token(request, (int,))
         await schema_objects.readable(self._pool, current_principal(), "watcher", watcher_id)
         rows = await store.watcher_version_list(self._pool, watcher_id, after_version=after[0] if after else None, limit=page_size + 1)
-        rows, token = page_of(rows, page_size, lambda r: (r["version"],))
+        rows, token = page_of(rows, page_size, lambda r: (r["version"],), request)
         return pb.ListWatcherVersionsResponse(watcher_versions=[convert.watcher_version(r) for r in rows], next_page_token=token)
 
     @policy(user=Role.MEMBER, target=Target("watcher_version_id", locate="organization_of_watcher_version", noun="watcher version"))

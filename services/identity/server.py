@@ -123,13 +123,13 @@ class IdentityService(identity_service_pb2_grpc.IdentityServiceServicer):
         organization_id = v.uuid("organization_id", request.organization_id)
         page_size = v.page_size("page_size", request.page_size)
         v.check()
-        after = decode_page_token(request.page_token, (datetime, uuid.UUID))
+        after = decode_page_token(request, (datetime, uuid.UUID))
         await self._require_organization(organization_id)
         await access.require_member(self._pool, current_principal(), organization_id)
         rows = await store.membership_list(
             self._pool, organization_id, include_bots=request.include_bots, after=after, limit=page_size + 1
         )
-        rows, next_token = page_of(rows, page_size, lambda r: (r["created_at"], str(r["user_id"])))
+        rows, next_token = page_of(rows, page_size, lambda r: (r["created_at"], str(r["user_id"])), request)
         return pb.ListMembersResponse(memberships=[convert.membership(r) for r in rows], next_page_token=next_token)
 
     @policy()
@@ -188,11 +188,11 @@ class IdentityService(identity_service_pb2_grpc.IdentityServiceServicer):
         organization_id = v.uuid("organization_id", request.organization_id)
         page_size = v.page_size("page_size", request.page_size)
         v.check()
-        after = decode_page_token(request.page_token, (datetime, uuid.UUID))
+        after = decode_page_token(request, (datetime, uuid.UUID))
         await self._require_organization(organization_id)
         await access.require_member(self._pool, current_principal(), organization_id)
         rows = await store.agent_list(self._pool, organization_id, after=after, limit=page_size + 1)
-        rows, next_token = page_of(rows, page_size, lambda r: (r["created_at"], str(r["id"])))
+        rows, next_token = page_of(rows, page_size, lambda r: (r["created_at"], str(r["id"])), request)
         return pb.ListAgentsResponse(agents=[convert.agent(r) for r in rows], next_page_token=next_token)
 
     @policy()
@@ -251,9 +251,9 @@ class IdentityService(identity_service_pb2_grpc.IdentityServiceServicer):
         since = v.timestamp("revoked_since", request)
         v.check()
         access.require_internal(current_principal(), "ListRevokedWorkerTokens")
-        after = decode_page_token(request.page_token, (datetime, uuid.UUID))
+        after = decode_page_token(request, (datetime, uuid.UUID))
         rows = await store.worker_token_list_revoked(self._pool, since=since, after=after, limit=page_size + 1)
-        rows, next_token = page_of(rows, page_size, lambda r: (r["revoked_at"], str(r["id"])))
+        rows, next_token = page_of(rows, page_size, lambda r: (r["revoked_at"], str(r["id"])), request)
         return pb.ListRevokedWorkerTokensResponse(
             revoked_tokens=[
                 pb.RevokedWorkerToken(

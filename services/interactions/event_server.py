@@ -80,7 +80,9 @@ class EventService(event_service_pb2_grpc.EventServiceServicer):
             await context.send_initial_metadata(((SUBSCRIBED_HEADER, "1"),))
             try:
                 async for item in self._hub.subscribe(organization_id, stream, request.after_sequence):
-                    if item.trimmed_after is not None:
+                    if item.reset_after is not None:
+                        yield pb.SubscribeResponse(reset=pb.EventsReset(requested_after_sequence=item.reset_after, head_sequence=item.sequence))
+                    elif item.trimmed_after is not None:
                         yield pb.SubscribeResponse(
                             trimmed=pb.EventsTrimmed(requested_after_sequence=item.trimmed_after, first_available_sequence=item.sequence)
                         )

@@ -9,6 +9,9 @@ after the poll interval, which covers a missed notification; when the listening 
 (PostgreSQL restarts, the network blinks) the hub reconnects and wakes everyone, who simply read
 on from their position: nothing is lost, nothing is delivered twice, the order is the sequence.
 
+A subscriber resuming after a sequence beyond the stream's head (the stream was lost in a reset or
+restore) is told so with a reset notice carrying the head, then reads on from the head.
+
 A subscriber that has caught up once and then falls more than ``max_lag`` events behind the head
 of its stream (its client does not read fast enough) is ended with the position to resume from.
 """
@@ -68,6 +71,7 @@ class StreamItem:
     payload_json: str = ""
     created_at: object = None
     trimmed_after: int | None = None  # set on the notice: the sequence that was asked for
+    reset_after: int | None = None  # set on the reset notice (``sequence`` is then the head)
 
 
 @dataclass
@@ -153,7 +157,13 @@ class StreamHub:
                 if not caught_up:
                     caught_up = True
                     first, last = await self._survive_outage(store.stream_bounds, organization_id, stream)
-                    if first > position + 1 and last > position:
+                    if position > last:
+                        # Beyond the head: those sequences never existed here (the database was
+                        # reset or restored), and waiting after them would miss every new event
+                        # until the stream grew past them. Say so, and go on from the head.
+                        yield StreamItem(sequence=last, reset_after=position)
+                        position = last
+                    elif first > position + 1 and last > position:
                         # Everything after the position was trimmed and nothing newer is stored.
                         yield StreamItem(sequence=first, trimmed_after=position)
                         position = first - 1

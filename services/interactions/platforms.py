@@ -7,15 +7,19 @@ message; a platform error becomes Unavailable carrying the platform's own error 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 
 import httpx
 
 from shared.errors import Unavailable
+from shared.validation import is_utf8, parse_json
 
 SLACK_API = "https://slack.com/api"
 TELEGRAM_API = "https://api.telegram.org"
 TIMEOUT = httpx.Timeout(5.0, connect=2.0)
+MAX_RESPONSE_BYTES = 1 << 20  # a card's answer is a few KiB
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 @dataclass(frozen=True)
@@ -30,6 +34,20 @@ class Option:
     label: str
 
 
+def _message_ref(channel_id: object, message_id: object, platform: str) -> MessageRef:
+    """The reference to a posted card, from the platform's answer: ids it gives as text or numbers,
+    checked like any input before they are stored (a missing one, a NUL, an odd type: refused)."""
+    ids = []
+    for value in (channel_id, message_id):
+        if isinstance(value, bool) or not isinstance(value, (str, int)):
+            raise _failed(platform, "invalid_response")
+        text = str(value)
+        if not 0 < len(text) <= 64 or _CONTROL.search(text) or not is_utf8(text):
+            raise _failed(platform, "invalid_response")
+        ids.append(text)
+    return MessageRef(channel_id=ids[0], message_id=ids[1])
+
+
 def _failed(platform: str, error: str) -> Unavailable:
     return Unavailable(f"{platform} refused the card: {error}", reason="PLATFORM_ERROR", metadata={"platform_error": error})
 
@@ -37,10 +55,10 @@ def _failed(platform: str, error: str) -> Unavailable:
 async def _call(http: httpx.AsyncClient, platform: str, url: str, **kwargs: object) -> dict:
     try:
         response = await http.post(url, timeout=TIMEOUT, **kwargs)  # type: ignore[arg-type]
-        body = response.json()
+        body = parse_json(response.content, max_bytes=MAX_RESPONSE_BYTES)
     except httpx.TimeoutException:
         raise _failed(platform, "timeout") from None
-    except (httpx.HTTPError, ValueError):
+    except (httpx.HTTPError, ValueError):  # JsonRejected is a ValueError: too large, too deep, not JSON
         raise _failed(platform, "unreachable_or_invalid_response") from None
     if not isinstance(body, dict):
         raise _failed(platform, "invalid_response")
@@ -72,7 +90,7 @@ class SlackClient:
         )  # fmt: skip
         if not body.get("ok"):
             raise _failed("Slack", str(body.get("error", "unknown_error")))
-        return MessageRef(channel_id=str(body.get("channel", channel_id)), message_id=str(body["ts"]))
+        return _message_ref(body.get("channel", channel_id), body.get("ts"), "Slack")
 
 
 class TelegramClient:
@@ -91,8 +109,13 @@ class TelegramClient:
         )  # fmt: skip
         if not body.get("ok"):
             raise _failed("Telegram", str(body.get("description", "unknown_error")))
-        result = body.get("result") or {}
-        return MessageRef(channel_id=str((result.get("chat") or {}).get("id", channel_id)), message_id=str(result.get("message_id")))
+        result = body.get("result")
+        chat = result.get("chat") if isinstance(result, dict) else None
+        return _message_ref(
+            chat.get("id", channel_id) if isinstance(chat, dict) else channel_id,
+            result.get("message_id") if isinstance(result, dict) else None,
+            "Telegram",
+        )
 
 
 class SlackCardEditor:

@@ -33,7 +33,7 @@ from shared.crypto import KeyRing
 from shared.messages import timestamp
 from shared.errors import AlreadyExists, FailedPrecondition, FieldViolation, InvalidArgument, NotFound, Unauthenticated
 from shared.pagination import decode_page_token, page_of
-from shared.validation import Violations
+from shared.validation import Violations, ascii_int
 from switchboard.interactions.v1 import interaction_service_pb2 as pb
 from switchboard.interactions.v1 import interaction_service_pb2_grpc
 
@@ -101,9 +101,7 @@ class InteractionService(interaction_service_pb2_grpc.InteractionServiceServicer
         secret = v.text(needed, getattr(request, needed), max_length=512) if platform else ""
         if platform and getattr(request, refused):
             v.add(refused, f"is not a credential of {platform}")
-        api_base_url = request.api_base_url.strip().rstrip("/")
-        if api_base_url and not re.match(r"^https?://[^\s/]+", api_base_url):
-            v.add("api_base_url", "must be an absolute http(s) URL")
+        api_base_url = v.url("api_base_url", request.api_base_url)
         v.check()
         assert platform is not None
         sealed_with, sealed = self._keyring().seal(
@@ -138,11 +136,11 @@ class InteractionService(interaction_service_pb2_grpc.InteractionServiceServicer
         organization_id = v.uuid("organization_id", request.organization_id)
         page_size = v.page_size("page_size", request.page_size)
         v.check()
-        after = decode_page_token(request.page_token, (datetime, uuid.UUID))
+        after = decode_page_token(request, (datetime, uuid.UUID))
         rows = await store.connection_list(
             self._pool, organization_id, PLATFORMS.get(request.platform), after, page_size + 1, current_access().connection_id
         )
-        rows, token = page_of(rows, page_size, lambda r: (r["created_at"], str(r["id"])))
+        rows, token = page_of(rows, page_size, lambda r: (r["created_at"], str(r["id"])), request)
         return pb.ListConnectionsResponse(connections=[connection_message(r) for r in rows], next_page_token=token)
 
     @policy(user=Role.ADMIN, target=CONNECTION)
@@ -320,6 +318,8 @@ class InteractionService(interaction_service_pb2_grpc.InteractionServiceServicer
         expected_user_id = v.text("expected_user_id", request.expected_user_id, max_length=64)
         channel_id = v.text("channel_id", request.channel_id, max_length=64)
         payload_json = _json_object(v, "payload_json", request.payload_json)
+        ref_channel_id = v.text("message_ref.channel_id", request.message_ref.channel_id, max_length=64, required=False)
+        ref_message_id = v.text("message_ref.message_id", request.message_ref.message_id, max_length=64, required=False)
         v.check()
         connection = await store.connection_get(self._pool, connection_id, organization_id)
         if connection is None:
@@ -327,7 +327,7 @@ class InteractionService(interaction_service_pb2_grpc.InteractionServiceServicer
         ref = request.message_ref if request.HasField("message_ref") else None
         row = await store.question_store(
             self._pool, question_id, organization_id, connection_id, agent_id, expected_user_id, channel_id,
-            ref.channel_id if ref else None, ref.message_id if ref else None, payload_json,
+            ref_channel_id if ref else None, ref_message_id if ref else None, payload_json,
         )  # fmt: skip
         if row is None:
             raise AlreadyExists(f"question {question_id} exists with another scope", reason="QUESTION_ID_TAKEN")
@@ -347,9 +347,10 @@ class InteractionService(interaction_service_pb2_grpc.InteractionServiceServicer
         self, request: pb.SweepStalePendingInteractionsRequest, context: Context
     ) -> pb.SweepStalePendingInteractionsResponse:
         v = Violations()
-        max_age = request.max_age.ToTimedelta().total_seconds() if request.HasField("max_age") else DEFAULT_SWEEP_MAX_AGE
-        if max_age < 0:
-            v.add("max_age", "must not be negative")
+        max_age = request.max_age.seconds + request.max_age.nanos / 1e9  # unset is 0: the default too
+        if not 0 <= max_age <= MAX_SWEEP_MAX_AGE:
+            v.add("max_age", f"must be from 0 to {MAX_SWEEP_MAX_AGE:.0f} seconds (10 years); 0 means 24 h")
+        max_age = max_age or DEFAULT_SWEEP_MAX_AGE
         limit = request.limit or DEFAULT_SWEEP_LIMIT
         if not 1 <= limit <= 10_000:
             v.add("limit", "must be from 1 to 10000 (0 means 1000)")
@@ -364,13 +365,16 @@ SLACK_WINDOW_SECONDS = 300
 def slack_signature_ok(signing_secret: str, timestamp: str, signature: str, body: bytes, *, now: float) -> bool:
     """Slack request signing v0: `v0=` + hex HMAC-SHA256 of `v0:{timestamp}:{body}`, compared in
     constant time, and a timestamp within 5 minutes of now (replays are refused)."""
-    if not timestamp.isdigit() or abs(now - int(timestamp)) > SLACK_WINDOW_SECONDS:
+    stamp = ascii_int(timestamp, maximum=10**12)
+    if stamp is None or abs(now - stamp) > SLACK_WINDOW_SECONDS:
         return False
     digest = hmac.new(signing_secret.encode(), b"v0:" + timestamp.encode() + b":" + body, hashlib.sha256).hexdigest()
     return hmac.compare_digest(f"v0={digest}".encode(), signature.encode())
 
 
 DEFAULT_SWEEP_MAX_AGE = 24 * 3600.0
+# No question waits 10 years; and 10 000 would take now() - max_age before PostgreSQL's first timestamp.
+MAX_SWEEP_MAX_AGE = 3650 * 24 * 3600.0
 DEFAULT_SWEEP_LIMIT = 1000
 
 

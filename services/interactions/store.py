@@ -197,17 +197,21 @@ async def connection_list(
 
 
 async def connection_delete(conn: asyncpg.Connection, connection_id: str, organization_id: str) -> int | None:
-    """Delete a connection and (by cascade) its pending questions; how many questions went, None
-    when there was no such connection. Run it inside a transaction."""
-    questions = await conn.fetchval(
-        "SELECT count(*) FROM pending_questions WHERE connection_id = $1 AND organization_id = $2 FOR UPDATE",
+    """Delete a connection and its pending questions; how many questions went, None when there was
+    no such connection. One statement: the questions are deleted first (the CTE), so the count is
+    exactly the rows removed (an aggregate cannot take FOR UPDATE, which is why no count is read
+    before), and the connection's delete sees no question left for its cascade."""
+    row = await conn.fetchrow(
+        """WITH questions AS (
+               DELETE FROM pending_questions WHERE connection_id = $1 AND organization_id = $2
+               AND EXISTS (SELECT 1 FROM connections WHERE id = $1 AND organization_id = $2)
+               RETURNING 1),
+           deleted AS (DELETE FROM connections WHERE id = $1 AND organization_id = $2 RETURNING 1)
+           SELECT (SELECT count(*) FROM questions) AS questions, (SELECT count(*) FROM deleted) AS connections""",
         connection_id,
         organization_id,
     )
-    deleted = await conn.fetchval(
-        "DELETE FROM connections WHERE id = $1 AND organization_id = $2 RETURNING 1", connection_id, organization_id
-    )
-    return int(questions) if deleted else None
+    return int(row["questions"]) if row["connections"] else None
 
 
 # -- pending questions -------------------------------------------------------------------------

@@ -225,7 +225,7 @@ class RunService(run_service_pb2_grpc.RunServiceServicer):
         v.check()
         agent_id = v.uuid("agent_id", request.agent_id, required=False) or None
         v.check()
-        before = decode_page_token(request.page_token, (datetime, uuid.UUID))
+        before = decode_page_token(request, (datetime, uuid.UUID))
         agent_id = current_access().agent_id or agent_id  # a worker lists its own agent's runs
         rows = await store.run_list(
             self._pool,
@@ -237,7 +237,7 @@ class RunService(run_service_pb2_grpc.RunServiceServicer):
             limit=page_size + 1,
             agent_id=agent_id,
         )
-        rows, next_token = page_of(rows, page_size, lambda r: (r["created_at"], str(r["id"])))
+        rows, next_token = page_of(rows, page_size, lambda r: (r["created_at"], str(r["id"])), request)
         return pb.ListRunsResponse(runs=[run_message(r) for r in rows], next_page_token=next_token)
 
     @policy()

@@ -22,6 +22,9 @@ MAX_RULES = 500
 NO_POLICY_HASH = hashlib.sha256(b"[]").hexdigest()
 _HOST_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 _METHOD = re.compile(r"^[A-Z]{1,16}$")
+# No request path holds these (a NUL cannot even be stored: the rules are jsonb); lone surrogates
+# have no UTF-8 form.
+_PATH_FORBIDDEN = re.compile(r"[\x00-\x20\x7f\ud800-\udfff]")
 
 Rule = dict[str, Any]  # {"action": "allow"|"deny", "host": str, "methods": [str], "path_prefix": str}
 
@@ -36,8 +39,14 @@ def validate_rule(v: Violations, index: int, action: str | None, host: str, meth
     for j, method in enumerate(methods):
         if not _METHOD.match(method):
             v.add(f"{where}.methods[{j}]", "must be an uppercase HTTP method such as GET or POST")
-    if path_prefix and (not path_prefix.startswith("/") or len(path_prefix) > 1024 or "?" in path_prefix or "#" in path_prefix):
-        v.add(f"{where}.path_prefix", "must start with '/', hold no query or fragment and be at most 1024 characters")
+    if path_prefix and (
+        not path_prefix.startswith("/") or len(path_prefix) > 1024 or "?" in path_prefix or "#" in path_prefix
+        or _PATH_FORBIDDEN.search(path_prefix)
+    ):
+        v.add(
+            f"{where}.path_prefix",
+            "must start with '/', hold no query, fragment, space or control character, and be at most 1024 characters",
+        )
     return {"action": action, "host": host, "methods": sorted(set(methods)), "path_prefix": path_prefix.rstrip("/")}
 
 

@@ -188,9 +188,9 @@ class SecretProxyService(secret_proxy_service_pb2_grpc.SecretProxyServiceService
         page_size = v.page_size("page_size", request.page_size)
         v.check()
         scope = f"{organization_id}|{agent_id or ''}"
-        after = _after(request.page_token, scope, (str, uuid.UUID))
+        after = _after(request, scope, (str, uuid.UUID))
         rows = await store.secret_list(self._pool, organization_id, agent_id, after=after, limit=page_size + 1)
-        rows, token = page_of(rows, page_size, lambda r: (scope, r["name"], str(r["id"])))
+        rows, token = page_of(rows, page_size, lambda r: (scope, r["name"], str(r["id"])), request)
         return pb.ListSecretsResponse(secrets=[secret_message(r) for r in rows], next_page_token=token)
 
     # -- provider credentials ----------------------------------------------------------------------
@@ -231,10 +231,10 @@ class SecretProxyService(secret_proxy_service_pb2_grpc.SecretProxyServiceService
         v.check()
         scope = f"{organization_id}|{provider or ''}"
         # Priorities run from -1000 to 1000; page tokens hold non-negative integers.
-        after = _after(request.page_token, scope, (str, int, uuid.UUID))
+        after = _after(request, scope, (str, int, uuid.UUID))
         position = (after[0], after[1] - 1000, after[2]) if after else None
         rows = await store.credential_list(self._pool, organization_id, provider, after=position, limit=page_size + 1)
-        rows, token = page_of(rows, page_size, lambda r: (scope, r["provider"], r["priority"] + 1000, str(r["id"])))
+        rows, token = page_of(rows, page_size, lambda r: (scope, r["provider"], r["priority"] + 1000, str(r["id"])), request)
         return pb.ListProviderCredentialsResponse(provider_credentials=[credential_message(r) for r in rows], next_page_token=token)
 
     @policy(user=Role.ADMIN, target=CREDENTIAL)
@@ -282,9 +282,9 @@ class SecretProxyService(secret_proxy_service_pb2_grpc.SecretProxyServiceService
         return self._forwarder.forward(request_iterator, context)
 
 
-def _after(token: str, scope: str, kinds: tuple[type, ...]) -> list | None:
+def _after(request: pb.ListSecretsRequest | pb.ListProviderCredentialsRequest, scope: str, kinds: tuple[type, ...]) -> list | None:
     """The position in a page token, which must come from a call with the same filters."""
-    position = decode_page_token(token, (str, *kinds))
+    position = decode_page_token(request, (str, *kinds))
     if position is None:
         return None
     if position[0] != scope:

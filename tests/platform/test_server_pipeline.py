@@ -71,6 +71,13 @@ async def test_worker_token_reaches_the_handler_with_its_organisation(channel):
     assert reply == b"worker:0c5a1d4e-6f1b-4c1e-9d1a-0b7d4f3e2a11:2e7c3f6a-8b3d-4e3a-9f3c-2d9f6b5a4c33"
 
 
+async def logged(logs, event: str, count: int = 1) -> None:
+    """Wait (bounded) until the captured log holds ``count`` lines of ``event``."""
+    async with asyncio.timeout(5):
+        while logs.getvalue().count(f'"event": "{event}"') < count:
+            await asyncio.sleep(0.005)
+
+
 @pytest.mark.parametrize(
     "metadata",
     [
@@ -92,6 +99,7 @@ async def test_bad_credentials_are_refused_before_the_handler_and_never_logged(c
     with capture_log_lines() as logs:
         with pytest.raises(grpc.aio.AioRpcError) as caught:
             await unary(channel, "Echo")(b"hello", metadata=metadata)
+        await logged(logs, "rpc_finished")  # the server writes it just after the client has its answer
     assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
     assert probe.calls == 0
     lines = [json.loads(line) for line in logs.getvalue().splitlines()]
@@ -145,6 +153,7 @@ async def test_unexpected_exceptions_become_internal_with_a_fixed_message(channe
     with capture_log_lines() as logs:
         with pytest.raises(grpc.aio.AioRpcError) as caught:
             await unary(channel, "Crash")(b"", metadata=INTERNAL)
+        await logged(logs, "rpc_finished")
     assert caught.value.code() == grpc.StatusCode.INTERNAL
     assert "hunter2" not in caught.value.details()
     request_id = dict(caught.value.trailing_metadata())["x-request-id"]
@@ -163,6 +172,7 @@ async def test_request_log_line_names_service_method_status_duration_request_id_
     with capture_log_lines() as logs:
         await unary(channel, "Echo")(b"x", metadata=(*INTERNAL, ("x-request-id", "req-123")))
         await unary(channel, "WhoAmI")(b"", metadata=(("authorization", f"Bearer {worker_token()}"),))
+        await logged(logs, "rpc_finished", count=2)
     lines = [json.loads(line) for line in logs.getvalue().splitlines() if '"rpc_finished"' in line]
     echo, who = lines
     assert echo["service"] == SERVICE and echo["method"] == f"/{SERVICE}/Echo"

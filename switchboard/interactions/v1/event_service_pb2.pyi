@@ -31,6 +31,14 @@ class EventsTrimmed(_message.Message):
     first_available_sequence: int
     def __init__(self, requested_after_sequence: _Optional[int] = ..., first_available_sequence: _Optional[int] = ...) -> None: ...
 
+class EventsReset(_message.Message):
+    __slots__ = ("requested_after_sequence", "head_sequence")
+    REQUESTED_AFTER_SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    HEAD_SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    requested_after_sequence: int
+    head_sequence: int
+    def __init__(self, requested_after_sequence: _Optional[int] = ..., head_sequence: _Optional[int] = ...) -> None: ...
+
 class PublishRequest(_message.Message):
     __slots__ = ("stream", "organization_id", "type", "payload_json")
     STREAM_FIELD_NUMBER: _ClassVar[int]
@@ -88,9 +96,11 @@ class SubscribeRequest(_message.Message):
     def __init__(self, stream: _Optional[str] = ..., organization_id: _Optional[str] = ..., after_sequence: _Optional[int] = ...) -> None: ...
 
 class SubscribeResponse(_message.Message):
-    __slots__ = ("event", "trimmed")
+    __slots__ = ("event", "trimmed", "reset")
     EVENT_FIELD_NUMBER: _ClassVar[int]
     TRIMMED_FIELD_NUMBER: _ClassVar[int]
+    RESET_FIELD_NUMBER: _ClassVar[int]
     event: Event
     trimmed: EventsTrimmed
-    def __init__(self, event: _Optional[_Union[Event, _Mapping]] = ..., trimmed: _Optional[_Union[EventsTrimmed, _Mapping]] = ...) -> None: ...
+    reset: EventsReset
+    def __init__(self, event: _Optional[_Union[Event, _Mapping]] = ..., trimmed: _Optional[_Union[EventsTrimmed, _Mapping]] = ..., reset: _Optional[_Union[EventsReset, _Mapping]] = ...) -> None: ...

@@ -114,7 +114,10 @@ class EventServiceServicer:
         they are published, with no gap and no duplicate at the seam; works the same on any replica.
         If events after `after_sequence` were already trimmed by retention, the first message is a
         `trimmed` notice carrying the first available sequence, then events from there (never a
-        silent jump). The call runs until the client cancels it or its deadline passes.
+        silent jump). If `after_sequence` is beyond the stream's last sequence (the stream's storage
+        was reset or restored: no client can legitimately have seen it), the first message is a
+        `reset` notice carrying the current head, then the events after the head, live ones included.
+        The call runs until the client cancels it or its deadline passes.
 
         Errors (ending the stream):
         - RESOURCE_EXHAUSTED when the subscriber limit per stream and principal, or per process, is
