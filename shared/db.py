@@ -89,6 +89,10 @@ _SERVER_GONE = (
 )
 # asyncpg's client-side words for a connection or pool that is no longer usable.
 _CLOSED_MESSAGES = ("connection is closed", "pool is closing", "pool is closed")
+# What asyncpg raises when the server cut a connection in the middle of a statement ("cannot
+# switch to state …; another operation (…) is in progress"). Using one connection concurrently,
+# the bug this could otherwise hide, is an InterfaceError ("cannot perform operation: …") instead.
+_CUT_MID_STATEMENT = "another operation"
 
 
 def database_unavailable(exc: BaseException) -> DatabaseUnavailable | None:
@@ -102,6 +106,8 @@ def database_unavailable(exc: BaseException) -> DatabaseUnavailable | None:
     if isinstance(exc, _SERVER_GONE) and not isinstance(exc, asyncpg.ProtocolViolationError):
         return DatabaseUnavailable(exc)
     if isinstance(exc, asyncpg.InterfaceError) and str(exc).startswith(_CLOSED_MESSAGES):
+        return DatabaseUnavailable(exc)
+    if isinstance(exc, asyncpg.InternalClientError) and _CUT_MID_STATEMENT in str(exc):
         return DatabaseUnavailable(exc)
     if isinstance(exc, OSError) and _raised_in_asyncpg(exc.__traceback__):  # TimeoutError is one
         return DatabaseUnavailable(exc)
