@@ -82,3 +82,16 @@ def serving_processes(stack: Stack) -> dict[str, int]:
         if "serve" in command:
             found[command[command.index("serve") + 1]] = child.pid
     return found
+
+
+async def is_true(value: bool) -> bool:
+    """``value`` as a check for ``until``."""
+    return value
+
+
+async def equals(actual: Awaitable[object], expected: object) -> bool:
+    return await actual == expected
+
+
+async def has_status(response: Awaitable[httpx.Response], code: int) -> bool:
+    return (await response).status_code == code

@@ -33,6 +33,9 @@ from tests.faults.helpers import (
     reason_of,
     retry_delay_of,
     serving_processes,
+    equals,
+    has_status,
+    is_true,
     until,
 )
 
@@ -174,34 +177,34 @@ async def test_postgres_stopped_under_load_and_started_again(tmp_path):
 
         load = Load(stack, organization_id)
         load.start()
-        await until(lambda: _true(load.acknowledged() >= 40), within=30, what="the load's first writes")
+        await until(lambda: is_true(load.acknowledged() >= 40), within=30, what="the load's first writes")
 
         # PostgreSQL goes away.
         stopped_at = time.monotonic()
         await asyncio.to_thread(stop_postgres, stack.data_dir / "pgdata")
         await until(
-            lambda: _equal(every_health(stack), dict.fromkeys(SERVICES, NOT_SERVING)),
+            lambda: equals(every_health(stack), dict.fromkeys(SERVICES, NOT_SERVING)),
             within=5, since=stopped_at, what="every service NOT_SERVING after PostgreSQL stopped",
         )  # fmt: skip
-        await until(lambda: _status(readyz(stack), 503), within=5, since=stopped_at, what="/readyz 503")
+        await until(lambda: has_status(readyz(stack), 503), within=5, since=stopped_at, what="/readyz 503")
         assert await one_call_per_service(stack, organization_id) == dict.fromkeys(
             SERVICES, "UNAVAILABLE/DATABASE_UNAVAILABLE"
         )
         unavailable_before = load.codes["UNAVAILABLE"]
-        await until(lambda: _true(load.codes["UNAVAILABLE"] > unavailable_before + 4), within=5, what="the load refused")
+        await until(lambda: is_true(load.codes["UNAVAILABLE"] > unavailable_before + 4), within=5, what="the load refused")
 
         # PostgreSQL comes back, on the same data directory and socket.
         await asyncio.to_thread(EmbeddedPostgres(stack.data_dir / "pgdata").start)
         started_at = time.monotonic()
         assert stack.postmaster_pid() != postmaster  # really a new server
         await until(
-            lambda: _equal(every_health(stack), dict.fromkeys(SERVICES, SERVING)),
+            lambda: equals(every_health(stack), dict.fromkeys(SERVICES, SERVING)),
             within=5, since=started_at, what="every service SERVING after PostgreSQL started",
         )  # fmt: skip
-        await until(lambda: _status(readyz(stack), 200), within=5, since=started_at, what="/readyz 200")
+        await until(lambda: has_status(readyz(stack), 200), within=5, since=started_at, what="/readyz 200")
         assert await one_call_per_service(stack, organization_id) == dict.fromkeys(SERVICES, "OK")
         acknowledged = load.acknowledged()
-        await until(lambda: _true(load.acknowledged() >= acknowledged + 40), within=10, what="the load's writes resuming")
+        await until(lambda: is_true(load.acknowledged() >= acknowledged + 40), within=10, what="the load's writes resuming")
         await load.stop()
 
         # Every call answered OK or UNAVAILABLE (DATABASE_UNAVAILABLE); nothing else, never INTERNAL.
@@ -224,14 +227,3 @@ async def test_postgres_stopped_under_load_and_started_again(tmp_path):
     finally:
         assert await stop_stack(stack) == 0
 
-
-async def _true(value: bool) -> bool:
-    return value
-
-
-async def _equal(actual, expected) -> bool:
-    return await actual == expected
-
-
-async def _status(response, code: int) -> bool:
-    return (await response).status_code == code
