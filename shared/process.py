@@ -1,10 +1,12 @@
-"""Process lifetime: the event loop, and waiting for the signal (or the parent's death) to stop."""
+"""Process lifetime: the event loop, waiting for the signal (or the parent's death) to stop, whether a
+port is free to listen on, and telling the supervisor that the process serves."""
 
 from __future__ import annotations
 
 import asyncio
 import os
 import signal
+import socket
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
@@ -59,3 +61,32 @@ async def wait_for_parent_exit(parent_pid: int) -> None:
     # library. Half a second is well within what a person waits after stopping a supervisor.
     while os.getppid() == parent_pid:
         await asyncio.sleep(_PARENT_POLL_SECONDS)
+
+
+def port_is_free(host: str, port: int) -> bool:
+    """True when a server could listen on ``host:port`` right now. Bound with SO_REUSEADDR, as the
+    servers bind: a port held only by closed connections (TIME_WAIT) is free."""
+    try:
+        addresses = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror:
+        return True  # not ours to judge: the server's own bind reports a bad host
+    for family, kind, proto, _, address in addresses:
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(address)
+            except OSError:
+                return False
+    return True
+
+
+def signal_ready(fd: int | None) -> None:
+    """Tell the supervisor that started this process (``--ready-fd``) that it now serves: one line
+    on the pipe it passed, then closed. Its own health probes could be answered by another
+    process on the same port; this cannot."""
+    if fd is None:
+        return
+    try:
+        os.write(fd, b"ready\n")
+    finally:
+        os.close(fd)

@@ -23,6 +23,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--metrics-port", type=int, default=None, help="override the Prometheus port (gRPC services)")
     # Set by `up`: the child stops when that process is gone, so nothing outlives a killed `up`.
     serve.add_argument("--parent-pid", type=int, default=None, help=argparse.SUPPRESS)
+    # Set by `up`: a pipe to say "serving" on, so that `up` knows its own child serves (a health
+    # probe on the port could be answered by another process).
+    serve.add_argument("--ready-fd", type=int, default=None, help=argparse.SUPPRESS)
 
     health = commands.add_parser("health", help="exit 0 when the local process of a service is serving")
     health.add_argument("service", choices=[*SERVICES, "edge"])
@@ -83,11 +86,16 @@ def main(argv: list[str] | None = None) -> int:
         from switchboard.serve import serve_edge, serve_grpc
 
         if args.service == "edge":
-            run(serve_edge(settings, port=args.port, parent_pid=args.parent_pid))
+            run(serve_edge(settings, port=args.port, parent_pid=args.parent_pid, ready_fd=args.ready_fd))
         else:
             run(
                 serve_grpc(
-                    settings, args.service, port=args.port, metrics_port=args.metrics_port, parent_pid=args.parent_pid
+                    settings,
+                    args.service,
+                    port=args.port,
+                    metrics_port=args.metrics_port,
+                    parent_pid=args.parent_pid,
+                    ready_fd=args.ready_fd,
                 )
             )
         return 0

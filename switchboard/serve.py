@@ -17,13 +17,13 @@ from shared.grpc.client import open_channel
 from shared.grpc.server import ServiceApp
 from shared.memberships import CachedMemberships, remote_fetch
 from shared.revocations import RevocationSync, RevokedTokens, remote_revocations
-from shared.config import Settings
-from shared.db import create_pool
+from shared.config import ConfigError, Settings, env_names
+from shared.db import DatabaseProbe, create_pool
 from shared.grpc.health import SERVING
 from shared.grpc.server import ServerOptions, ServiceServer
 from shared.logs import get_logger
 from shared.metrics import RpcMetrics
-from shared.process import wait_for_stop
+from shared.process import port_is_free, signal_ready, wait_for_stop
 
 log = get_logger(__name__)
 
@@ -35,6 +35,15 @@ SERVICE_APPS = {
     "runs": "services.runs.app",
 }
 METRICS_PORT_OFFSET = 1000
+DATABASE = "database"
+"""The dependency name under which a gRPC process's health follows its database probe."""
+
+
+def require_free_port(host: str, port: int, variable: str) -> None:
+    """Raise ConfigError (one line naming ``variable``) when ``host:port`` is taken: clearer than
+    the server's own bind error, which comes as a traceback or a C-level log line."""
+    if not port_is_free(host, port):
+        raise ConfigError(f"port {port} on {host} is in use by another process: set {variable} to a free port")
 
 
 def authenticator_from(
@@ -49,8 +58,9 @@ def authenticator_from(
 def revocation_sync_for(settings: Settings, app: ServiceApp) -> tuple[RevocationSync, grpc.aio.Channel | None]:
     """The loop that keeps this process's revoked-token list fresh, from the app's own source or
     from the identity service (then also the channel to close at the end)."""
-    # Stale beyond a few missed refreshes: refuse worker tokens rather than trust an old list.
-    revoked = RevokedTokens(max_staleness_seconds=max(30.0, 6 * settings.revocation_refresh_seconds))
+    # Stale beyond six missed refreshes (30 s by default): refuse worker tokens rather than trust an
+    # old list. The floor keeps a very short refresh from failing workers on a blink of identity.
+    revoked = RevokedTokens(max_staleness_seconds=max(2.0, 6 * settings.revocation_refresh_seconds))
     channel = None
     fetch = app.revocations
     if fetch is None:
@@ -66,15 +76,25 @@ async def serve_grpc(
     port: int | None = None,
     metrics_port: int | None = None,
     parent_pid: int | None = None,
+    ready_fd: int | None = None,
 ) -> None:
     """Run one replica of ``service`` until SIGINT/SIGTERM (or the parent's exit), then drain.
+    Its health follows the database: NOT_SERVING while a probe cannot reach it, SERVING again
+    once it can. ``ready_fd`` (from ``up``) is told once the process serves.
 
-    Raises ConfigError when the database URL or the tokens are not configured.
+    Raises ConfigError when the database URL or the tokens are not configured, or a port is taken.
     """
     settings.require("database_url")
+    assert settings.database_url is not None
     authenticator_from(settings)  # fail on missing tokens before anything opens
     module = importlib.import_module(SERVICE_APPS[service])
+    names = env_names()
     port = settings.port_of(service) if port is None else port
+    if metrics_port is None:
+        metrics_port = settings.metrics_port if settings.metrics_port is not None else port + METRICS_PORT_OFFSET
+    if port:  # 0 asks the system for a free port
+        require_free_port(settings.bind_host, port, names[f"{service}_port"])
+    require_free_port(settings.bind_host, metrics_port, names["metrics_port"])
     pool = await create_pool(settings, module.SCHEMA, application_name=f"switchboard-{service}")
     try:
         metrics = RpcMetrics()
@@ -105,9 +125,13 @@ async def serve_grpc(
             memberships=memberships,
         )
         bound = await server.start(serving=False)
-        if metrics_port is None:
-            metrics_port = settings.metrics_port if settings.metrics_port is not None else bound + METRICS_PORT_OFFSET
         server.metrics.serve(settings.bind_host, metrics_port)
+        probe = DatabaseProbe(
+            settings.database_url,
+            lambda reachable: server.health.set_dependency(DATABASE, reachable),
+            application_name=f"switchboard-{service}-probe",
+        )
+        probe.start()
         sync.start()
         stop = asyncio.create_task(wait_for_stop(parent_pid))
         # SERVING means ready for every caller, workers included: their tokens can be checked
@@ -118,11 +142,13 @@ async def serve_grpc(
                 start()
             await server.health.set_all(SERVING)
             log.info("service_started", service=service, port=bound, metrics_port=metrics_port, pid=os.getpid())
+            signal_ready(ready_fd)
         reason = await stop
         log.info("service_stopping", service=service, reason=reason)
         for drain in app.on_drain:
             drain()
         await server.stop()
+        await probe.stop()
         await sync.stop()
         if identity_channel is not None:
             await identity_channel.close()
@@ -137,17 +163,29 @@ class _EdgeServer(uvicorn.Server):
     """uvicorn without its own signal handling: the process's stop signal (or the supervisor's
     exit) is handled once, in wait_for_stop, and then the server drains open requests."""
 
+    ready_fd: int | None = None
+
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
 
+    async def startup(self, sockets: list | None = None) -> None:
+        await super().startup(sockets)
+        if self.started:  # listening (uvicorn exits by itself when it cannot bind)
+            signal_ready(self.ready_fd)
 
-async def serve_edge(settings: Settings, *, port: int | None = None, parent_pid: int | None = None) -> None:
-    """Run the HTTP edge until SIGINT/SIGTERM (or the parent's exit); open requests finish first."""
+
+async def serve_edge(
+    settings: Settings, *, port: int | None = None, parent_pid: int | None = None, ready_fd: int | None = None
+) -> None:
+    """Run the HTTP edge until SIGINT/SIGTERM (or the parent's exit); open requests finish first.
+    ``ready_fd`` (from ``up``) is told once it listens. Raises ConfigError when its port is taken."""
     from services.edge.app import create_app
 
-    app = create_app(settings)
     port = settings.edge_port if port is None else port
+    if port:
+        require_free_port(settings.bind_host, port, env_names()["edge_port"])
+    app = create_app(settings)
     server = _EdgeServer(
         uvicorn.Config(
             app,
@@ -159,6 +197,7 @@ async def serve_edge(settings: Settings, *, port: int | None = None, parent_pid:
             lifespan="on",
         )
     )
+    server.ready_fd = ready_fd
     log.info("edge_starting", port=port, pid=os.getpid())
     stop = asyncio.create_task(wait_for_stop(parent_pid))
     stop.add_done_callback(lambda _: setattr(server, "should_exit", True))

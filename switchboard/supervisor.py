@@ -1,8 +1,12 @@
 """``switchboard up``: the whole stack on one machine.
 
-Starts PostgreSQL (embedded unless DATABASE_URL is set), applies migrations, starts N processes of
-each gRPC service and the edge, waits until every one reports SERVING, prints the endpoints, and on
-Ctrl-C/SIGTERM stops them in reverse order (edge, services, database), each draining first.
+First makes sure it harms nothing (switchboard/preflight.py): it locks its data directory when it
+embeds PostgreSQL there, and checks that its ports are free; otherwise it refuses in one line.
+Then starts PostgreSQL (embedded unless DATABASE_URL is set), applies migrations, starts N
+processes of each gRPC service and the edge, waits until every one of *its own* children says it
+serves (over a pipe: a health probe on the port could reach another process), prints the
+endpoints, and on Ctrl-C/SIGTERM stops them in reverse order (edge, services, database), each
+draining first. A PostgreSQL that was already running is used but never stopped.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from shared.embedded_pg import EmbeddedPostgres
 from shared.logs import get_logger
 from shared.migrate import migrate
 from shared.process import wait_for_stop
-from switchboard.healthcheck import is_serving
+from switchboard.preflight import DataDirLock, Refused, require_free_ports
 from switchboard.serve import METRICS_PORT_OFFSET
 
 log = get_logger(__name__)
@@ -54,6 +58,8 @@ class Child:
     service: str
     port: int
     process: asyncio.subprocess.Process | None = None
+    # During start-up: resolves True when the child says it serves, False when it exits first.
+    ready: asyncio.Future[bool] | None = None
 
 
 def replica_ports(settings: Settings, service: str, replicas: int) -> list[int]:
@@ -112,7 +118,15 @@ class Stack:
         if settings.database_url is None:
             self.database = EmbeddedPostgres(data_dir / "pgdata")
             fill["database_url"] = await asyncio.to_thread(self.database.start)
-            log.info("embedded_postgres_started", pgdata=str(self.database.pgdata), pid=self.database.pid)
+            if self.database.started_here:
+                log.info("embedded_postgres_started", pgdata=str(self.database.pgdata), pid=self.database.pid)
+            else:
+                log.warning(
+                    "embedded_postgres_already_running",
+                    pgdata=str(self.database.pgdata),
+                    pid=self.database.pid,
+                    detail="not started by this `up`, so it is used and left running at the end",
+                )
         settings = self.settings = dataclasses.replace(settings, **fill)
         self._check_stop()
         applied = await migrate(settings.database_url)
@@ -125,20 +139,31 @@ class Stack:
         self.children.append(Child("edge", "edge", settings.edge_port))
         self._env = self._child_env(settings)
         for child in self.children:
-            await self._spawn(child)
+            await self._spawn(child, report_ready=True)
         await self._wait_until_serving()
         return settings
 
-    async def _spawn(self, child: Child) -> None:
-        child.process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "switchboard", "serve", child.service,
-            "--port", str(child.port), "--parent-pid", str(os.getpid()),
-            *(("--metrics-port", str(child.port + METRICS_PORT_OFFSET)) if child.service != "edge" else ()),
-            env=self._env,
-            # A session of their own: Ctrl-C reaches the supervisor only, which stops the
-            # children in order instead of all at once.
-            start_new_session=True,
-        )  # fmt: skip
+    async def _spawn(self, child: Child, *, report_ready: bool = False) -> None:
+        ready_args: tuple[str, ...] = ()
+        pass_fds: tuple[int, ...] = ()
+        if report_ready:
+            read_end, write_end = os.pipe()
+            child.ready = _readiness(read_end)
+            ready_args, pass_fds = ("--ready-fd", str(write_end)), (write_end,)
+        try:
+            child.process = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "switchboard", "serve", child.service,
+                "--port", str(child.port), "--parent-pid", str(os.getpid()), *ready_args,
+                *(("--metrics-port", str(child.port + METRICS_PORT_OFFSET)) if child.service != "edge" else ()),
+                env=self._env,
+                pass_fds=pass_fds,
+                # A session of their own: Ctrl-C reaches the supervisor only, which stops the
+                # children in order instead of all at once.
+                start_new_session=True,
+            )  # fmt: skip
+        finally:
+            for fd in pass_fds:
+                os.close(fd)  # the child holds it now: its exit ends the pipe (EOF) if it never serves
 
     def _child_env(self, settings: Settings) -> dict[str, str]:
         names = env_names()
@@ -155,22 +180,29 @@ class Stack:
         return env
 
     async def _wait_until_serving(self) -> None:
+        """Until every child has said that it serves; raises StartupError when one exits first or
+        they take too long, StartupInterrupted on a stop signal."""
+        waiting = {child.ready: child for child in self.children if child.ready is not None}
         deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
-        pending = list(self.children)
-        while pending:
-            self._check_stop()
-            for child in list(pending):
-                assert child.process is not None
-                if child.process.returncode is not None:
-                    raise StartupError(f"{child.name} exited with code {child.process.returncode} during start-up")
-                if await is_serving(child.service, "127.0.0.1", child.port):
-                    pending.remove(child)
-            if pending and time.monotonic() > deadline:
-                names = ", ".join(c.name for c in pending)
-                raise StartupError(f"not serving after {STARTUP_TIMEOUT_SECONDS:g} s: {names}")
-            if pending:
-                # Polling: a child that is still importing has no endpoint to wait on yet.
-                await asyncio.sleep(0.05)
+        try:
+            while waiting:
+                self._check_stop()
+                # Woken by a child's answer; the short timeout only lets a stop signal be seen.
+                done, _ = await asyncio.wait(waiting, timeout=0.2, return_when=asyncio.FIRST_COMPLETED)
+                for future in done:
+                    child = waiting.pop(future)
+                    if not future.result():
+                        assert child.process is not None
+                        code = await child.process.wait()
+                        raise StartupError(f"{child.name} exited with code {code} during start-up")
+                if waiting and time.monotonic() > deadline:
+                    names = ", ".join(c.name for c in waiting.values())
+                    raise StartupError(f"not serving after {STARTUP_TIMEOUT_SECONDS:g} s: {names}")
+        finally:
+            for child in self.children:
+                if child.ready is not None and not child.ready.done():
+                    child.ready.cancel()
+                child.ready = None
 
     async def wait(self, stop: asyncio.Task[str]) -> str:
         """Until ``stop`` (a stop signal) completes; returns its result. A child that exits
@@ -207,8 +239,36 @@ class Stack:
             await asyncio.gather(*(_terminate(child, grace) for child in group))
         self.children.clear()
         if self.database is not None:
+            started_here = self.database.started_here
             await asyncio.to_thread(self.database.stop)
-            log.info("embedded_postgres_stopped")
+            log.info("embedded_postgres_stopped" if started_here else "embedded_postgres_left_running")
+
+
+def _readiness(fd: int) -> asyncio.Future[bool]:
+    """A future for the read end of a child's ready pipe: True on its line, False on EOF (the child
+    exited, or could not start, without serving). Reads without a thread."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[bool] = loop.create_future()
+    os.set_blocking(fd, False)
+
+    def readable() -> None:
+        try:
+            data = os.read(fd, 64)
+        except BlockingIOError:
+            return
+        loop.remove_reader(fd)
+        os.close(fd)
+        if not future.done():
+            future.set_result(bool(data))
+
+    def cancelled(done: asyncio.Future[bool]) -> None:
+        if done.cancelled():
+            loop.remove_reader(fd)
+            os.close(fd)
+
+    loop.add_reader(fd, readable)
+    future.add_done_callback(cancelled)
+    return future
 
 
 async def _terminate(child: Child, grace: float) -> None:
@@ -245,7 +305,33 @@ def endpoint_table(settings: Settings, replicas: int) -> str:
 
 
 async def up(settings: Settings, replicas: int) -> int:
-    """Run the stack until stopped; the process exit code."""
+    """Run the stack until stopped; the process exit code. Refuses at once (1, with one line on
+    stderr, nothing started or written) when its data directory is in use by another ``up`` or a
+    port it needs is taken."""
+    # The lock guards the embedded database; with DATABASE_URL the data directory holds only the
+    # generated secrets, which are written atomically, and several stacks may share a server.
+    lock = DataDirLock(settings.data_dir.resolve()) if settings.database_url is None else None
+    try:
+        # An existing directory is locked first, so that a second `up` is told of the first one
+        # rather than of its ports; a new one is made only once the ports are known to be free.
+        if lock is not None and lock.path.parent.is_dir():
+            lock.acquire()
+        require_free_ports(settings, replicas, REPLICA_PORT_STRIDE, METRICS_PORT_OFFSET)
+        if lock is not None and not lock.held:
+            lock.acquire()
+    except Refused as exc:
+        if lock is not None:
+            lock.release()
+        print(f"switchboard: {exc}", file=sys.stderr, flush=True)
+        return 1
+    try:
+        return await _run(settings, replicas)
+    finally:
+        if lock is not None:
+            lock.release()  # only after the database stopped: the next `up` may start it at once
+
+
+async def _run(settings: Settings, replicas: int) -> int:
     stack = Stack(settings, replicas)
     started = time.monotonic()
     # Listen for the stop signal from the very start: Ctrl-C during start-up must still stop
@@ -261,6 +347,10 @@ async def up(settings: Settings, replicas: int) -> int:
         except StartupInterrupted:
             log.info("stack_stopping", reason=stop.result(), during="start-up")
             return 0
+        except StartupError as exc:
+            log.error("stack_failed", detail=str(exc))
+            print(f"switchboard: {exc}", file=sys.stderr, flush=True)
+            return 1
         log.info("stack_serving", seconds=round(time.monotonic() - started, 3), replicas=replicas)
         print(endpoint_table(effective, replicas), flush=True)
         reason = await stack.wait(stop)

@@ -1,4 +1,8 @@
-"""The standard health service (grpc.health.v1.Health) with a draining state.
+"""The standard health service (grpc.health.v1.Health) with dependencies and a draining state.
+
+A server is SERVING when it was declared so (``set_all``), every dependency it needs to answer is
+healthy (``set_dependency``: the database, reported by its probe), and it is not draining. Draining
+is final: no later report of a healthy dependency turns a stopping server back to SERVING.
 
 Unlike the reference servicer, ``Watch`` streams end by themselves once the server drains (after
 telling the watcher NOT_SERVING), so that an open watch never holds up a graceful stop.
@@ -22,21 +26,43 @@ class HealthService(health_pb2_grpc.HealthServicer):
     def __init__(self, service_names: tuple[str, ...]):
         self._status = {name: NOT_SERVING for name in ("", *service_names)}
         self._changed = asyncio.Condition()
+        self._declared = NOT_SERVING
+        self._unhealthy: set[str] = set()
         self._draining = False
 
+    @property
+    def unhealthy(self) -> frozenset[str]:
+        """The dependencies reported unhealthy right now."""
+        return frozenset(self._unhealthy)
+
     async def set_all(self, status: "health_pb2.HealthCheckResponse.ServingStatus") -> None:
+        """Declare the server SERVING (ready to answer) or NOT_SERVING; dependencies and draining
+        still have their say."""
         async with self._changed:
-            for name in self._status:
-                self._status[name] = status
-            self._changed.notify_all()
+            self._declared = status
+            self._publish()
+
+    async def set_dependency(self, name: str, healthy: bool) -> None:
+        """Record whether dependency ``name`` (e.g. ``"database"``) is healthy."""
+        async with self._changed:
+            if healthy:
+                self._unhealthy.discard(name)
+            else:
+                self._unhealthy.add(name)
+            self._publish()
 
     async def drain(self) -> None:
         """Report NOT_SERVING for every service from now on, and end the open watches."""
         async with self._changed:
             self._draining = True
-            for name in self._status:
-                self._status[name] = NOT_SERVING
-            self._changed.notify_all()
+            self._publish()
+
+    def _publish(self) -> None:
+        """Under the lock: recompute every status and wake the watchers."""
+        status = NOT_SERVING if self._draining or self._unhealthy else self._declared
+        for name in self._status:
+            self._status[name] = status
+        self._changed.notify_all()
 
     async def Check(self, request: health_pb2.HealthCheckRequest, context: grpc.aio.ServicerContext):
         status = self._status.get(request.service)

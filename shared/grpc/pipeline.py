@@ -27,6 +27,7 @@ import structlog
 
 from shared.auth import Authenticator, Principal, WorkerPrincipal, set_current_principal
 from shared.authz import Memberships, Policy, authorize, policy_of, set_current_access
+from shared.db import database_unavailable
 from shared.errors import DomainError, FieldViolation, InvalidArgument, PermissionDenied
 from shared.memberships import NoMemberships
 from shared.logs import get_logger
@@ -210,6 +211,9 @@ class RequestPipeline(grpc.aio.ServerInterceptor):
             outcome.code = grpc.StatusCode.DEADLINE_EXCEEDED
             outcome.message = f"the call did not finish within the server's default deadline of {deadline:g} s"
             outcome.status = _plain_status(outcome.code, outcome.message)
+        elif (unreachable := database_unavailable(exc)) is not None:  # an outage to retry, not a bug
+            outcome.code, outcome.status, outcome.message = unreachable.code, unreachable.to_status(), unreachable.message
+            log.warning("rpc_database_unavailable", error=type(exc).__name__)
         elif isinstance(exc, NotImplementedError):
             outcome.code = grpc.StatusCode.UNIMPLEMENTED
             outcome.message = f"{method.lstrip('/')} is not implemented yet"

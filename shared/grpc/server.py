@@ -105,7 +105,10 @@ class ServiceServer:
         """Bind and start serving; returns the bound port (useful with port 0). With
         ``serving=False`` health stays NOT_SERVING until ``health.set_all(SERVING)``."""
         address = f"{self.options.host}:{self.options.port}"
-        self.port = self._server.add_insecure_port(address)
+        try:
+            self.port = self._server.add_insecure_port(address)
+        except RuntimeError as exc:  # what grpcio raises when the port is taken
+            raise OSError(f"could not bind {address}: is another process listening there?") from exc
         if self.port == 0:
             raise OSError(f"could not bind {address}")
         await self._server.start()

@@ -254,3 +254,106 @@ async def test_replicas_are_balanced_and_a_dead_one_is_replaced(tmp_path):
         assert '"child_exited"' in stack.logs()
     finally:
         assert await stop_stack(stack) == 0
+
+
+# -- `up` owns its database or refuses -------------------------------------------------------------
+
+
+def stack_env(stack: Stack, **extra: str) -> dict[str, str]:
+    """The environment that started ``stack``: the same data directory and ports."""
+    env = base_env(SWITCHBOARD_DATA_DIR=str(stack.data_dir), **extra)
+    for name, port in stack.ports.items():
+        env[f"SWITCHBOARD_{name.upper()}_PORT"] = str(port)
+    return env
+
+
+async def run_up(env: dict[str, str], timeout: float = 20) -> tuple[int, str, str]:
+    """Run `switchboard up` to its end; its exit code, stdout and stderr."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "switchboard", "up", cwd=REPO_ROOT, env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        async with asyncio.timeout(timeout):
+            stdout, stderr = await process.communicate()
+    finally:
+        if process.returncode is None:  # it did not refuse: do not leave a stack behind
+            process.send_signal(signal.SIGINT)
+            await process.wait()
+    return process.returncode, stdout.decode(), stderr.decode()
+
+
+async def test_a_second_up_on_a_data_directory_in_use_refuses_in_one_line_and_harms_nothing(stack):
+    postmaster = stack.postmaster_pid()
+    children = sorted(c.pid for c in psutil.Process(stack.process.pid).children())
+
+    code, stdout, stderr = await run_up(stack_env(stack))
+
+    assert code == 1
+    assert stdout == ""  # no endpoint table: nothing of it serves
+    assert stderr.splitlines() == [
+        f"switchboard: {stack.data_dir} is in use by another `switchboard up` (pid {stack.process.pid}): "
+        "stop it first, or set SWITCHBOARD_DATA_DIR to another directory"
+    ]
+    # Below the lock, the embedded database itself never stops a server it did not start: what a
+    # second `up` without the lock did (it attached, and stopped the first stack's database).
+    guest = subprocess.run(
+        [sys.executable, "-c", "import sys; from pathlib import Path; from shared.embedded_pg import EmbeddedPostgres; "
+         "pg = EmbeddedPostgres(Path(sys.argv[1])); pg.start(); print(pg.started_here); pg.stop()",
+         str(stack.data_dir / "pgdata")],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert guest.returncode == 0 and guest.stdout.split() == ["False"], guest.stderr
+    # The first stack is untouched: the same database and children, and calls reach the database.
+    assert stack.postmaster_pid() == postmaster and psutil.pid_exists(postmaster)
+    assert sorted(c.pid for c in psutil.Process(stack.process.pid).children()) == children
+    async with open_channel(f"127.0.0.1:{stack.ports['runs']}", token=stack.internal_token) as channel:
+        with pytest.raises(grpc.aio.AioRpcError) as missing:
+            await run_service_pb2_grpc.RunServiceStub(channel).GetRun(
+                run_service_pb2.GetRunRequest(run_id="6f1b2c9e-8a44-4c1e-9d1a-0b7d4f3e2a11")
+            )
+        assert missing.value.code() == grpc.StatusCode.NOT_FOUND  # answered from the database
+    ready = httpx.get(f"http://127.0.0.1:{stack.ports['edge']}/readyz")
+    assert ready.status_code == 200
+    assert '"child_exited"' not in stack.logs()
+
+
+async def test_a_port_in_use_is_one_line_naming_its_variable_and_nothing_is_started(tmp_path):
+    ports = dict(zip([*SERVICES, "edge"], free_base_ports(5, 1), strict=True))
+    data_dir = tmp_path / "data"
+    env = base_env(SWITCHBOARD_DATA_DIR=str(data_dir))
+    for name, port in ports.items():
+        env[f"SWITCHBOARD_{name.upper()}_PORT"] = str(port)
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", ports["runs"]))
+        squatter.listen()
+        code, stdout, stderr = await run_up(env)
+    assert code == 1 and stdout == ""
+    assert stderr.splitlines() == [
+        f"switchboard: port in use on 127.0.0.1: {ports['runs']} (SWITCHBOARD_RUNS_PORT); "
+        "set the variable named to free ports, or stop what listens there"
+    ]
+    assert not data_dir.exists()  # no database made, no secrets written
+
+
+@pytest.mark.parametrize("service", ["runs", "edge"])
+def test_serve_on_a_port_in_use_is_one_line_naming_its_variable(service, postgres_dsn):
+    env = base_env(
+        DATABASE_URL=postgres_dsn,
+        SWITCHBOARD_INTERNAL_TOKEN="t" * 40,
+        SWITCHBOARD_WORKER_TOKEN_KEY="k" * 40,
+    )
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        port = squatter.getsockname()[1]
+        env[f"SWITCHBOARD_{service.upper()}_PORT"] = str(port)
+        done = subprocess.run(
+            [sys.executable, "-m", "switchboard", "serve", service],
+            cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=30,
+        )  # fmt: skip
+    assert done.returncode == 2
+    assert done.stderr.splitlines() == [
+        f"switchboard: port {port} on 127.0.0.1 is in use by another process: "
+        f"set SWITCHBOARD_{service.upper()}_PORT to a free port"
+    ]
