@@ -633,3 +633,43 @@ async def test_an_owner_manages_their_own_organisation_and_nothing_else(migrated
             await proxy.GetEgressPolicy(proxy_pb.GetEgressPolicyRequest(organization_id=a.organization.id), metadata=meg)
         assert removed.value.code() == grpc.StatusCode.PERMISSION_DENIED
         await proxy.DeleteSecret(proxy_pb.DeleteSecretRequest(secret_id=secret.secret_id), metadata=ann)
+
+
+async def test_an_acting_user_has_no_operator_reach_into_another_organisation(migrated_database):
+    """Issue 13's first reproducer: the owner of A (or a user id that exists nowhere), acting
+    through an internal caller, reads nothing of B's connections and neither publishes into nor
+    subscribes to B's streams."""
+    fake = FakeSlack(SLACK_TOKEN)
+    async with serve_asgi(fake.app()) as slack_url, running_services(migrated_database) as (stubs, pool):
+        identity, interactions, events = stubs["IdentityService"], stubs["InteractionService"], stubs["EventService"]
+        a = await identity.SignUp(identity_pb.SignUpRequest(email="ann@a.example", display_name="Ann"), metadata=OPERATOR)
+        b = await identity.SignUp(identity_pb.SignUpRequest(email="bob@b.example", display_name="Bob"), metadata=OPERATOR)
+        b_agent = (await identity.CreateAgent(identity_pb.CreateAgentRequest(organization_id=b.organization.id, name="B"), metadata=OPERATOR)).agent.id
+        connection = (await interactions.RegisterConnection(
+            interactions_pb.RegisterConnectionRequest(
+                organization_id=b.organization.id, platform=interactions_pb.PLATFORM_SLACK, external_id="TB", bot_token=SLACK_TOKEN,
+                signing_secret=SIGNING_SECRET, api_base_url=slack_url,
+            ), metadata=OPERATOR,
+        )).connection  # fmt: skip
+        stream = f"agents/{b_agent}"
+        before = await digest(pool)
+        for user in (a.user.id, str(uuid.uuid4())):
+            as_user = acting(user)
+            for call in (
+                interactions.ListConnections(interactions_pb.ListConnectionsRequest(organization_id=b.organization.id), metadata=as_user),
+                events.Publish(
+                    events_pb.PublishRequest(stream=stream, organization_id=b.organization.id, type="question.answered", payload_json='{"option_id": "yes"}'),
+                    metadata=as_user,
+                ),
+            ):
+                with pytest.raises(grpc.aio.AioRpcError) as refused:
+                    await call
+                assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
+            with pytest.raises(grpc.aio.AioRpcError) as hidden:
+                await interactions.GetConnection(interactions_pb.GetConnectionRequest(connection_id=connection.id), metadata=as_user)
+            assert hidden.value.code() == grpc.StatusCode.NOT_FOUND and "TB" not in (hidden.value.details() or "")
+            subscription = events.Subscribe(events_pb.SubscribeRequest(stream=stream, organization_id=b.organization.id), metadata=as_user)
+            with pytest.raises(grpc.aio.AioRpcError) as refused:
+                await subscription.read()
+            assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        assert await digest(pool) == before
