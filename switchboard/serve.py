@@ -16,13 +16,14 @@ from shared.auth import Authenticator, WorkerTokens
 from shared.grpc.client import open_channel
 from shared.grpc.server import ServiceApp
 from shared.revocations import RevocationSync, RevokedTokens, remote_revocations
-from shared.config import Settings
+from shared.config import ConfigError, Settings
 from shared.db import create_pool
 from shared.grpc.health import SERVING
 from shared.grpc.server import ServerOptions, ServiceServer
 from shared.logs import get_logger
 from shared.metrics import RpcMetrics
 from shared.process import wait_for_stop
+from shared.worker_keys import parse_public_keys
 
 log = get_logger(__name__)
 
@@ -39,10 +40,22 @@ METRICS_PORT_OFFSET = 1000
 def authenticator_from(
     settings: Settings, revoked: RevokedTokens | None = None, *, require_organization: bool = True
 ) -> Authenticator:
-    settings.require("internal_token", "worker_token_key")
-    assert settings.internal_token is not None and settings.worker_token_key is not None
-    tokens = WorkerTokens(settings.worker_token_key, require_organization=require_organization)
+    """Internal callers by the internal token, workers by the verification key set (public keys
+    only). Raises ConfigError when either is not configured."""
+    settings.require("internal_token", "worker_token_public_keys")
+    assert settings.internal_token is not None and settings.worker_token_public_keys is not None
+    tokens = WorkerTokens(parse_public_keys(settings.worker_token_public_keys), require_organization=require_organization)
     return Authenticator(settings.internal_token, tokens, revoked)
+
+
+def refuse_signing_key(settings: Settings, process: str) -> None:
+    """Only identity may hold the private key of worker tokens: any other process that is given
+    it refuses to start (a compromised replica must not be able to mint tokens)."""
+    if settings.worker_token_signing_key is not None:
+        raise ConfigError(
+            f"SWITCHBOARD_WORKER_TOKEN_SIGNING_KEY is for the identity service only: unset it for {process}, "
+            "which verifies worker tokens with SWITCHBOARD_WORKER_TOKEN_PUBLIC_KEYS"
+        )
 
 
 def revocation_sync_for(settings: Settings, app: ServiceApp) -> tuple[RevocationSync, grpc.aio.Channel | None]:
@@ -72,6 +85,8 @@ async def serve_grpc(
     """
     settings.require("database_url")
     authenticator_from(settings)  # fail on missing tokens before anything opens
+    if service != "identity":
+        refuse_signing_key(settings, service)
     module = importlib.import_module(SERVICE_APPS[service])
     port = settings.port_of(service) if port is None else port
     pool = await create_pool(settings, module.SCHEMA, application_name=f"switchboard-{service}")
@@ -137,6 +152,7 @@ async def serve_edge(settings: Settings, *, port: int | None = None, parent_pid:
     """Run the HTTP edge until SIGINT/SIGTERM (or the parent's exit); open requests finish first."""
     from services.edge.app import create_app
 
+    refuse_signing_key(settings, "the edge")
     app = create_app(settings)
     port = settings.edge_port if port is None else port
     server = _EdgeServer(

@@ -21,9 +21,10 @@ import psutil
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from shared.auth import WorkerTokens
+from shared.auth import WorkerTokenIssuer
 from shared.config import SERVICES
 from shared.grpc.client import open_channel
+from shared.worker_keys import parse_signing_key
 from switchboard.runs.v1 import run_service_pb2, run_service_pb2_grpc
 from switchboard.supervisor import REPLICA_PORT_STRIDE
 from tests.conftest import REPO_ROOT, base_env
@@ -65,7 +66,12 @@ class Stack:
     data_dir: Path
     stderr_path: Path
     internal_token: str
-    worker_key: str
+    worker_key: str  # the private key of worker tokens that `up` generated (identity's)
+
+    @property
+    def tokens(self) -> WorkerTokenIssuer:
+        """Mints worker tokens as the stack's identity service does."""
+        return WorkerTokenIssuer(parse_signing_key(self.worker_key))
 
     def logs(self) -> str:
         return self.stderr_path.read_text()
@@ -94,7 +100,7 @@ async def start_stack(tmp_path: Path, replicas: int = 1, extra_env: dict[str, st
             table.append(line.decode().rstrip())
     secrets = json.loads((data_dir / "secrets.json").read_text())
     assert table[-1] == f"internal token: {secrets['internal_token']}"
-    return Stack(process, ports, data_dir, stderr_path, secrets["internal_token"], secrets["worker_token_key"])
+    return Stack(process, ports, data_dir, stderr_path, secrets["internal_token"], secrets["worker_token_signing_key"])
 
 
 async def stop_stack(stack: Stack) -> int:
@@ -142,7 +148,7 @@ async def test_every_service_lists_its_api_health_and_reflection_with_grpcurl(st
 
 
 async def test_calls_are_authenticated_and_no_token_reaches_the_logs(stack):
-    tokens = WorkerTokens(stack.worker_key)
+    tokens = stack.tokens
     good = tokens.issue(organization_id="0c5a1d4e-6f1b-4c1e-9d1a-0b7d4f3e2a11", agent_id="2e7c3f6a-8b3d-4e3a-9f3c-2d9f6b5a4c33", connection_id=None, ttl=timedelta(minutes=5)).token
     expired = tokens.issue(
         organization_id="0c5a1d4e-6f1b-4c1e-9d1a-0b7d4f3e2a11", agent_id="2e7c3f6a-8b3d-4e3a-9f3c-2d9f6b5a4c33", connection_id=None, ttl=timedelta(seconds=1),
