@@ -26,7 +26,7 @@ from shared.grpc.client import open_channel
 from shared.grpc.server import ServerOptions, ServiceServer
 from shared.logs import capture_log_lines
 from tests.conftest import INTERNAL_TOKEN
-from tests.support.worker_keys import PUBLIC_KEYS_SETTING, verifier
+from tests.support.worker_keys import PUBLIC_KEYS_SETTING, SIGNING_KEY_SETTING, verifier
 
 APPS = {"identity": identity_app, "interactions": interactions_app, "secretproxy": secretproxy_app, "runs": runs_app}
 MAX_BODY = 4096
@@ -45,7 +45,8 @@ async def upstream_servers() -> AsyncIterator[dict[str, ServiceServer]]:
     servers = {}
     try:
         for name, module in APPS.items():
-            app = await module.create(Settings(worker_token_public_keys=PUBLIC_KEYS_SETTING, internal_token=INTERNAL_TOKEN), None)
+            keys = {"worker_token_public_keys": PUBLIC_KEYS_SETTING, "worker_token_signing_key": SIGNING_KEY_SETTING}
+            app = await module.create(Settings(internal_token=INTERNAL_TOKEN, **keys), None)
             server = ServiceServer(
                 app.registrations,
                 ServerOptions(host="127.0.0.1", port=0),
