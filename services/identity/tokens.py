@@ -33,8 +33,8 @@ def issuer_from(settings: Settings) -> WorkerTokenIssuer:
         )
     if not same_key(published, signing.public_key):
         raise ConfigError(
-            f"SWITCHBOARD_WORKER_TOKEN_PUBLIC_KEYS lists another public key as {signing.kid!r} than the "
-            "signing key's own"
+            f"the public key listed as {signing.kid!r} in SWITCHBOARD_WORKER_TOKEN_PUBLIC_KEYS is not the signing "
+            "key's: list the signing key's own public key under its kid"
         )
     return WorkerTokenIssuer(signing)
 

@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -258,5 +259,33 @@ async def test_replicas_are_balanced_and_a_dead_one_is_replaced(tmp_path):
         assert ready.status_code == 200
         await until_serving(victim_port)
         assert '"child_exited"' in stack.logs()
+    finally:
+        assert await stop_stack(stack) == 0
+
+
+async def test_up_gives_the_worker_token_private_key_to_identity_only(tmp_path):
+    # A data directory of the HS256 days: its shared key is dropped and a key pair made instead.
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "secrets.json").write_text(json.dumps({"internal_token": "i" * 43, "worker_token_key": "w" * 64}))
+    stack = await start_stack(tmp_path)
+    try:
+        signing_key = stack.worker_key.partition(":")[2]
+        holders = {}
+        for child in psutil.Process(stack.process.pid).children():
+            if "serve" in child.cmdline():
+                service = child.cmdline()[child.cmdline().index("serve") + 1]
+                environ = child.environ()
+                assert environ["SWITCHBOARD_WORKER_TOKEN_PUBLIC_KEYS"] == parse_signing_key(stack.worker_key).public_setting()
+                holders[service] = signing_key in environ.get("SWITCHBOARD_WORKER_TOKEN_SIGNING_KEY", "")
+        assert holders == {"identity": True, "interactions": False, "secretproxy": False, "runs": False, "edge": False}
+        assert "worker_token_key" not in json.loads((stack.data_dir / "secrets.json").read_text())
+        # A token of that key is accepted by a service that holds only the public key.
+        token = stack.tokens.issue(organization_id=str(uuid.uuid4()), agent_id=str(uuid.uuid4()), connection_id=None, ttl=timedelta(minutes=5))
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{stack.ports['runs']}") as channel:
+            with pytest.raises(grpc.aio.AioRpcError) as caught:
+                await run_service_pb2_grpc.RunServiceStub(channel).GetRun(
+                    run_service_pb2.GetRunRequest(run_id=str(uuid.uuid4())), metadata=(("authorization", f"Bearer {token.token}"),)
+                )
+            assert caught.value.code() == grpc.StatusCode.NOT_FOUND
     finally:
         assert await stop_stack(stack) == 0

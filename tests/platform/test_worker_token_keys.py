@@ -235,7 +235,7 @@ async def test_rotating_the_signing_key_keeps_tokens_of_the_previous_key_until_t
     "signing, published, problem",
     [
         (K2, [K1], "'k2' is not in SWITCHBOARD_WORKER_TOKEN_PUBLIC_KEYS"),
-        (SigningKey(K1.kid, K2.private_key), [K1, K2], "lists another public key as 'k1'"),
+        (SigningKey(K1.kid, K2.private_key), [K1, K2], "listed as 'k1' in SWITCHBOARD_WORKER_TOKEN_PUBLIC_KEYS is not the signing key's"),
         (None, [K1], "SWITCHBOARD_WORKER_TOKEN_SIGNING_KEY"),
     ],
     ids=["unpublished-kid", "another-key-under-its-kid", "no-signing-key"],
