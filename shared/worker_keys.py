@@ -36,12 +36,12 @@ _KID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 _RAW_KEY_BYTES = 32
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # two keys are never "equal" by their kid alone
 class SigningKey:
     """The private key that signs worker tokens, and the id that names it in their header."""
 
     kid: str
-    private_key: Ed25519PrivateKey = field(repr=False, compare=False)
+    private_key: Ed25519PrivateKey = field(repr=False)
 
     @property
     def public_key(self) -> Ed25519PublicKey:
