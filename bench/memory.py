@@ -24,9 +24,8 @@ import httpx
 import psutil
 
 from bench.common import Measurement, Row
-from bench.runs_throughput import TOKEN, WORKER_KEY
+from bench.runs_throughput import TOKEN, WORKER_KEY, WORKER_TOKENS
 from bench.startup import SERVICES, launch_up
-from shared.auth import WorkerTokens
 from switchboard.identity.v1 import identity_service_pb2, identity_service_pb2_grpc
 from switchboard.interactions.v1 import event_service_pb2, event_service_pb2_grpc
 from switchboard.runs.v1 import run_service_pb2, run_service_pb2_grpc
@@ -71,7 +70,7 @@ async def _load(ports: dict[str, int], seconds: float) -> dict[str, int]:
     Returns how many of each were done (events: as received by the subscribers)."""
     org, stream = str(uuid.uuid4()), "memory"
     done = dict.fromkeys(("runs", "published", "grpc_received", "sse_received", "sign_ups", "listings", "healthz"), 0)
-    tokens = WorkerTokens(WORKER_KEY)
+    tokens = WORKER_TOKENS
 
     def worker_token() -> str:
         issued = tokens.issue(organization_id=org, agent_id=str(uuid.uuid4()), connection_id=None, ttl=timedelta(hours=1))
@@ -158,7 +157,7 @@ async def _load(ports: dict[str, int], seconds: float) -> dict[str, int]:
 
 async def _measure_once(data_dir: Path) -> tuple[dict[str, float], dict[str, float], dict[str, int]]:
     """(idle, peak under load) MiB per kind, and what the load did, from one `switchboard up`."""
-    process, ports = await launch_up(data_dir, SWITCHBOARD_INTERNAL_TOKEN=TOKEN, SWITCHBOARD_WORKER_TOKEN_KEY=WORKER_KEY)
+    process, ports = await launch_up(data_dir, SWITCHBOARD_INTERNAL_TOKEN=TOKEN, SWITCHBOARD_WORKER_TOKEN_SIGNING_KEY=WORKER_KEY.setting())
     assert process.stderr is not None
     postgres, drain = None, None
     try:

@@ -15,8 +15,7 @@ import grpc
 import httpx
 
 from bench.common import Measurement, Row, percentile
-from bench.runs_throughput import TOKEN, WORKER_KEY, _free_port, start_services
-from shared.auth import WorkerTokens
+from bench.runs_throughput import TOKEN, WORKER_TOKENS, _free_port, start_services
 from shared.migrate import migrate
 from switchboard.secretproxy.v1 import secret_proxy_service_pb2 as pb
 from switchboard.secretproxy.v1 import secret_proxy_service_pb2_grpc
@@ -90,7 +89,7 @@ async def bench(admin_dsn: str, repetitions: int) -> tuple[list[Row], list[str]]
     results: dict[str, list[float]] = {k: [] for k in ("direct_p50", "direct_p99", "proxy_p50", "proxy_p99", "grpc_p50", "bare_p50", "direct_rps", "proxy_rps")}
     try:
         org, agent = str(uuid.uuid4()), str(uuid.uuid4())
-        token = WorkerTokens(WORKER_KEY).issue(organization_id=org, agent_id=agent, connection_id=None, ttl=timedelta(hours=1)).token
+        token = WORKER_TOKENS.issue(organization_id=org, agent_id=agent, connection_id=None, ttl=timedelta(hours=1)).token
         async with grpc.aio.insecure_channel(f"127.0.0.1:{ports['secretproxy']}") as channel, grpc.aio.insecure_channel(
             f"127.0.0.1:{bare_port}"
         ) as bare_channel:

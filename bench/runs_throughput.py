@@ -16,13 +16,16 @@ import asyncpg
 import grpc
 
 from bench.common import Measurement, Row, fresh_database, repeat
+from shared.auth import WorkerTokenIssuer
 from shared.migrate import migrate
+from shared.worker_keys import SigningKey
 from switchboard.healthcheck import is_serving
 from switchboard.runs.v1 import run_service_pb2 as pb
 from switchboard.runs.v1 import run_service_pb2_grpc
 
 TOKEN = "bench-internal-token-" + "x" * 32
-WORKER_KEY = "bench-worker-key-" + "k" * 40
+WORKER_KEY = SigningKey.generate("bench-1")  # identity's private key of worker tokens
+WORKER_TOKENS = WorkerTokenIssuer(WORKER_KEY)  # mints tokens as identity does
 CREDENTIALS_KEYS = "k1:" + "A" * 43 + "="  # 32 zero bytes: a benchmark, nothing to protect
 WORKERS = (1, 4, 16)
 JOBS = 2000
@@ -42,6 +45,11 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+def _env_of(key: str, env: dict[str, str]) -> dict[str, str]:
+    # The private key goes to identity only: the other services refuse to start with it.
+    return {**env, "SWITCHBOARD_WORKER_TOKEN_SIGNING_KEY": WORKER_KEY.setting()} if key == "identity" else env
+
+
 async def start_services(
     dsn: str, *services: str, log_level: str = "warning", extra_env: dict[str, str] | None = None
 ) -> tuple[list[asyncio.subprocess.Process], dict[str, int]]:
@@ -57,7 +65,7 @@ async def start_services(
     env.update(
         DATABASE_URL=dsn,
         SWITCHBOARD_INTERNAL_TOKEN=TOKEN,
-        SWITCHBOARD_WORKER_TOKEN_KEY=WORKER_KEY,
+        SWITCHBOARD_WORKER_TOKEN_PUBLIC_KEYS=WORKER_KEY.public_setting(),
         SWITCHBOARD_DB_POOL_MAX_SIZE="20",
         SWITCHBOARD_LOG_LEVEL=log_level,
         SWITCHBOARD_CREDENTIALS_KEYS=CREDENTIALS_KEYS,
@@ -68,7 +76,7 @@ async def start_services(
     processes = [
         await asyncio.create_subprocess_exec(
             sys.executable, "-m", "switchboard", "serve", key.split("#")[0], "--port", str(port),
-            "--metrics-port", str(_free_port()), env=env, stderr=asyncio.subprocess.DEVNULL,
+            "--metrics-port", str(_free_port()), env=_env_of(key, env), stderr=asyncio.subprocess.DEVNULL,
         )  # fmt: skip
         for key, port in ports.items()
     ]

@@ -13,8 +13,7 @@ import asyncpg
 import grpc
 
 from bench.common import Measurement, Row, fresh_database, percentile
-from bench.runs_throughput import TOKEN, WORKER_KEY, start_services
-from shared.auth import WorkerTokens
+from bench.runs_throughput import TOKEN, WORKER_TOKENS, start_services
 from shared.migrate import migrate
 from switchboard.interactions.v1 import event_service_pb2 as pb
 from switchboard.interactions.v1 import event_service_pb2_grpc
@@ -82,7 +81,7 @@ async def _sustained(stubs) -> float:
     a publisher writes 1000 events in batches."""
     org, stream = str(uuid.uuid4()), "fanout"
     # Each subscriber is its own worker (the per-stream limit counts per caller).
-    tokens = WorkerTokens(WORKER_KEY)
+    tokens = WORKER_TOKENS
     calls = [
         stubs[i % 2].Subscribe(
             pb.SubscribeRequest(stream=stream, organization_id=org),

@@ -4,11 +4,14 @@ Two kinds of principal reach a gRPC service, both as ``authorization: Bearer <to
 
 * internal callers (the edge, other services, operators with grpcurl) present
   ``SWITCHBOARD_INTERNAL_TOKEN`` and may name the user they act for in ``x-switchboard-user-id``;
-* workers present a worker token: a JWT (HS256, PyJWT) issued by the identity service that carries
-  their organisation, agent and connection and expires. Every service verifies it locally with the
-  shared key, without a network call.
+* workers present a worker token: a JWT (EdDSA over Ed25519, PyJWT) that carries their
+  organisation, agent and connection and expires. Only the identity service can sign one (it
+  alone holds a private key, see shared/worker_keys.py); every service verifies it locally with
+  public keys picked by the token's ``kid``, without a network call.
 
-Anything else is UNAUTHENTICATED. Token material never appears in an error message or a log line.
+Anything else is UNAUTHENTICATED, and a token that is not a valid worker token is reported as
+"not valid" without guessing which kind it was meant to be. Token material never appears in an
+error message or a log line.
 """
 
 from __future__ import annotations
@@ -17,14 +20,16 @@ import contextvars
 import hmac
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import jwt
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from shared.errors import FieldViolation, InvalidArgument, PermissionDenied, Unauthenticated, Unavailable
 from shared.revocations import RevokedTokens
+from shared.worker_keys import SigningKey
 
 AUTHORIZATION_HEADER = "authorization"
 ACTING_USER_HEADER = "x-switchboard-user-id"
@@ -33,7 +38,9 @@ ACTING_USER_HEADER = "x-switchboard-user-id"
 EDGE_TOKEN_HEADER = "x-switchboard-edge-token"
 WORKER_TOKEN_ISSUER = "switchboard-identity"
 WORKER_TOKEN_AUDIENCE = "switchboard"
-_ALGORITHM = "HS256"
+# The one algorithm of worker tokens. Verification never takes it from the token: a token that
+# names another ("HS256" keyed with a public key's bytes, "none") is refused before any key is used.
+_ALGORITHM = "EdDSA"
 _MAX_TOKEN_LENGTH = 4096
 _VERIFIED_CACHE_SIZE = 10_000
 
@@ -86,16 +93,15 @@ class IssuedToken:
     expires_at: datetime
 
 
-class WorkerTokens:
-    """Issues and verifies worker tokens with one shared HMAC key."""
+class WorkerTokenIssuer:
+    """Signs worker tokens with identity's private key; nothing else can make one."""
 
-    def __init__(self, key: str, *, leeway_seconds: float = 5.0, require_organization: bool = True):
-        if len(key) < 32:
-            raise ValueError("the worker token key must be at least 32 characters")
-        self._key = key
-        self._leeway = leeway_seconds
-        self._require_organization = require_organization
-        self._verified: dict[str, WorkerPrincipal] = {}
+    def __init__(self, signing_key: SigningKey):
+        self._key = signing_key
+
+    @property
+    def kid(self) -> str:
+        return self._key.kid
 
     def issue(
         self,
@@ -126,13 +132,33 @@ class WorkerTokens:
         }
         if organization_id is None:
             del claims["org"]
-        token = jwt.encode(claims, self._key, algorithm=_ALGORITHM)
+        token = jwt.encode(claims, self._key.private_key, algorithm=_ALGORITHM, headers={"kid": self._key.kid})
         return IssuedToken(token=token, token_id=token_id, expires_at=expires_at)
 
+
+class WorkerTokens:
+    """Verifies worker tokens with public keys only (the verification key set, by kid)."""
+
+    def __init__(
+        self,
+        public_keys: Mapping[str, Ed25519PublicKey],
+        *,
+        leeway_seconds: float = 5.0,
+        require_organization: bool = True,
+    ):
+        if not public_keys:
+            raise ValueError("the verification key set is empty")
+        self._keys = dict(public_keys)
+        self._leeway = leeway_seconds
+        self._require_organization = require_organization
+        self._verified: dict[str, WorkerPrincipal] = {}
+
     def verify(self, token: str) -> WorkerPrincipal:
-        """The worker a token names. Raises Unauthenticated when it is malformed, forged or expired."""
+        """The worker a token names. Raises Unauthenticated when it is not a worker token of ours
+        (TOKEN_INVALID: garbage, forged, another algorithm, an unknown key), or when it is one
+        but has expired (TOKEN_EXPIRED) or names no valid organisation or agent (TOKEN_MALFORMED)."""
         if len(token) > _MAX_TOKEN_LENGTH:
-            raise Unauthenticated("the worker token is too long", reason="TOKEN_MALFORMED")
+            raise _not_valid()
         # A worker sends the same token on every call: its signature is checked once, and the
         # answer reused until the token expires (revocation is checked on every call, elsewhere).
         cached = self._verified.get(token)
@@ -148,21 +174,31 @@ class WorkerTokens:
 
     def _verify_signed(self, token: str) -> WorkerPrincipal:
         try:
+            header = jwt.get_unverified_header(token)
+        except jwt.InvalidTokenError:
+            raise _not_valid() from None
+        # The key is chosen by kid, among public keys only, and the algorithm is fixed: a token
+        # that names another algorithm or an unknown key never reaches a signature check.
+        kid = header.get("kid")
+        key = self._keys.get(kid) if isinstance(kid, str) else None
+        if header.get("alg") != _ALGORITHM or key is None:
+            raise _not_valid()
+        try:
             claims = jwt.decode(
                 token,
-                self._key,
-                algorithms=[_ALGORITHM],  # never trust the token's own "alg"
+                key,
+                algorithms=[_ALGORITHM],
                 audience=WORKER_TOKEN_AUDIENCE,
                 issuer=WORKER_TOKEN_ISSUER,
                 leeway=self._leeway,
                 options={"require": ["exp", "iat", "jti", "iss", "aud", "sub"]},
             )
         except jwt.ExpiredSignatureError:
+            # Only reported for a genuine signature (PyJWT checks it before the claims): a forger
+            # learns nothing from it.
             raise Unauthenticated("the worker token has expired; ask for a new one", reason="TOKEN_EXPIRED") from None
-        except jwt.InvalidSignatureError:
-            raise Unauthenticated("the worker token's signature is not valid", reason="TOKEN_INVALID") from None
         except jwt.InvalidTokenError:
-            raise Unauthenticated("the worker token is malformed or incomplete", reason="TOKEN_MALFORMED") from None
+            raise _not_valid() from None
         organization_id, agent_id = _uuid_claim(claims.get("org")), _uuid_claim(claims.get("agent"))
         connection_id = claims.get("conn")
         # A token without "org" is accepted only where asked for; an "org" that is there but is
@@ -222,6 +258,12 @@ class Authenticator:
         if acting_user is not None:
             raise PermissionDenied(f"workers cannot act for a user ({ACTING_USER_HEADER} is for internal callers)")
         return worker
+
+
+def _not_valid() -> Unauthenticated:
+    # One answer for every token that is not a worker token of ours (a mistyped internal token,
+    # garbage, a forgery): it does not say which kind of token the caller meant to send.
+    return Unauthenticated("the bearer token is not valid", reason="TOKEN_INVALID")
 
 
 def _uuid_claim(value: object) -> str | None:

@@ -99,6 +99,20 @@ def _key_list(raw: str) -> str:
     return raw.strip()
 
 
+def _worker_signing_key(raw: str) -> str:
+    from shared.worker_keys import parse_signing_key
+
+    parse_signing_key(raw)  # raises ValueError naming the key id and the problem, never the key
+    return raw.strip()
+
+
+def _worker_public_keys(raw: str) -> str:
+    from shared.worker_keys import parse_public_keys
+
+    parse_public_keys(raw)
+    return raw.strip()
+
+
 def _http_url(raw: str) -> str:
     value = raw.strip().rstrip("/")
     if not value.startswith(("http://", "https://")):
@@ -151,7 +165,11 @@ class Settings:
     secretproxy_target: str | None = _env("SWITCHBOARD_SECRETPROXY_TARGET", _non_empty)
     runs_target: str | None = _env("SWITCHBOARD_RUNS_TARGET", _non_empty)
     internal_token: str | None = _env("SWITCHBOARD_INTERNAL_TOKEN", _secret(32), secret=True)
-    worker_token_key: str | None = _env("SWITCHBOARD_WORKER_TOKEN_KEY", _secret(32), secret=True)
+    # Worker tokens (Ed25519, see shared/worker_keys.py): the private key that signs them,
+    # "kid:base64" or "kid:PEM", for the identity service only; and the public keys every service
+    # verifies them with, "kid:base64[,kid:base64…]" or a JSON object {kid: key}.
+    worker_token_signing_key: str | None = _env("SWITCHBOARD_WORKER_TOKEN_SIGNING_KEY", _worker_signing_key, secret=True)
+    worker_token_public_keys: str | None = _env("SWITCHBOARD_WORKER_TOKEN_PUBLIC_KEYS", _worker_public_keys)
     # AES-256-GCM keys for credentials at rest: "kid:base64key[,kid:base64key…]", the first seals.
     credentials_keys: str | None = _env("SWITCHBOARD_CREDENTIALS_KEYS", _key_list, secret=True)
     log_level: str = _env("SWITCHBOARD_LOG_LEVEL", _choice("debug", "info", "warning", "error"), "info")

@@ -24,6 +24,7 @@ from shared.grpc.server import ServerOptions, ServiceServer
 from shared.logs import get_logger
 from shared.metrics import RpcMetrics
 from shared.process import port_is_free, signal_ready, wait_for_stop
+from shared.worker_keys import parse_public_keys
 
 log = get_logger(__name__)
 
@@ -49,10 +50,22 @@ def require_free_port(host: str, port: int, variable: str) -> None:
 def authenticator_from(
     settings: Settings, revoked: RevokedTokens | None = None, *, require_organization: bool = True
 ) -> Authenticator:
-    settings.require("internal_token", "worker_token_key")
-    assert settings.internal_token is not None and settings.worker_token_key is not None
-    tokens = WorkerTokens(settings.worker_token_key, require_organization=require_organization)
+    """Internal callers by the internal token, workers by the verification key set (public keys
+    only). Raises ConfigError when either is not configured."""
+    settings.require("internal_token", "worker_token_public_keys")
+    assert settings.internal_token is not None and settings.worker_token_public_keys is not None
+    tokens = WorkerTokens(parse_public_keys(settings.worker_token_public_keys), require_organization=require_organization)
     return Authenticator(settings.internal_token, tokens, revoked)
+
+
+def refuse_signing_key(settings: Settings, process: str) -> None:
+    """Only identity may hold the private key of worker tokens: any other process that is given
+    it refuses to start (a compromised replica must not be able to mint tokens)."""
+    if settings.worker_token_signing_key is not None:
+        raise ConfigError(
+            f"SWITCHBOARD_WORKER_TOKEN_SIGNING_KEY is for the identity service only: unset it for {process}, "
+            "which verifies worker tokens with SWITCHBOARD_WORKER_TOKEN_PUBLIC_KEYS"
+        )
 
 
 def revocation_sync_for(settings: Settings, app: ServiceApp) -> tuple[RevocationSync, grpc.aio.Channel | None]:
@@ -87,6 +100,8 @@ async def serve_grpc(
     settings.require("database_url")
     assert settings.database_url is not None
     authenticator_from(settings)  # fail on missing tokens before anything opens
+    if service != "identity":
+        refuse_signing_key(settings, service)
     module = importlib.import_module(SERVICE_APPS[service])
     names = env_names()
     port = settings.port_of(service) if port is None else port
@@ -182,6 +197,7 @@ async def serve_edge(
     ``ready_fd`` (from ``up``) is told once it listens. Raises ConfigError when its port is taken."""
     from services.edge.app import create_app
 
+    refuse_signing_key(settings, "the edge")
     port = settings.edge_port if port is None else port
     if port:
         require_free_port(settings.bind_host, port, env_names()["edge_port"])

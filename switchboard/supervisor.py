@@ -28,6 +28,7 @@ from shared.embedded_pg import EmbeddedPostgres
 from shared.logs import get_logger
 from shared.migrate import migrate
 from shared.process import wait_for_stop
+from shared.worker_keys import SigningKey, parse_signing_key
 from switchboard.preflight import DataDirLock, Refused, require_free_ports
 from switchboard.serve import METRICS_PORT_OFFSET
 
@@ -68,16 +69,20 @@ def replica_ports(settings: Settings, service: str, replicas: int) -> list[int]:
 
 
 def load_or_create_secrets(data_dir: Path) -> dict[str, str]:
-    """The internal token and worker-token key kept in the data directory, made once (mode 0600)."""
+    """The internal token, the private key of worker tokens and the credentials keys kept in the
+    data directory, made once (mode 0600)."""
     path = data_dir / SECRETS_FILE
     wanted = {
         "internal_token": lambda: secrets.token_urlsafe(32),
-        "worker_token_key": lambda: secrets.token_urlsafe(48),
+        "worker_token_signing_key": lambda: SigningKey.generate().setting(),
         "credentials_keys": new_key_list,
     }
     stored = json.loads(path.read_text()) if path.exists() else {}
     missing = {name: make() for name, make in wanted.items() if name not in stored}
-    if missing:  # a new data directory, or one made by an older version: add what it lacks
+    # The shared HMAC key of the old worker tokens: nothing accepts those tokens any more, so the
+    # secret that could mint them is not kept either.
+    obsolete = stored.pop("worker_token_key", None)
+    if missing or obsolete is not None:  # a new data directory, or one made by an older version
         stored.update(missing)
         data_dir.mkdir(parents=True, exist_ok=True)
         scratch = path.with_suffix(".tmp")
@@ -86,6 +91,15 @@ def load_or_create_secrets(data_dir: Path) -> dict[str, str]:
             json.dump(stored, handle)
         os.replace(scratch, path)
     return stored
+
+
+def worker_token_keys(settings: Settings, stored: dict[str, str]) -> dict[str, str]:
+    """The worker-token keys ``up`` runs with: the environment's when set, else the private key
+    of the data directory; without a verification key set, the signing key's own public key.
+    The private key goes to identity only (see Stack._spawn), the public keys to every process."""
+    signing = settings.worker_token_signing_key or stored["worker_token_signing_key"]
+    public = settings.worker_token_public_keys or parse_signing_key(signing).public_setting()
+    return {"worker_token_signing_key": signing, "worker_token_public_keys": public}
 
 
 class Stack:
@@ -97,6 +111,7 @@ class Stack:
         self.database: EmbeddedPostgres | None = None
         self.children: list[Child] = []
         self._env: dict[str, str] = {}
+        self._identity_env: dict[str, str] = {}  # the same, and the private key of worker tokens
         # Set when a stop signal arrives during start(): each step finishes (a half-started
         # database is never abandoned), then start() gives up and stop() cleans up.
         self.stop_requested = False
@@ -110,10 +125,11 @@ class Stack:
         settings = self.settings
         data_dir = settings.data_dir.resolve()
         fill: dict[str, object] = {}
-        if None in (settings.internal_token, settings.worker_token_key, settings.credentials_keys):
+        configured = (settings.internal_token, settings.worker_token_signing_key, settings.credentials_keys)
+        if None in configured or settings.worker_token_public_keys is None:
             stored = load_or_create_secrets(data_dir)
             fill["internal_token"] = settings.internal_token or stored["internal_token"]
-            fill["worker_token_key"] = settings.worker_token_key or stored["worker_token_key"]
+            fill.update(worker_token_keys(settings, stored))
             fill["credentials_keys"] = settings.credentials_keys or stored["credentials_keys"]
         if settings.database_url is None:
             self.database = EmbeddedPostgres(data_dir / "pgdata")
@@ -138,6 +154,7 @@ class Stack:
                 self.children.append(Child(f"{service}#{index}", service, port))
         self.children.append(Child("edge", "edge", settings.edge_port))
         self._env = self._child_env(settings)
+        self._identity_env = {**self._env, env_names()["worker_token_signing_key"]: settings.worker_token_signing_key or ""}
         for child in self.children:
             await self._spawn(child, report_ready=True)
         await self._wait_until_serving()
@@ -155,7 +172,8 @@ class Stack:
                 sys.executable, "-m", "switchboard", "serve", child.service,
                 "--port", str(child.port), "--parent-pid", str(os.getpid()), *ready_args,
                 *(("--metrics-port", str(child.port + METRICS_PORT_OFFSET)) if child.service != "edge" else ()),
-                env=self._env,
+                # Only identity signs worker tokens: only its processes get the private key.
+                env=self._env if child.service != "identity" else self._identity_env,
                 pass_fds=pass_fds,
                 # A session of their own: Ctrl-C reaches the supervisor only, which stops the
                 # children in order instead of all at once.
@@ -170,7 +188,8 @@ class Stack:
         env = dict(os.environ)
         env[names["database_url"]] = settings.database_url or ""
         env[names["internal_token"]] = settings.internal_token or ""
-        env[names["worker_token_key"]] = settings.worker_token_key or ""
+        env[names["worker_token_public_keys"]] = settings.worker_token_public_keys or ""
+        env.pop(names["worker_token_signing_key"], None)  # identity's alone: see _spawn
         env[names["credentials_keys"]] = settings.credentials_keys or ""
         env.pop(names["metrics_port"], None)  # one port cannot serve every child: each gets its own
         for service in SERVICES:

@@ -17,7 +17,6 @@ from shared.logs import configure_logging
 from shared.migrate import migrate
 
 INTERNAL_TOKEN = "test-internal-token-" + "x" * 32
-WORKER_TOKEN_KEY = "test-worker-token-key-" + "k" * 32
 
 configure_logging("info", process="tests")
 

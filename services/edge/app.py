@@ -22,6 +22,7 @@ from services.edge.upstreams import Upstreams
 from shared.auth import WorkerTokens
 from shared.config import Settings
 from shared.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from shared.worker_keys import parse_public_keys
 
 PROXY_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
@@ -88,5 +89,6 @@ def create_app(settings: Settings, *, upstreams: Upstreams | None = None) -> Sta
     app.state.upstreams = upstreams
     app.state.registry = registry
     app.state.settings = settings
-    app.state.worker_tokens = WorkerTokens(settings.worker_token_key) if settings.worker_token_key else None
+    public_keys = settings.worker_token_public_keys
+    app.state.worker_tokens = WorkerTokens(parse_public_keys(public_keys)) if public_keys else None
     return app

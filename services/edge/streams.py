@@ -46,7 +46,7 @@ async def stream_events(request: Request) -> Response:
         return problem(401, "send your worker token as 'Authorization: Bearer <token>'")
     tokens: WorkerTokens | None = request.app.state.worker_tokens
     if tokens is None:
-        return problem(503, "the edge has no worker token key configured")
+        return problem(503, "the edge has no worker token public keys configured")
     try:
         worker = tokens.verify(token.strip())
     except Unauthenticated as exc:

@@ -13,7 +13,6 @@ from services.identity.bots import BotUsers, GoTrueBotUsers, LocalBotUsers
 from services.identity.gotrue import GoTrueAdmin
 from services.identity.agent_server import AgentService
 from services.identity.server import IdentityService
-from shared.auth import WorkerTokens
 from shared.config import Settings
 from shared.grpc.server import Registration, ServiceApp
 from switchboard.identity.v1 import agent_service_pb2, agent_service_pb2_grpc, identity_service_pb2, identity_service_pb2_grpc
@@ -38,10 +37,9 @@ def bot_users_from(settings: Settings, http: httpx.AsyncClient) -> BotUsers:
 
 async def create(settings: Settings, pool: asyncpg.Pool, *, registry: CollectorRegistry | None = None) -> ServiceApp:
     """The identity service's servicers, ready to be served."""
-    settings.require("worker_token_key")
+    issuer = tokens.issuer_from(settings)  # identity alone holds the private key
     http = httpx.AsyncClient()
-    assert settings.worker_token_key is not None
-    identity = IdentityService(pool, WorkerTokens(settings.worker_token_key), bot_users_from(settings, http))
+    identity = IdentityService(pool, issuer, bot_users_from(settings, http))
     agents = AgentService(pool)
     return ServiceApp(
         registrations=[

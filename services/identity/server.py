@@ -10,7 +10,7 @@ import grpc
 
 from services.identity import access, bots, convert, organizations, store, tokens
 from services.identity.slugs import slug_problem
-from shared.auth import WorkerPrincipal, WorkerTokens, current_principal
+from shared.auth import WorkerPrincipal, WorkerTokenIssuer, current_principal
 from shared.authz import SIGNED_IN, Role, Target, policy
 from shared.errors import NotFound
 from shared.pagination import decode_page_token, page_of
@@ -35,7 +35,7 @@ def _role(violations: Violations, field: str, value: int) -> str:
 class IdentityService(identity_service_pb2_grpc.IdentityServiceServicer):
     """switchboard.identity.v1.IdentityService."""
 
-    def __init__(self, pool: asyncpg.Pool, worker_tokens: WorkerTokens, bot_users: bots.BotUsers):
+    def __init__(self, pool: asyncpg.Pool, worker_tokens: WorkerTokenIssuer, bot_users: bots.BotUsers):
         self._pool = pool
         self._worker_tokens = worker_tokens
         self._bot_users = bot_users

@@ -27,7 +27,7 @@ from services.identity import app as identity_app
 from services.interactions import app as interactions_app
 from services.runs import app as runs_app
 from services.secretproxy import app as secretproxy_app
-from shared.auth import Authenticator, WorkerTokens
+from shared.auth import Authenticator
 from shared.authz import SIGNED_IN, Policy, Role, policy_of
 from shared.config import Settings
 from shared.crypto import new_key_list
@@ -45,7 +45,8 @@ from switchboard.runs.v1 import run_service_pb2 as runs_pb
 from switchboard.runs.v1 import run_service_pb2_grpc
 from switchboard.secretproxy.v1 import secret_proxy_service_pb2 as proxy_pb
 from switchboard.secretproxy.v1 import secret_proxy_service_pb2_grpc
-from tests.conftest import INTERNAL_TOKEN, WORKER_TOKEN_KEY
+from tests.conftest import INTERNAL_TOKEN
+from tests.support.worker_keys import PUBLIC_KEYS_SETTING, SIGNING_KEY_SETTING, verifier
 from tests.support.asgi import serve_asgi
 from tests.support.fake_chat import FakeSlack
 from tests.support.serving import serving
@@ -101,15 +102,16 @@ async def running_services(database_url: str) -> AsyncIterator[tuple[dict[str, A
     settings = Settings(
         database_url=database_url,
         internal_token=INTERNAL_TOKEN,
-        worker_token_key=WORKER_TOKEN_KEY,
+        worker_token_public_keys=PUBLIC_KEYS_SETTING,
         credentials_keys=new_key_list(),
         db_pool_max_size=5,
     )
-    authenticator = Authenticator(INTERNAL_TOKEN, WorkerTokens(WORKER_TOKEN_KEY))
+    authenticator = Authenticator(INTERNAL_TOKEN, verifier())
     stubs: dict[str, Any] = {}
     async with contextlib.AsyncExitStack() as stack:
         identity_pool = await create_pool(settings, "identity", application_name="matrix-identity")
-        identity = await identity_app.create(settings, identity_pool)
+        # Only identity holds the signing key, as in a deployment.
+        identity = await identity_app.create(dataclasses.replace(settings, worker_token_signing_key=SIGNING_KEY_SETTING), identity_pool)
         port, channel = await stack.enter_async_context(serving(identity, identity_pool, authenticator))
         stubs["IdentityService"] = identity_service_pb2_grpc.IdentityServiceStub(channel)
         stubs["AgentService"] = agent_service_pb2_grpc.AgentServiceStub(channel)

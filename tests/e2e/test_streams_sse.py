@@ -12,7 +12,6 @@ import grpc
 import httpx
 import psutil
 
-from shared.auth import WorkerTokens
 from switchboard.interactions.v1 import event_service_pb2 as pb
 from switchboard.interactions.v1 import event_service_pb2_grpc
 from switchboard.supervisor import REPLICA_PORT_STRIDE
@@ -75,7 +74,7 @@ async def test_sse_delivers_concurrent_publishes_from_two_replicas_in_order_and_
     stack = await start_stack(tmp_path, replicas=2)
     try:
         org, agent = str(uuid.uuid4()), str(uuid.uuid4())
-        token = WorkerTokens(stack.worker_key).issue(organization_id=org, agent_id=agent, connection_id=None, ttl=timedelta(minutes=10)).token
+        token = stack.tokens.issue(organization_id=org, agent_id=agent, connection_id=None, ttl=timedelta(minutes=10)).token
         url = f"http://127.0.0.1:{stack.ports['edge']}/v1/streams/agents/{agent}/events"
         replicas = [stack.ports["interactions"] + REPLICA_PORT_STRIDE * i for i in range(2)]
         channels = [grpc.aio.insecure_channel(f"127.0.0.1:{port}") for port in replicas]
@@ -121,7 +120,7 @@ async def test_killing_the_replicas_under_a_subscriber_loses_nothing(tmp_path):
     stack = await start_stack(tmp_path, replicas=2)
     try:
         org, agent = str(uuid.uuid4()), str(uuid.uuid4())
-        token = WorkerTokens(stack.worker_key).issue(organization_id=org, agent_id=agent, connection_id=None, ttl=timedelta(minutes=10)).token
+        token = stack.tokens.issue(organization_id=org, agent_id=agent, connection_id=None, ttl=timedelta(minutes=10)).token
         url = f"http://127.0.0.1:{stack.ports['edge']}/v1/streams/agents/{agent}/events"
         replicas = [stack.ports["interactions"] + REPLICA_PORT_STRIDE * i for i in range(2)]
         metadata = (("authorization", f"Bearer {stack.internal_token}"),)

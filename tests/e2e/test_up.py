@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -21,11 +22,13 @@ import psutil
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from shared.auth import WorkerTokens
+from shared.auth import WorkerTokenIssuer
 from shared.config import SERVICES
 from shared.grpc.client import open_channel
+from shared.worker_keys import parse_signing_key
 from switchboard.runs.v1 import run_service_pb2, run_service_pb2_grpc
 from switchboard.supervisor import REPLICA_PORT_STRIDE
+from tests.support.worker_keys import PUBLIC_KEYS_SETTING
 from tests.conftest import REPO_ROOT, base_env
 
 GRPCURL = str(Path(sys.executable).parent / "grpcurl")
@@ -65,7 +68,12 @@ class Stack:
     data_dir: Path
     stderr_path: Path
     internal_token: str
-    worker_key: str
+    worker_key: str  # the private key of worker tokens that `up` generated (identity's)
+
+    @property
+    def tokens(self) -> WorkerTokenIssuer:
+        """Mints worker tokens as the stack's identity service does."""
+        return WorkerTokenIssuer(parse_signing_key(self.worker_key))
 
     def logs(self) -> str:
         return self.stderr_path.read_text()
@@ -94,7 +102,7 @@ async def start_stack(tmp_path: Path, replicas: int = 1, extra_env: dict[str, st
             table.append(line.decode().rstrip())
     secrets = json.loads((data_dir / "secrets.json").read_text())
     assert table[-1] == f"internal token: {secrets['internal_token']}"
-    return Stack(process, ports, data_dir, stderr_path, secrets["internal_token"], secrets["worker_token_key"])
+    return Stack(process, ports, data_dir, stderr_path, secrets["internal_token"], secrets["worker_token_signing_key"])
 
 
 async def stop_stack(stack: Stack) -> int:
@@ -142,7 +150,7 @@ async def test_every_service_lists_its_api_health_and_reflection_with_grpcurl(st
 
 
 async def test_calls_are_authenticated_and_no_token_reaches_the_logs(stack):
-    tokens = WorkerTokens(stack.worker_key)
+    tokens = stack.tokens
     good = tokens.issue(organization_id="0c5a1d4e-6f1b-4c1e-9d1a-0b7d4f3e2a11", agent_id="2e7c3f6a-8b3d-4e3a-9f3c-2d9f6b5a4c33", connection_id=None, ttl=timedelta(minutes=5)).token
     expired = tokens.issue(
         organization_id="0c5a1d4e-6f1b-4c1e-9d1a-0b7d4f3e2a11", agent_id="2e7c3f6a-8b3d-4e3a-9f3c-2d9f6b5a4c33", connection_id=None, ttl=timedelta(seconds=1),
@@ -341,7 +349,7 @@ def test_serve_on_a_port_in_use_is_one_line_naming_its_variable(service, postgre
     env = base_env(
         DATABASE_URL=postgres_dsn,
         SWITCHBOARD_INTERNAL_TOKEN="t" * 40,
-        SWITCHBOARD_WORKER_TOKEN_KEY="k" * 40,
+        SWITCHBOARD_WORKER_TOKEN_PUBLIC_KEYS=PUBLIC_KEYS_SETTING,
     )
     with socket.socket() as squatter:
         squatter.bind(("127.0.0.1", 0))
@@ -357,3 +365,31 @@ def test_serve_on_a_port_in_use_is_one_line_naming_its_variable(service, postgre
         f"switchboard: port {port} on 127.0.0.1 is in use by another process: "
         f"set SWITCHBOARD_{service.upper()}_PORT to a free port"
     ]
+
+
+async def test_up_gives_the_worker_token_private_key_to_identity_only(tmp_path):
+    # A data directory of the HS256 days: its shared key is dropped and a key pair made instead.
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "secrets.json").write_text(json.dumps({"internal_token": "i" * 43, "worker_token_key": "w" * 64}))
+    stack = await start_stack(tmp_path)
+    try:
+        signing_key = stack.worker_key.partition(":")[2]
+        holders = {}
+        for child in psutil.Process(stack.process.pid).children():
+            if "serve" in child.cmdline():
+                service = child.cmdline()[child.cmdline().index("serve") + 1]
+                environ = child.environ()
+                assert environ["SWITCHBOARD_WORKER_TOKEN_PUBLIC_KEYS"] == parse_signing_key(stack.worker_key).public_setting()
+                holders[service] = signing_key in environ.get("SWITCHBOARD_WORKER_TOKEN_SIGNING_KEY", "")
+        assert holders == {"identity": True, "interactions": False, "secretproxy": False, "runs": False, "edge": False}
+        assert "worker_token_key" not in json.loads((stack.data_dir / "secrets.json").read_text())
+        # A token of that key is accepted by a service that holds only the public key.
+        token = stack.tokens.issue(organization_id=str(uuid.uuid4()), agent_id=str(uuid.uuid4()), connection_id=None, ttl=timedelta(minutes=5))
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{stack.ports['runs']}") as channel:
+            with pytest.raises(grpc.aio.AioRpcError) as caught:
+                await run_service_pb2_grpc.RunServiceStub(channel).GetRun(
+                    run_service_pb2.GetRunRequest(run_id=str(uuid.uuid4())), metadata=(("authorization", f"Bearer {token.token}"),)
+                )
+            assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+    finally:
+        assert await stop_stack(stack) == 0

@@ -16,7 +16,6 @@ import httpx
 import psutil
 import pytest
 
-from shared.auth import WorkerTokens
 from shared.grpc.client import open_channel
 from switchboard.interactions.v1 import event_service_pb2, event_service_pb2_grpc
 from switchboard.runs.v1 import run_service_pb2, run_service_pb2_grpc
@@ -41,7 +40,7 @@ NOT_IDENTITY = ("interactions", "secretproxy", "runs")
 
 async def worker_get_run(stack: Stack) -> str:
     """A worker's GetRun on the runs service: the code, and the reason when it failed."""
-    token = WorkerTokens(stack.worker_key).issue(
+    token = stack.tokens.issue(
         organization_id=ORGANIZATION, agent_id=AGENT, connection_id=None, ttl=timedelta(minutes=5)
     )
     async with open_channel(f"127.0.0.1:{stack.ports['runs']}", token=token.token) as channel:
@@ -57,7 +56,7 @@ async def worker_get_run(stack: Stack) -> str:
 async def proxy_without_organization(stack: Stack) -> int:
     """A worker whose token lacks its organisation calls through the secret proxy: only identity
     can say which organisation it is (a new agent each time, so that no cached answer helps)."""
-    token = WorkerTokens(stack.worker_key).issue(
+    token = stack.tokens.issue(
         organization_id=None, agent_id=str(uuid.uuid4()), connection_id=None, ttl=timedelta(minutes=5)
     )
     async with httpx.AsyncClient(timeout=10) as http:

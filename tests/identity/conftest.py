@@ -13,14 +13,15 @@ import grpc
 import pytest
 
 from services.identity import app as identity_app
-from shared.auth import Authenticator, WorkerTokens
+from shared.auth import Authenticator
 from shared.config import Settings
 from shared.db import create_pool
 from shared.revocations import RevocationSync, RevokedTokens
 from switchboard.identity.v1 import identity_service_pb2 as pb
 from switchboard.identity.v1 import identity_service_pb2_grpc, resources_pb2
-from tests.conftest import INTERNAL_TOKEN, WORKER_TOKEN_KEY
+from tests.conftest import INTERNAL_TOKEN
 from tests.support.serving import serving
+from tests.support.worker_keys import PUBLIC_KEYS_SETTING, SIGNING_KEY_SETTING, verifier
 
 OPERATOR = (("authorization", f"Bearer {INTERNAL_TOKEN}"),)
 
@@ -58,7 +59,8 @@ async def running_identity(database_url: str, **overrides: object) -> AsyncItera
         Settings(
             database_url=database_url,
             internal_token=INTERNAL_TOKEN,
-            worker_token_key=WORKER_TOKEN_KEY,
+            worker_token_signing_key=SIGNING_KEY_SETTING,
+            worker_token_public_keys=PUBLIC_KEYS_SETTING,
             db_pool_max_size=30,
         ),
         **overrides,
@@ -68,7 +70,7 @@ async def running_identity(database_url: str, **overrides: object) -> AsyncItera
     assert app.revocations is not None
     revocations = RevocationSync(RevokedTokens(max_staleness_seconds=3600), app.revocations, 3600)
     await revocations.run_once()
-    authenticator = Authenticator(INTERNAL_TOKEN, WorkerTokens(WORKER_TOKEN_KEY), revocations.revoked)
+    authenticator = Authenticator(INTERNAL_TOKEN, verifier(), revocations.revoked)
     async with serving(app, pool, authenticator) as (port, channel):
         yield Identity(identity_service_pb2_grpc.IdentityServiceStub(channel), pool, revocations, channel, port)
 

@@ -8,11 +8,10 @@ from datetime import UTC, datetime, timedelta
 import grpc
 import pytest
 
-from shared.auth import WorkerTokens
 from switchboard.identity.v1 import identity_service_pb2 as pb
-from tests.conftest import WORKER_TOKEN_KEY
 from tests.identity.conftest import OPERATOR, as_user, as_worker
 from tests.identity.test_organizations import expect
+from tests.support.worker_keys import verifier
 
 
 async def agent_of(identity, owner_id: str, organization_id: str) -> str:
@@ -27,7 +26,7 @@ async def test_a_worker_token_carries_the_agents_organisation_and_verifies_local
     issued = await identity.stub.IssueWorkerToken(
         pb.IssueWorkerTokenRequest(agent_id=agent, connection_id=connection, ttl_seconds=600), metadata=OPERATOR
     )
-    principal = WorkerTokens(WORKER_TOKEN_KEY).verify(issued.token)
+    principal = verifier().verify(issued.token)
     assert (principal.organization_id, principal.agent_id, principal.connection_id) == (owner.organization.id, agent, connection)
     assert principal.token_id == issued.token_id
     expires = issued.expires_at.ToDatetime(tzinfo=UTC)

@@ -12,12 +12,13 @@ import grpc
 
 from services.interactions import app as interactions_app
 from services.interactions.hub import StreamHub
-from shared.auth import Authenticator, WorkerTokens
+from shared.auth import Authenticator
 from shared.config import Settings
 from shared.db import create_pool
 from shared.grpc.server import ServerOptions, ServiceApp, ServiceServer
 from switchboard.interactions.v1 import event_service_pb2_grpc
-from tests.conftest import INTERNAL_TOKEN, WORKER_TOKEN_KEY
+from tests.conftest import INTERNAL_TOKEN
+from tests.support.worker_keys import PUBLIC_KEYS_SETTING, verifier
 
 OPERATOR = (("authorization", f"Bearer {INTERNAL_TOKEN}"),)
 
@@ -46,7 +47,7 @@ class Replica:
 @contextlib.asynccontextmanager
 async def replica(database_url: str, **overrides: object) -> AsyncIterator[Replica]:
     settings = dataclasses.replace(
-        Settings(database_url=database_url, internal_token=INTERNAL_TOKEN, worker_token_key=WORKER_TOKEN_KEY, db_pool_max_size=20),
+        Settings(database_url=database_url, internal_token=INTERNAL_TOKEN, worker_token_public_keys=PUBLIC_KEYS_SETTING, db_pool_max_size=20),
         **overrides,
     )
     pool = await create_pool(settings, "interactions", application_name="tests-interactions")
@@ -54,7 +55,7 @@ async def replica(database_url: str, **overrides: object) -> AsyncIterator[Repli
     server = ServiceServer(
         app.registrations,
         ServerOptions(host="127.0.0.1", port=0, shutdown_grace_seconds=5),
-        authenticator=Authenticator(INTERNAL_TOKEN, WorkerTokens(WORKER_TOKEN_KEY)),
+        authenticator=Authenticator(INTERNAL_TOKEN, verifier()),
     )
     port = await server.start()
     for start in app.on_start:

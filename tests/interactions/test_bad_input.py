@@ -14,11 +14,10 @@ import httpx
 import pytest
 from google.protobuf.duration_pb2 import Duration
 
-from shared.auth import WorkerTokens
 from shared.errors import field_violations
 from switchboard.interactions.v1 import event_service_pb2 as epb
 from switchboard.interactions.v1 import interaction_service_pb2 as pb
-from tests.conftest import WORKER_TOKEN_KEY
+from tests.support.worker_keys import ISSUER
 from tests.interactions.conftest import OPERATOR
 from tests.interactions.test_questions import SLACK_TOKEN, TELEGRAM_TOKEN, question
 from tests.interactions.test_webhooks import SIGNING_SECRET, TELEGRAM_SECRET, click, signed, stack  # noqa: F401 (fixture)
@@ -145,7 +144,7 @@ async def test_the_service_reads_a_slack_timestamp_as_ascii_digits_only(stack):
 
 async def test_an_sse_position_of_non_ascii_digits_or_beyond_int64_is_a_400(stack):
     org, agent = str(uuid.uuid4()), str(uuid.uuid4())
-    token = WorkerTokens(WORKER_TOKEN_KEY).issue(organization_id=org, agent_id=agent, connection_id=None, ttl=timedelta(minutes=5)).token
+    token = ISSUER.issue(organization_id=org, agent_id=agent, connection_id=None, ttl=timedelta(minutes=5)).token
     url = f"/v1/streams/agents/{agent}/events"
     auth = {"Authorization": f"Bearer {token}"}
     async with httpx.AsyncClient(base_url=stack.edge_url, timeout=10) as http:
@@ -279,7 +278,7 @@ async def test_an_sse_resume_beyond_the_head_gets_a_reset_event_then_live_events
     stream = f"agents/{agent}"
     for i in range(3):
         await stack.stub.Publish(epb.PublishRequest(stream=stream, organization_id=org, type="t", payload_json=json.dumps({"i": i})), metadata=OPERATOR)
-    token = WorkerTokens(WORKER_TOKEN_KEY).issue(organization_id=org, agent_id=agent, connection_id=None, ttl=timedelta(minutes=5)).token
+    token = ISSUER.issue(organization_id=org, agent_id=agent, connection_id=None, ttl=timedelta(minutes=5)).token
     headers = {"Authorization": f"Bearer {token}", "Last-Event-ID": "100"}  # e.g. remembered from before a database reset
     async with httpx.AsyncClient(base_url=stack.edge_url, timeout=httpx.Timeout(10, read=10)) as http, asyncio.timeout(15):
         async with http.stream("GET", f"/v1/streams/{stream}/events", headers=headers) as response:

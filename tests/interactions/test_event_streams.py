@@ -13,13 +13,12 @@ import grpc
 import pytest
 
 from services.interactions.retention import Retention
-from shared.auth import WorkerTokens
 from shared.errors import field_violations, status_details
 from shared.embedded_pg import EPHEMERAL_SETTINGS, EmbeddedPostgres
 from shared.migrate import migrate
 from switchboard.interactions.v1 import event_service_pb2 as pb
-from tests.conftest import WORKER_TOKEN_KEY
 from tests.interactions.conftest import OPERATOR, replica
+from tests.support.worker_keys import ISSUER
 
 
 def payload(i: int) -> str:
@@ -126,7 +125,7 @@ async def test_a_subscriber_that_cannot_keep_up_is_ended_with_where_to_resume(mi
 async def test_workers_use_only_their_own_agents_streams(migrated_database):
     org, other = str(uuid.uuid4()), str(uuid.uuid4())
     agent = str(uuid.uuid4())
-    token = WorkerTokens(WORKER_TOKEN_KEY).issue(organization_id=org, agent_id=agent, connection_id=None, ttl=timedelta(minutes=5)).token
+    token = ISSUER.issue(organization_id=org, agent_id=agent, connection_id=None, ttl=timedelta(minutes=5)).token
     worker = (("authorization", f"Bearer {token}"),)
     async with replica(migrated_database) as one:
         assert await publish(one.stub, org, f"agents/{agent}", 0, metadata=worker) == 1

@@ -11,15 +11,14 @@ from datetime import timedelta
 import grpc
 import pytest
 
-from shared.auth import WorkerTokens
 from shared.crypto import new_key_list
 from shared.errors import field_violations
 from switchboard.interactions.v1 import interaction_service_pb2 as pb
 from switchboard.interactions.v1 import interaction_service_pb2_grpc
-from tests.conftest import WORKER_TOKEN_KEY
 from tests.interactions.conftest import OPERATOR, replica
 from tests.support.asgi import serve_asgi
 from tests.support.fake_chat import FakeSlack, FakeTelegram
+from tests.support.worker_keys import ISSUER
 
 SLACK_TOKEN = "xoxb-" + "s" * 30
 TELEGRAM_TOKEN = "123456:" + "t" * 30
@@ -210,7 +209,7 @@ async def test_the_sweep_deletes_the_oldest_in_bounded_batches(service, slack):
 async def test_workers_ask_only_for_their_own_agent_and_organisation(service, slack):
     org, agent = str(uuid.uuid4()), str(uuid.uuid4())
     connection = await slack_connection(service, slack, org)
-    token = WorkerTokens(WORKER_TOKEN_KEY).issue(organization_id=org, agent_id=agent, connection_id=None, ttl=timedelta(minutes=5)).token
+    token = ISSUER.issue(organization_id=org, agent_id=agent, connection_id=None, ttl=timedelta(minutes=5)).token
     worker = (("authorization", f"Bearer {token}"),)
     assert (await service.interactions.CreateQuestion(question(org, connection.id, agent), metadata=worker)).question_id
     for request in (question(org, connection.id, str(uuid.uuid4())), question(str(uuid.uuid4()), connection.id, agent)):

@@ -19,12 +19,13 @@ from shared.grpc.client import open_channel
 from switchboard.interactions.v1 import event_service_pb2 as epb
 from switchboard.interactions.v1 import interaction_service_pb2 as pb
 from switchboard.interactions.v1 import interaction_service_pb2_grpc
-from tests.conftest import INTERNAL_TOKEN, WORKER_TOKEN_KEY
+from tests.conftest import INTERNAL_TOKEN
 from tests.interactions.conftest import OPERATOR, replica
 from tests.interactions.test_questions import KEYS, SLACK_TOKEN, TELEGRAM_TOKEN, question
 from tests.support.asgi import serve_asgi
 from tests.support.fake_chat import FakeSlack, FakeTelegram
 from tests.support.slack import slack_signed_headers
+from tests.support.worker_keys import PUBLIC_KEYS_SETTING
 
 SIGNING_SECRET = "signing-" + "x" * 24
 TELEGRAM_SECRET = "telegram-secret-" + "z" * 16
@@ -38,7 +39,7 @@ async def stack(migrated_database):
     ) as telegram_url:
         channel = open_channel(f"127.0.0.1:{service.port}", token=INTERNAL_TOKEN)
         edge_app = create_app(
-            Settings(internal_token=INTERNAL_TOKEN, worker_token_key=WORKER_TOKEN_KEY),
+            Settings(internal_token=INTERNAL_TOKEN, worker_token_public_keys=PUBLIC_KEYS_SETTING),
             upstreams=Upstreams({name: channel for name in ("identity", "interactions", "secretproxy", "runs")}),
         )
         async with serve_asgi(edge_app) as edge_url:

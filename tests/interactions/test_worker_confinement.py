@@ -11,18 +11,17 @@ from datetime import timedelta
 import grpc
 import pytest
 
-from shared.auth import WorkerTokens
 from shared.errors import reason_of
 from switchboard.interactions.v1 import event_service_pb2 as events_pb
 from switchboard.interactions.v1 import interaction_service_pb2 as pb
-from tests.conftest import WORKER_TOKEN_KEY
+from tests.support.worker_keys import ISSUER
 from tests.interactions.conftest import OPERATOR, replica
 from tests.interactions.test_questions import KEYS, question, slack, slack_connection  # noqa: F401 - fixtures
 from switchboard.interactions.v1 import interaction_service_pb2_grpc
 
 
 def worker(org: str, agent: str, connection: str | None = None) -> tuple[tuple[str, str], ...]:
-    token = WorkerTokens(WORKER_TOKEN_KEY).issue(
+    token = ISSUER.issue(
         organization_id=org, agent_id=agent, connection_id=connection, ttl=timedelta(minutes=5)
     ).token
     return (("authorization", f"Bearer {token}"),)

@@ -20,12 +20,13 @@ from services.identity import app as identity_app
 from services.interactions import app as interactions_app
 from services.runs import app as runs_app
 from services.secretproxy import app as secretproxy_app
-from shared.auth import Authenticator, WorkerTokens
+from shared.auth import Authenticator
 from shared.config import Settings
 from shared.grpc.client import open_channel
 from shared.grpc.server import ServerOptions, ServiceServer
 from shared.logs import capture_log_lines
-from tests.conftest import INTERNAL_TOKEN, WORKER_TOKEN_KEY
+from tests.conftest import INTERNAL_TOKEN
+from tests.support.worker_keys import PUBLIC_KEYS_SETTING, SIGNING_KEY_SETTING, verifier
 
 APPS = {"identity": identity_app, "interactions": interactions_app, "secretproxy": secretproxy_app, "runs": runs_app}
 MAX_BODY = 4096
@@ -44,11 +45,12 @@ async def upstream_servers() -> AsyncIterator[dict[str, ServiceServer]]:
     servers = {}
     try:
         for name, module in APPS.items():
-            app = await module.create(Settings(worker_token_key=WORKER_TOKEN_KEY, internal_token=INTERNAL_TOKEN), None)
+            keys = {"worker_token_public_keys": PUBLIC_KEYS_SETTING, "worker_token_signing_key": SIGNING_KEY_SETTING}
+            app = await module.create(Settings(internal_token=INTERNAL_TOKEN, **keys), None)
             server = ServiceServer(
                 app.registrations,
                 ServerOptions(host="127.0.0.1", port=0),
-                authenticator=Authenticator(INTERNAL_TOKEN, WorkerTokens(WORKER_TOKEN_KEY)),
+                authenticator=Authenticator(INTERNAL_TOKEN, verifier()),
             )
             await server.start()
             servers[name] = server

@@ -6,15 +6,16 @@ from __future__ import annotations
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from shared.auth import Authenticator, WorkerTokens
+from shared.auth import Authenticator
 from shared.grpc.health import NOT_SERVING, SERVING
 from shared.grpc.server import ServerOptions, ServiceServer
-from tests.conftest import INTERNAL_TOKEN, WORKER_TOKEN_KEY
+from tests.conftest import INTERNAL_TOKEN
+from tests.support.worker_keys import verifier
 
 
 async def test_a_lost_dependency_flips_health_both_ways_and_draining_wins():
     server = ServiceServer(
-        [], ServerOptions(host="127.0.0.1", port=0), authenticator=Authenticator(INTERNAL_TOKEN, WorkerTokens(WORKER_TOKEN_KEY))
+        [], ServerOptions(host="127.0.0.1", port=0), authenticator=Authenticator(INTERNAL_TOKEN, verifier())
     )
     await server.start()
     try:

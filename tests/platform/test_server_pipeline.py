@@ -13,22 +13,22 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from shared.auth import Authenticator, WorkerTokens
+from shared.auth import Authenticator
 from shared.errors import field_violations, status_details
 from shared.grpc.server import ServerOptions, ServiceServer
 from shared.logs import capture_log_lines
-from tests.conftest import INTERNAL_TOKEN, WORKER_TOKEN_KEY
+from tests.conftest import INTERNAL_TOKEN
 from tests.platform.probe import SERVICE, Probe
+from tests.support.worker_keys import ISSUER, stranger, verifier
 
 INTERNAL = (("authorization", f"Bearer {INTERNAL_TOKEN}"),)
-TOKENS = WorkerTokens(WORKER_TOKEN_KEY)
 
 
 async def start_server(probe: Probe, **options: float) -> ServiceServer:
     server = ServiceServer(
         [probe.registration()],
         ServerOptions(host="127.0.0.1", port=0, **options),
-        authenticator=Authenticator(INTERNAL_TOKEN, TOKENS),
+        authenticator=Authenticator(INTERNAL_TOKEN, verifier()),
     )
     await server.start()
     return server
@@ -57,7 +57,7 @@ def unary(channel: grpc.aio.Channel, name: str) -> grpc.aio.UnaryUnaryMultiCalla
 
 
 def worker_token(*, ttl: timedelta = timedelta(minutes=5), now: datetime | None = None) -> str:
-    return TOKENS.issue(organization_id="0c5a1d4e-6f1b-4c1e-9d1a-0b7d4f3e2a11", agent_id="2e7c3f6a-8b3d-4e3a-9f3c-2d9f6b5a4c33", connection_id=None, ttl=ttl, now=now).token
+    return ISSUER.issue(organization_id="0c5a1d4e-6f1b-4c1e-9d1a-0b7d4f3e2a11", agent_id="2e7c3f6a-8b3d-4e3a-9f3c-2d9f6b5a4c33", connection_id=None, ttl=ttl, now=now).token
 
 
 async def test_internal_token_reaches_the_handler_with_the_acting_user(channel, probe):
@@ -90,7 +90,7 @@ async def logged(logs, event: str, count: int = 1) -> None:
             id="expired-worker-token",
         ),
         pytest.param(
-            (("authorization", f"Bearer {WorkerTokens('another-key-' + 'q' * 32).issue(organization_id='0c5a1d4e-6f1b-4c1e-9d1a-0b7d4f3e2a11', agent_id='2e7c3f6a-8b3d-4e3a-9f3c-2d9f6b5a4c33', connection_id=None, ttl=timedelta(minutes=5)).token}"),),
+            (("authorization", f"Bearer {stranger().issue(organization_id='0c5a1d4e-6f1b-4c1e-9d1a-0b7d4f3e2a11', agent_id='2e7c3f6a-8b3d-4e3a-9f3c-2d9f6b5a4c33', connection_id=None, ttl=timedelta(minutes=5)).token}"),),
             id="worker-token-of-another-key",
         ),
     ],

@@ -7,10 +7,11 @@ from __future__ import annotations
 import grpc
 import pytest
 
-from shared.auth import Authenticator, WorkerTokens
+from shared.auth import Authenticator
 from shared.grpc.server import Registration, ServerOptions, ServiceServer
 from switchboard.secretproxy.v1 import secret_proxy_service_pb2, secret_proxy_service_pb2_grpc
-from tests.conftest import INTERNAL_TOKEN, WORKER_TOKEN_KEY
+from tests.conftest import INTERNAL_TOKEN
+from tests.support.worker_keys import verifier
 
 INTERNAL = (("authorization", f"Bearer {INTERNAL_TOKEN}"),)
 
@@ -26,7 +27,7 @@ async def serve_unbuilt() -> ServiceServer:
     server = ServiceServer(
         [registration],
         ServerOptions(host="127.0.0.1", port=0),
-        authenticator=Authenticator(INTERNAL_TOKEN, WorkerTokens(WORKER_TOKEN_KEY)),
+        authenticator=Authenticator(INTERNAL_TOKEN, verifier()),
     )
     await server.start()
     return server

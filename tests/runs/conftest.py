@@ -15,20 +15,21 @@ from prometheus_client import CollectorRegistry
 
 from services.runs import app as runs_app
 from services.runs.reaper import Reaper
-from shared.auth import Authenticator, WorkerTokens
+from shared.auth import Authenticator
 from shared.config import Settings
 from shared.db import create_pool
 from switchboard.runs.v1 import run_service_pb2 as pb
 from switchboard.runs.v1 import run_service_pb2_grpc
-from tests.conftest import INTERNAL_TOKEN, WORKER_TOKEN_KEY
+from tests.conftest import INTERNAL_TOKEN
 from tests.support.serving import serving
+from tests.support.worker_keys import ISSUER, PUBLIC_KEYS_SETTING, verifier
 
 OPERATOR = (("authorization", f"Bearer {INTERNAL_TOKEN}"),)
 
 
 def worker_metadata(organization_id: str, agent_id: str | None = None) -> tuple[tuple[str, str], ...]:
     """A worker of ``agent_id`` (a new agent when not given) in the organisation."""
-    token = WorkerTokens(WORKER_TOKEN_KEY).issue(
+    token = ISSUER.issue(
         organization_id=organization_id, agent_id=agent_id or str(uuid.uuid4()), connection_id=None, ttl=timedelta(minutes=10)
     )
     return (("authorization", f"Bearer {token.token}"),)
@@ -67,7 +68,7 @@ async def running_runs(database_url: str, *, start_reaper: bool = False, **overr
         Settings(
             database_url=database_url,
             internal_token=INTERNAL_TOKEN,
-            worker_token_key=WORKER_TOKEN_KEY,
+            worker_token_public_keys=PUBLIC_KEYS_SETTING,
             db_pool_max_size=40,
         ),
         **overrides,
@@ -75,7 +76,7 @@ async def running_runs(database_url: str, *, start_reaper: bool = False, **overr
     pool = await create_pool(settings, "runs", application_name="tests-runs")
     registry = CollectorRegistry()
     app = await runs_app.create(settings, pool, registry=registry)
-    async with serving(app, pool, Authenticator(INTERNAL_TOKEN, WorkerTokens(WORKER_TOKEN_KEY))) as (_, channel):
+    async with serving(app, pool, Authenticator(INTERNAL_TOKEN, verifier())) as (_, channel):
         if start_reaper:
             for start in app.on_start:
                 start()

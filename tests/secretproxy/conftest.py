@@ -17,7 +17,7 @@ import pytest
 
 from services.secretproxy import app as secretproxy_app
 from services.secretproxy.audit import AuditLog
-from shared.auth import Authenticator, WorkerTokens
+from shared.auth import Authenticator
 from shared.config import Settings
 from shared.crypto import new_key_list
 from shared.db import create_pool
@@ -26,14 +26,15 @@ from shared.logs import capture_log_lines
 from switchboard.identity.v1 import identity_service_pb2 as identity_pb
 from switchboard.secretproxy.v1 import secret_proxy_service_pb2 as pb
 from switchboard.secretproxy.v1 import secret_proxy_service_pb2_grpc
-from tests.conftest import INTERNAL_TOKEN, WORKER_TOKEN_KEY, free_port
+from tests.conftest import INTERNAL_TOKEN, free_port
 from tests.identity.conftest import Identity, as_user, running_identity
 from tests.support.asgi import serve_asgi
 from tests.support.serving import serving
 from tests.support.upstream import FakeUpstream
+from tests.support.worker_keys import ISSUER, PUBLIC_KEYS_SETTING, verifier
 
 OPERATOR = (("authorization", f"Bearer {INTERNAL_TOKEN}"),)
-TOKENS = WorkerTokens(WORKER_TOKEN_KEY)
+TOKENS = ISSUER
 CREDENTIALS_KEYS = new_key_list("k1")  # shared by every replica of a test, as in production
 
 
@@ -177,7 +178,7 @@ def proxy_settings(database_url: str, upstream_url: str, identity_port: int, **o
         Settings(
             database_url=database_url,
             internal_token=INTERNAL_TOKEN,
-            worker_token_key=WORKER_TOKEN_KEY,
+            worker_token_public_keys=PUBLIC_KEYS_SETTING,
             credentials_keys=CREDENTIALS_KEYS,
             identity_target=f"127.0.0.1:{identity_port}",
             proxy_upstreams=json.dumps(upstreams),
@@ -192,7 +193,7 @@ async def running_proxy(database_url: str, identity: Identity, upstream: FakeUps
     settings = proxy_settings(database_url, upstream_url, identity.port, **overrides)
     pool = await create_pool(settings, "secretproxy", application_name="tests-secretproxy")
     app = await secretproxy_app.create(settings, pool)
-    authenticator = Authenticator(INTERNAL_TOKEN, WorkerTokens(WORKER_TOKEN_KEY, require_organization=False))
+    authenticator = Authenticator(INTERNAL_TOKEN, verifier(require_organization=False))
     async with serving(app, pool, authenticator, shutdown_grace_seconds=2) as (port, channel):
         app.on_start[0]()  # the audit writer (the retention loop is tested on its own)
         yield Proxy(secret_proxy_service_pb2_grpc.SecretProxyServiceStub(channel), pool, app, upstream, upstream_url, identity, port)

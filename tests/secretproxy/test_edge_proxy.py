@@ -16,14 +16,15 @@ from services.edge.upstreams import Upstreams
 from services.secretproxy import placeholders
 from shared.config import Settings
 from shared.grpc.client import open_channel
-from tests.conftest import INTERNAL_TOKEN, WORKER_TOKEN_KEY
+from tests.conftest import INTERNAL_TOKEN
 from tests.secretproxy.conftest import Proxy, running_proxy
 from tests.support.asgi import serve_asgi
+from tests.support.worker_keys import PUBLIC_KEYS_SETTING
 
 
 @contextlib.asynccontextmanager
 async def edge_for(proxy: Proxy) -> AsyncIterator[httpx.AsyncClient]:
-    settings = Settings(internal_token=INTERNAL_TOKEN, worker_token_key=WORKER_TOKEN_KEY, edge_max_body_bytes=1024)
+    settings = Settings(internal_token=INTERNAL_TOKEN, worker_token_public_keys=PUBLIC_KEYS_SETTING, edge_max_body_bytes=1024)
     upstreams = Upstreams({"secretproxy": open_channel(f"127.0.0.1:{proxy.port}", token=INTERNAL_TOKEN)})
     async with serve_asgi(create_app(settings, upstreams=upstreams)) as url, httpx.AsyncClient(base_url=url, timeout=30) as client:
         yield client

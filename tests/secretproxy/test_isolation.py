@@ -13,10 +13,10 @@ import grpc
 import pytest
 
 from services.secretproxy import placeholders
-from shared.auth import WorkerTokens
 from switchboard.secretproxy.v1 import secret_proxy_service_pb2 as pb
 from tests.secretproxy.conftest import OPERATOR, Proxy, Worker
 from tests.secretproxy.test_forward import reason_of
+from tests.support.worker_keys import stranger
 
 UNAUTHENTICATED, PERMISSION_DENIED, NOT_FOUND = grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.NOT_FOUND
 FAILED_PRECONDITION = grpc.StatusCode.FAILED_PRECONDITION
@@ -183,7 +183,7 @@ async def b_moves_as_secret_row_into_its_organisation(t: Tenants):
 
 
 async def a_worker_token_signed_with_another_key_claiming_a(t: Tenants):
-    forged = WorkerTokens("not-the-real-key-" + "z" * 32).issue(
+    forged = stranger().issue(
         organization_id=t.a, agent_id=str(uuid.uuid4()), connection_id=None, ttl=timedelta(minutes=5)
     )
     return await t.proxy.forward(Worker(t.a, "x", forged.token), headers=[("Authorization", f"Bearer {t.a_placeholder}")])

@@ -13,11 +13,12 @@ import pytest
 from services.secretproxy import placeholders
 from services.secretproxy.forwarding import EDGE_HEADER
 from services.secretproxy.retention import Retention
-from shared.auth import Authenticator, WorkerTokens
+from shared.auth import Authenticator
 from shared.errors import Unauthenticated
-from tests.conftest import INTERNAL_TOKEN, WORKER_TOKEN_KEY
+from tests.conftest import INTERNAL_TOKEN
 from tests.secretproxy.conftest import running_proxy
 from tests.secretproxy.test_forward import reason_of
+from tests.support.worker_keys import ISSUER, verifier
 
 
 async def test_a_token_without_organisation_is_resolved_through_identity_and_gets_its_organisations_secret(proxy):
@@ -57,11 +58,11 @@ async def test_a_token_naming_an_agent_identity_does_not_know_is_refused(proxy):
 
 
 def test_services_other_than_the_proxy_refuse_tokens_without_organisation():
-    token = WorkerTokens(WORKER_TOKEN_KEY).issue(organization_id=None, agent_id=str(uuid.uuid4()), connection_id=None, ttl=timedelta(minutes=5))
-    strict = Authenticator(INTERNAL_TOKEN, WorkerTokens(WORKER_TOKEN_KEY))
+    token = ISSUER.issue(organization_id=None, agent_id=str(uuid.uuid4()), connection_id=None, ttl=timedelta(minutes=5))
+    strict = Authenticator(INTERNAL_TOKEN, verifier())
     with pytest.raises(Unauthenticated):
         strict.authenticate([("authorization", f"Bearer {token.token}")])
-    lenient = Authenticator(INTERNAL_TOKEN, WorkerTokens(WORKER_TOKEN_KEY, require_organization=False))
+    lenient = Authenticator(INTERNAL_TOKEN, verifier(require_organization=False))
     assert lenient.authenticate([("authorization", f"Bearer {token.token}")]).organization_id is None
 
 

@@ -10,8 +10,10 @@ import yaml
 
 from shared.config import SERVICES, load_settings
 from shared.crypto import new_key_list
+from shared.worker_keys import parse_public_keys, parse_signing_key
 from switchboard.cli import _parser
 from tests.conftest import REPO_ROOT
+from tests.support.worker_keys import PUBLIC_KEYS_SETTING, SIGNING_KEY_SETTING
 
 COMPOSE = yaml.safe_load((REPO_ROOT / "compose.yaml").read_text())
 PARTS = COMPOSE["services"]
@@ -23,6 +25,8 @@ def substituted(env: dict[str, str]) -> dict[str, str]:
     def one(value: str) -> str:
         value = re.sub(r"\$\{[A-Z_]+:-([^}]*)\}", r"\1", str(value))
         value = re.sub(r"\$\{SWITCHBOARD_CREDENTIALS_KEYS:\?[^}]*\}", new_key_list(), value)
+        value = re.sub(r"\$\{SWITCHBOARD_WORKER_TOKEN_SIGNING_KEY:\?[^}]*\}", SIGNING_KEY_SETTING, value)
+        value = re.sub(r"\$\{SWITCHBOARD_WORKER_TOKEN_PUBLIC_KEYS:\?[^}]*\}", PUBLIC_KEYS_SETTING, value)
         return re.sub(r"\$\{[A-Z_]+:\?[^}]*\}", "x" * 40, value)
 
     return {key: one(value) for key, value in env.items()}
@@ -72,3 +76,24 @@ def test_only_the_edge_is_published_on_the_host_at_its_configured_port():
     published = {part: spec.get("ports") for part, spec in PARTS.items() if spec.get("ports")}
     edge_port = load_settings(substituted(PARTS["edge"]["environment"])).edge_port
     assert published == {"edge": [f"${{EDGE_HOST_PORT:-8080}}:{edge_port}"]}
+
+
+def test_only_identity_gets_the_private_key_and_every_part_the_public_keys():
+    holders = {part for part, spec in PARTS.items() if "SWITCHBOARD_WORKER_TOKEN_SIGNING_KEY" in spec.get("environment", {})}
+    assert holders == {"identity"}
+    for part in ["migrate", *SERVICES, "edge"]:
+        settings = load_settings(substituted(PARTS[part]["environment"]))
+        assert settings.worker_token_public_keys == PUBLIC_KEYS_SETTING
+    identity = load_settings(substituted(PARTS["identity"]["environment"]))
+    assert identity.worker_token_signing_key == SIGNING_KEY_SETTING
+    # Both come from the operator's environment, never from a value written in the file.
+    raw = PARTS["identity"]["environment"]
+    assert raw["SWITCHBOARD_WORKER_TOKEN_SIGNING_KEY"].startswith("${SWITCHBOARD_WORKER_TOKEN_SIGNING_KEY:?")
+    assert raw["SWITCHBOARD_WORKER_TOKEN_PUBLIC_KEYS"].startswith("${SWITCHBOARD_WORKER_TOKEN_PUBLIC_KEYS:?")
+    signing = parse_signing_key(identity.worker_token_signing_key)
+    assert signing.kid in parse_public_keys(identity.worker_token_public_keys)
+
+
+def test_no_part_names_the_old_shared_worker_token_key():
+    assert "SWITCHBOARD_WORKER_TOKEN_KEY" not in (REPO_ROOT / "compose.yaml").read_text()
+    assert "WORKER_TOKEN" not in (REPO_ROOT / "Dockerfile").read_text()

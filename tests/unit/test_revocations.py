@@ -7,11 +7,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from shared.auth import Authenticator, WorkerTokens
+from shared.auth import Authenticator
 from shared.errors import Unauthenticated, Unavailable
 from shared.revocations import Revocation, RevocationSync, RevokedTokens
+from tests.support.worker_keys import ISSUER, verifier
 
-TOKENS = WorkerTokens("w" * 64)
 
 
 def bearer(token: str) -> list[tuple[str, str]]:
@@ -26,8 +26,8 @@ async def test_tokens_are_refused_until_the_first_refresh_and_after_a_revocation
         return list(found)
 
     sync = RevocationSync(revoked, fetch, interval_seconds=60)
-    authenticator = Authenticator("i" * 40, TOKENS, revoked)
-    issued = TOKENS.issue(organization_id="0c5a1d4e-6f1b-4c1e-9d1a-0b7d4f3e2a11", agent_id="2e7c3f6a-8b3d-4e3a-9f3c-2d9f6b5a4c33", connection_id=None, ttl=timedelta(minutes=5))
+    authenticator = Authenticator("i" * 40, verifier(), revoked)
+    issued = ISSUER.issue(organization_id="0c5a1d4e-6f1b-4c1e-9d1a-0b7d4f3e2a11", agent_id="2e7c3f6a-8b3d-4e3a-9f3c-2d9f6b5a4c33", connection_id=None, ttl=timedelta(minutes=5))
     with pytest.raises(Unavailable):
         authenticator.authenticate(bearer(issued.token))
     assert await sync.run_once() and sync.refreshed.is_set()
