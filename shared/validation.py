@@ -15,6 +15,7 @@ _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 # C0 controls and DEL: never part of a name, an id or an address (and NUL cannot be stored).
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _URL = re.compile(r"^https?://[^\s/?#@]+(?:/[^\s]*)?$")
+_ASCII_DIGITS = re.compile(r"[0-9]{1,19}")  # at most 19 digits: within 64 bits before int() runs
 
 MAX_JSON_DEPTH = 64
 """Nesting deeper than this is refused before parsing: ``json.loads`` recurses once per level, and
@@ -29,9 +30,6 @@ _DEPTH_STEP = {"[": 1, "{": 1, "]": -1, "}": -1}
 
 class JsonRejected(ValueError):
     """The text is not acceptable JSON; ``str(exc)`` says why, in words fit for a field violation."""
-
-
-_ASCII_DIGITS = re.compile(r"[0-9]{1,19}")  # at most 19 digits: within 64 bits before int() runs
 
 
 def ascii_int(text: str, *, maximum: int = 2**63 - 1) -> int | None:

@@ -4,8 +4,8 @@ The worker authenticates with its worker token (`Authorization: Bearer …`), wh
 on to the interactions service, where its scope is enforced; the edge reads the token only to know
 its organisation. Resume with `Last-Event-ID` or `?after=`. Each event is `id: <sequence>`,
 `event: <type>`, `data: <payload>`; a `: keep-alive` comment goes out every 15 s; trimmed events are
-announced by a `trimmed` event; a resume position beyond the stream's head (its storage was reset)
-by a `reset` event whose id is the head, before the events after it. When the client goes away, the subscription is cancelled at once.
+announced by a `trimmed` event; a position beyond the stream's head (its storage was reset), on
+resuming or mid-stream, by a `reset` event whose id is the head, before the events after it. When the client goes away, the subscription is cancelled at once.
 """
 
 from __future__ import annotations

@@ -73,14 +73,14 @@ def _member(obj: Any, where: str, key: str, kinds: type | tuple[type, ...], *, r
             raise _BadPayload(f"'{where}.{key}' is required")
         return None
     if isinstance(value, bool) or not isinstance(value, kinds):
-        names = " or ".join(k.__name__ for k in (kinds if isinstance(kinds, tuple) else (kinds,)))
-        raise _BadPayload(f"'{where}.{key}' must be a {_JSON_NAMES.get(names, names)}")
+        names = " or ".join(_JSON_NAMES[k] for k in (kinds if isinstance(kinds, tuple) else (kinds,)))
+        raise _BadPayload(f"'{where}.{key}' must be a {names}")
     if isinstance(value, str) and not (value.strip() and len(value) <= MAX_ID_CHARS and is_utf8(value)):
         raise _BadPayload(f"'{where}.{key}' must be non-empty text of at most {MAX_ID_CHARS} characters")
     return value
 
 
-_JSON_NAMES = {"str": "string", "dict": "JSON object", "list": "JSON array", "int": "number", "str or int": "string or number"}
+_JSON_NAMES = {str: "string", dict: "JSON object", list: "JSON array", int: "number"}
 MAX_ID_CHARS = 255
 
 

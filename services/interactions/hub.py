@@ -10,7 +10,8 @@ after the poll interval, which covers a missed notification; when the listening 
 on from their position: nothing is lost, nothing is delivered twice, the order is the sequence.
 
 A subscriber resuming after a sequence beyond the stream's head (the stream was lost in a reset or
-restore) is told so with a reset notice carrying the head, then reads on from the head.
+restore) is told so with a reset notice carrying the head, then reads on from the head; so is a
+caught-up subscriber whose position is beyond the head when the database comes back.
 
 A subscriber that has caught up once and then falls more than ``max_lag`` events behind the head
 of its stream (its client does not read fast enough) is ended with the position to resume from.
@@ -103,6 +104,7 @@ class StreamHub:
         self._closing = False
         self.listening = asyncio.Event()
         """Set while the listening connection is up."""
+        self._generation = 0  # how many times the listening connection was (re)established
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -137,6 +139,7 @@ class StreamHub:
         state.subscribers += 1
         position = after
         caught_up = False
+        bounds_checked_at: int | None = None  # the listener generation of the last bounds check
         try:
             while True:
                 if self._closing:
@@ -154,15 +157,18 @@ class StreamHub:
                     if caught_up and state.head - position > self._max_lag:
                         raise SubscriberLagging(position)
                     continue
-                if not caught_up:
+                # Caught up: check the stream's bounds once, and again whenever the database came
+                # back (it may have come back reset, below everyone's position).
+                if bounds_checked_at != self._generation:
                     caught_up = True
+                    bounds_checked_at = self._generation
                     first, last = await self._survive_outage(store.stream_bounds, organization_id, stream)
                     if position > last:
                         # Beyond the head: those sequences never existed here (the database was
                         # reset or restored), and waiting after them would miss every new event
                         # until the stream grew past them. Say so, and go on from the head.
                         yield StreamItem(sequence=last, reset_after=position)
-                        position = last
+                        position = state.head = last
                     elif first > position + 1 and last > position:
                         # Everything after the position was trimmed and nothing newer is stored.
                         yield StreamItem(sequence=first, trimmed_after=position)
@@ -206,6 +212,7 @@ class StreamHub:
         self._listener = await asyncpg.connect(self._dsn)
         self._listener.add_termination_listener(lambda _: self._lost.set())
         await self._listener.add_listener(store.EVENTS_CHANNEL, self._on_notify)
+        self._generation += 1
         self.listening.set()
         # Anything published while nobody listened is in the table: everyone reads on.
         for state in self._streams.values():

@@ -319,3 +319,26 @@ async def test_forged_or_foreign_page_tokens_are_invalid_argument_on_list_connec
     await invalid(stack.interactions.ListConnections(foreign, metadata=OPERATOR), "page_token")
     rest = await stack.interactions.ListConnections(pb.ListConnectionsRequest(organization_id=org, page_token=page.next_page_token), metadata=OPERATOR)
     assert len(rest.connections) == 1 and not rest.next_page_token
+
+
+async def test_a_live_subscriber_whose_stream_was_reset_under_it_gets_a_reset_then_new_events(stack):
+    org, stream = str(uuid.uuid4()), "s"
+    call = stack.stub.Subscribe(epb.SubscribeRequest(stream=stream, organization_id=org), metadata=OPERATOR)
+    for i in range(3):
+        await stack.stub.Publish(epb.PublishRequest(stream=stream, organization_id=org, type="t", payload_json=str(i)), metadata=OPERATOR)
+    async with asyncio.timeout(15):
+        assert [(await call.read()).event.sequence for _ in range(3)] == [1, 2, 3]
+        # The stream's storage is lost (a restore from an older backup, say), and the service's
+        # database connection with it.
+        await stack.pool.execute("DELETE FROM interactions.streams WHERE organization_id = $1", org)
+        killed = await stack.pool.fetchval(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE query ILIKE 'LISTEN%' AND datname = current_database()"
+        )
+        assert killed == 1
+        reset = await call.read()
+        assert reset.WhichOneof("kind") == "reset"
+        assert (reset.reset.requested_after_sequence, reset.reset.head_sequence) == (3, 0)
+        await stack.stub.Publish(epb.PublishRequest(stream=stream, organization_id=org, type="t", payload_json='"new"'), metadata=OPERATOR)
+        event = (await call.read()).event
+        assert (event.sequence, event.payload_json) == (1, '"new"')
+    call.cancel()

@@ -116,7 +116,9 @@ class EventServiceServicer:
         `trimmed` notice carrying the first available sequence, then events from there (never a
         silent jump). If `after_sequence` is beyond the stream's last sequence (the stream's storage
         was reset or restored: no client can legitimately have seen it), the first message is a
-        `reset` notice carrying the current head, then the events after the head, live ones included.
+        `reset` notice carrying the current head, then the events after the head, live ones included;
+        the same notice comes mid-stream when the service's database comes back reset under a
+        caught-up subscriber.
         The call runs until the client cancels it or its deadline passes.
 
         Errors (ending the stream):

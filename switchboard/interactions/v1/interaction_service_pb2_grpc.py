@@ -273,7 +273,7 @@ class InteractionServiceServicer:
         also runs this sweep every 5 minutes, on one replica at a time. Internal callers (operators)
         only; spans every organisation.
         Errors: PERMISSION_DENIED for non-internal callers; INVALID_ARGUMENT when max_age is negative
-        or limit is out of range.
+        or longer than 10 years, or limit is out of range.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
