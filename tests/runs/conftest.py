@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 import asyncpg
+import grpc
 import pytest
 from prometheus_client import CollectorRegistry
 
@@ -41,6 +42,7 @@ class Runs:
     pool: asyncpg.Pool
     settings: Settings
     registry: CollectorRegistry
+    channel: grpc.aio.Channel | None = None
 
     def reaper(self, **overrides: float) -> Reaper:
         """A reaper as another replica would run it (its own loop, same database)."""
@@ -80,7 +82,7 @@ async def running_runs(database_url: str, *, start_reaper: bool = False, **overr
         if start_reaper:
             for start in app.on_start:
                 start()
-        yield Runs(run_service_pb2_grpc.RunServiceStub(channel), pool, settings, registry)
+        yield Runs(run_service_pb2_grpc.RunServiceStub(channel), pool, settings, registry, channel)
 
 
 @pytest.fixture

@@ -61,3 +61,15 @@ async def test_a_page_token_is_bound_to_the_filters_of_its_listing(runs, org):
     )
     assert len(first.runs) + len(rest.runs) == 3 and not rest.next_page_token
     assert not {r.id for r in first.runs} & {r.id for r in rest.runs}
+
+
+async def test_a_request_that_does_not_decode_is_invalid_argument_not_unknown(runs):
+    """Invalid UTF-8 in a proto string field: gRPC alone answers UNKNOWN naming DecodeError."""
+    get_run = runs.channel.unary_unary(  # raw bytes on the wire
+        "/switchboard.runs.v1.RunService/GetRun", request_serializer=lambda raw: raw, response_deserializer=lambda raw: raw
+    )
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await get_run(b"\x0a\x03\xff\xfe\xfd", metadata=OPERATOR)  # field 1 (run_id), 3 bytes of invalid UTF-8
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert [v.field for v in field_violations(caught.value)] == ["request"]
+    assert "DecodeError" not in (caught.value.details() or "")
