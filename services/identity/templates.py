@@ -52,6 +52,9 @@ async def install(
     source_organization_id = str(template["organization_id"])
     source = await store.organization_get(pool, source_organization_id)
     if source is None or source["visibility"] != "public":
+        if await access.standing(pool, principal, source_organization_id) == "none":
+            # A private organisation's agent is none of an outsider's business: as if it were not there.
+            raise NotFound(f"template agent {template_agent_id} does not exist", reason="TEMPLATE_NOT_FOUND")
         raise FailedPrecondition(
             f"agent {template_agent_id} is not a template: its organisation is not public", reason="TEMPLATE_NOT_PUBLIC"
         )

@@ -194,6 +194,16 @@ async def test_the_checks_before_anything_is_written(identity, agents):
         ),
     )
     assert "not public" in private.details()
+    # To an admin of another organisation, a private organisation's agent does not exist.
+    outsider = await identity.sign_up("Outsider")
+    hidden = await expect(
+        grpc.StatusCode.NOT_FOUND,
+        agents.InstallAgentFromTemplate(
+            apb.InstallAgentFromTemplateRequest(template_agent_id=private_agent, target_organization_id=outsider.organization.id),
+            metadata=as_user(outsider.user.id),
+        ),
+    )
+    assert "does not exist" in hidden.details()
     await expect(
         grpc.StatusCode.NOT_FOUND,
         agents.InstallAgentFromTemplate(
