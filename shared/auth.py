@@ -246,24 +246,41 @@ class Authenticator:
         if hmac.compare_digest(token.encode(), self._internal_token):
             return InternalCaller(acting_user_id=_parse_user_id(acting_user) if acting_user is not None else None)
         worker = self._worker_tokens.verify(token)
-        if self._revoked is not None:
-            if not self._revoked.is_fresh:
-                raise Unavailable(
-                    "cannot confirm that the worker token is not revoked (the identity service has not "
-                    "been reachable); retry shortly",
-                    reason="REVOCATIONS_STALE",
-                )
-            if self._revoked.is_revoked(worker.token_id):
-                raise Unauthenticated("the worker token was revoked; ask for a new one", reason="TOKEN_REVOKED")
+        self._check_revocation(worker)
         if acting_user is not None:
             raise PermissionDenied(f"workers cannot act for a user ({ACTING_USER_HEADER} is for internal callers)")
         return worker
+
+    def still_valid(self, principal: Principal) -> None:
+        """For a long-lived call: raise as ``authenticate`` would now if the worker's token has since
+        expired or been revoked (an internal caller's token does not change under a call)."""
+        if not isinstance(principal, WorkerPrincipal):
+            return
+        if _expired(principal, 5.0):
+            raise Unauthenticated("the worker token has expired; ask for a new one", reason="TOKEN_EXPIRED")
+        self._check_revocation(principal)
+
+    def _check_revocation(self, worker: WorkerPrincipal) -> None:
+        if self._revoked is None:
+            return
+        if not self._revoked.is_fresh:
+            raise Unavailable(
+                "cannot confirm that the worker token is not revoked (the identity service has not "
+                "been reachable); retry shortly",
+                reason="REVOCATIONS_STALE",
+            )
+        if self._revoked.is_revoked(worker.token_id):
+            raise Unauthenticated("the worker token was revoked; ask for a new one", reason="TOKEN_REVOKED")
 
 
 def _not_valid() -> Unauthenticated:
     # One answer for every token that is not a worker token of ours (a mistyped internal token,
     # garbage, a forgery): it does not say which kind of token the caller meant to send.
     return Unauthenticated("the bearer token is not valid", reason="TOKEN_INVALID")
+
+
+def _expired(worker: WorkerPrincipal, leeway_seconds: float) -> bool:
+    return worker.expires_at.timestamp() + leeway_seconds <= time.time()
 
 
 def _uuid_claim(value: object) -> str | None:

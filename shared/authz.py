@@ -25,7 +25,7 @@ import contextvars
 import enum
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from shared.auth import InternalCaller, Principal, WorkerPrincipal
@@ -167,6 +167,9 @@ class Access:
     user_id: str | None = None
     agent_id: str | None = None
     connection_id: str | None = None
+    # For long-lived calls (streams): checks again that the caller still may (a token not revoked
+    # nor expired, a user still holding the role); raises as the first check would. None: no check.
+    recheck: Callable[[], Awaitable[None]] | None = field(default=None, repr=False, compare=False)
 
     @property
     def is_operator(self) -> bool:

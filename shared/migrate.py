@@ -25,7 +25,7 @@ log = get_logger(__name__)
 MIGRATIONS_ROOT = Path(_migrations_package.__file__).resolve().parent
 # One lock for every schema: migrations are quick, and a single key cannot deadlock with itself.
 ADVISORY_LOCK_KEY = 0x5357_4D49_4752  # "SWMIGR"
-_FILE_NAME = re.compile(r"^(?P<version>\d{4})_(?P<name>[a-z0-9_]+)\.sql$")
+_FILE_NAME = re.compile(r"^(?P<version>\d{4})_(?P<name>[a-z0-9_]+)\.sql\Z")
 
 
 class MigrationError(Exception):

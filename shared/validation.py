@@ -11,10 +11,10 @@ from typing import Any
 
 from shared.errors import FieldViolation, InvalidArgument
 
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+\Z")
 # C0 controls and DEL: never part of a name, an id or an address (and NUL cannot be stored).
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-_URL = re.compile(r"^https?://[^\s/?#@]+(?:/[^\s]*)?$")
+_URL = re.compile(r"^https?://[^\s/?#@]+(?:/[^\s]*)?\Z")
 _ASCII_DIGITS = re.compile(r"[0-9]{1,19}")  # at most 19 digits: within 64 bits before int() runs
 
 MAX_JSON_DEPTH = 64

@@ -31,7 +31,7 @@ from switchboard.secretproxy.v1 import secret_proxy_service_pb2_grpc
 
 WORKER_TOKEN_HEADER = b"x-switchboard-token"
 _NOT_FORWARDED = frozenset({WORKER_TOKEN_HEADER, b"host"})
-_TOKEN = re.compile(r"^[\x21-\x7e]{1,4096}$")  # what gRPC metadata can carry
+_TOKEN = re.compile(r"^[\x21-\x7e]{1,4096}\Z")  # what gRPC metadata can carry
 
 
 class UpstreamBrokeOff(Exception):

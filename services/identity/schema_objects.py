@@ -24,7 +24,7 @@ KIND_NAMES = {
     "watcher": "watcher",
     "event_classifier": "event classifier",
 }
-SLUG = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+SLUG = re.compile(r"^[a-z][a-z0-9_]{0,62}\Z")
 MAX_NAME = 100
 MAX_DESCRIPTION = 2000
 MAX_DOCUMENT = 256 * 1024

@@ -219,7 +219,6 @@ class IdentityService(identity_service_pb2_grpc.IdentityServiceServicer):
         if request.ttl_seconds < 0 or ttl > tokens.MAX_TTL:
             v.add("ttl_seconds", f"must be from 1 to {int(tokens.MAX_TTL.total_seconds())} (0 means 3600)")
         v.check()
-        access.require_internal(current_principal(), "IssueWorkerToken")
         issued = await tokens.issue(self._pool, self._worker_tokens, agent_id, connection_id, ttl)
         return pb.IssueWorkerTokenResponse(
             token=issued.token, token_id=issued.token_id, expires_at=convert.timestamp(issued.expires_at)

@@ -6,7 +6,7 @@ import re
 import unicodedata
 
 MAX_LENGTH = 48
-SLUG_PATTERN = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,46}[a-z0-9])?$")
+SLUG_PATTERN = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,46}[a-z0-9])?\Z")
 # Words that name parts of the product or its URLs; an organisation called "Admin" gets "admin-2".
 RESERVED = frozenset(
     {

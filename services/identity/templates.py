@@ -44,17 +44,18 @@ async def install(
     template = await store.agent_get(pool, template_agent_id)
     if template is None:
         raise NotFound(f"template agent {template_agent_id} does not exist", reason="TEMPLATE_NOT_FOUND")
+    source_organization_id = str(template["organization_id"])
+    source = await store.organization_get(pool, source_organization_id)
+    private = source is None or source["visibility"] != "public"
+    if private and await access.standing(pool, principal, source_organization_id) == "none":
+        # A private organisation's agent is none of an outsider's business: as if it were not there.
+        raise NotFound(f"template agent {template_agent_id} does not exist", reason="TEMPLATE_NOT_FOUND")
     if template["template_agent_id"] is not None:
         raise FailedPrecondition(
             f"agent {template_agent_id} is itself installed from template {template['template_agent_id']}; install that one",
             reason="TEMPLATE_IS_A_COPY",
         )
-    source_organization_id = str(template["organization_id"])
-    source = await store.organization_get(pool, source_organization_id)
-    if source is None or source["visibility"] != "public":
-        if await access.standing(pool, principal, source_organization_id) == "none":
-            # A private organisation's agent is none of an outsider's business: as if it were not there.
-            raise NotFound(f"template agent {template_agent_id} does not exist", reason="TEMPLATE_NOT_FOUND")
+    if private:
         raise FailedPrecondition(
             f"agent {template_agent_id} is not a template: its organisation is not public", reason="TEMPLATE_NOT_PUBLIC"
         )

@@ -75,11 +75,17 @@ class EventService(event_service_pb2_grpc.EventServiceServicer):
         if request.after_sequence < 0:
             v.add("after_sequence", "must not be negative")
         v.check()
-        with self._limits.slot(current_access(), organization_id, stream):
+        access = current_access()
+        with self._limits.slot(access, organization_id, stream):
             # Accepted: say so now (the edge waits for this before answering 200 to SSE clients).
             await context.send_initial_metadata(((SUBSCRIBED_HEADER, "1"),))
             try:
                 async for item in self._hub.subscribe(organization_id, stream, request.after_sequence):
+                    # Before each delivery: may the caller still? A revoked or expired token, a
+                    # member removed: the stream ends with the refusal. (Cheap: the token checks
+                    # are in memory, a user's role comes from the bounded membership cache.)
+                    if access.recheck is not None:
+                        await access.recheck()
                     if item.reset_after is not None:
                         yield pb.SubscribeResponse(reset=pb.EventsReset(requested_after_sequence=item.reset_after, head_sequence=item.sequence))
                     elif item.trimmed_after is not None:

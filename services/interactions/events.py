@@ -12,8 +12,8 @@ from shared.authz import Access
 from shared.errors import ResourceExhausted
 from shared.validation import Violations
 
-STREAM = re.compile(r"^[A-Za-z0-9_.:-](?:[A-Za-z0-9_.:/-]{0,198}[A-Za-z0-9_.:-])?$")
-TYPE = re.compile(r"^[A-Za-z0-9._-]{1,100}$")
+STREAM = re.compile(r"^[A-Za-z0-9_.:-](?:[A-Za-z0-9_.:/-]{0,198}[A-Za-z0-9_.:-])?\Z")
+TYPE = re.compile(r"^[A-Za-z0-9._-]{1,100}\Z")
 MAX_PAYLOAD = 1 << 20
 MAX_BATCH = 100
 MAX_BATCH_BYTES = 3 << 20

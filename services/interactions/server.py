@@ -41,7 +41,7 @@ Context = grpc.aio.ServicerContext
 PLATFORMS = {pb.PLATFORM_SLACK: "slack", pb.PLATFORM_TELEGRAM: "telegram"}
 PLATFORM_TO_PROTO = {name: value for value, name in PLATFORMS.items()}
 DEFAULT_API = {"slack": SLACK_API, "telegram": TELEGRAM_API}
-OPTION_ID = re.compile(r"^[A-Za-z0-9_-]{1,16}$")
+OPTION_ID = re.compile(r"^[A-Za-z0-9_-]{1,16}\Z")
 MAX_OPTIONS = 25
 MAX_TEXT = 3000
 

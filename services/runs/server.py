@@ -115,7 +115,7 @@ class RunService(run_service_pb2_grpc.RunServiceServicer):
             if row is not None:
                 self._metrics.entered(lane, "pending")
                 return pb.EnqueueRunResponse(run=run_message(row), created=True)
-            existing = await store.run_get_active_match(self._pool, organization_id, lane, subject_id, key)
+            existing = await store.run_get_active_match(self._pool, organization_id, lane, subject_id, key, agent_id)
             if existing is not None:
                 return pb.EnqueueRunResponse(run=run_message(existing), created=False)
             # The active run that blocked the insert finished in between: try again.

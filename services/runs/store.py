@@ -75,18 +75,20 @@ async def run_insert(
 
 
 async def run_get_active_match(
-    conn: Connection, organization_id: str, lane: str, subject_id: str, idempotency_key: str | None
+    conn: Connection, organization_id: str, lane: str, subject_id: str, idempotency_key: str | None, agent_id: str | None = None
 ) -> Record | None:
-    """The active run that made run_insert do nothing: same idempotency key, or same sync subject."""
+    """The active run that made run_insert do nothing: same idempotency key, or same sync subject,
+    of the same agent (or of no agent, for ``agent_id`` None)."""
     return await conn.fetchrow(
         """SELECT * FROM runs
-           WHERE organization_id = $1 AND status IN ('pending', 'running')
+           WHERE organization_id = $1 AND agent_id IS NOT DISTINCT FROM $5::uuid AND status IN ('pending', 'running')
              AND (($4::text IS NOT NULL AND idempotency_key = $4) OR ($2 = 'sync' AND lane = 'sync' AND subject_id = $3))
            LIMIT 1""",
         organization_id,
         lane,
         subject_id,
         idempotency_key,
+        agent_id,
     )
 
 

@@ -20,8 +20,8 @@ from shared.validation import Violations
 
 MAX_RULES = 500
 NO_POLICY_HASH = hashlib.sha256(b"[]").hexdigest()
-_HOST_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
-_METHOD = re.compile(r"^[A-Z]{1,16}$")
+_HOST_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)\Z")
+_METHOD = re.compile(r"^[A-Z]{1,16}\Z")
 # No request path holds these (a NUL cannot even be stored: the rules are jsonb); lone surrogates
 # have no UTF-8 form.
 _PATH_FORBIDDEN = re.compile(r"[\x00-\x20\x7f\ud800-\udfff]")

@@ -21,10 +21,10 @@ MAX_PATH_BYTES = 8 * 1024
 MAX_HEADER_FIELDS = 100
 MAX_HEADER_BYTES = 64 * 1024
 WORKER_TOKEN_HEADER = "x-switchboard-token"
-_METHOD = re.compile(r"^[A-Z]{1,16}$")
-_HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,256}$")
+_METHOD = re.compile(r"^[A-Z]{1,16}\Z")
+_HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,256}\Z")
 _FORBIDDEN_IN_VALUE = re.compile(r"[\r\n\x00]")
-_UPSTREAM = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+_UPSTREAM = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}\Z")
 # RFC 9110 §7.6.1: meaningful for one connection only, never forwarded. Host is set from the URL.
 HOP_BY_HOP = frozenset(
     {

@@ -30,7 +30,7 @@ from switchboard.secretproxy.v1 import secret_proxy_service_pb2_grpc
 
 Context = grpc.aio.ServicerContext
 MAX_VALUE_BYTES = 16 * 1024
-_SECRET_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
+_SECRET_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,128}\Z")
 _ACTIONS = {pb.EGRESS_ACTION_ALLOW: "allow", pb.EGRESS_ACTION_DENY: "deny"}
 _ACTIONS_TO_PROTO = {name: action for action, name in _ACTIONS.items()}
 

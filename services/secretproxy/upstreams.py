@@ -21,8 +21,8 @@ from dataclasses import dataclass
 
 import httpx
 
-_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
-_HEADER = re.compile(r"^[A-Za-z0-9-]{1,64}$")
+_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}\Z")
+_HEADER = re.compile(r"^[A-Za-z0-9-]{1,64}\Z")
 
 
 @dataclass(frozen=True)

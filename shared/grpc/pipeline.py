@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import functools
 import inspect
 import re
 import time
@@ -25,7 +27,7 @@ from typing import Any
 import grpc
 import structlog
 
-from shared.auth import Authenticator, Principal, WorkerPrincipal, set_current_principal
+from shared.auth import Authenticator, InternalCaller, Principal, WorkerPrincipal, set_current_principal
 from shared.authz import Memberships, Policy, authorize, policy_of, set_current_access
 from shared.db import database_unavailable
 from shared.errors import DomainError, FieldViolation, InvalidArgument, PermissionDenied
@@ -37,7 +39,7 @@ log = get_logger(__name__)
 
 REQUEST_ID_HEADER = "x-request-id"
 EXEMPT_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.v1alpha.ServerReflection/", "/grpc.reflection.v1.ServerReflection/")
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}\Z")
 
 
 class _Outcome:
@@ -99,7 +101,10 @@ class RequestPipeline(grpc.aio.ServerInterceptor):
         declared = policy_of(behavior)
         if declared is not None and handler.request_streaming and (declared.target or declared.agent or declared.stream):
             raise TypeError(f"{method}: a streaming request has no fields to check; its policy may not name any")
-        guard = _Guard(declared, getattr(behavior, "__self__", None), self._memberships, method)
+        guard = _Guard(
+            declared, getattr(behavior, "__self__", None), self._memberships, method,
+            self._authenticator if handler.response_streaming else None,
+        )  # fmt: skip
         if handler.request_streaming:
             behavior = _checking_requests(behavior)
         if unary_response:
@@ -273,20 +278,34 @@ class _Guard:
     """One method's authorization: its declared policy, checked before the handler runs; a method
     that declares none is refused to everyone (fail closed; a test lists every RPC's policy)."""
 
-    __slots__ = ("_policy", "_servicer", "_memberships", "_method")
+    __slots__ = ("_policy", "_servicer", "_memberships", "_method", "_long_lived")
 
-    def __init__(self, declared: Policy | None, servicer: Any, memberships: Memberships, method: str):
+    def __init__(
+        self, declared: Policy | None, servicer: Any, memberships: Memberships, method: str, long_lived: Authenticator | None
+    ):
         self._policy = declared
         self._servicer = servicer
         self._memberships = memberships
         self._method = method
+        # For streamed responses: the authenticator that checks again, mid-stream, that the caller
+        # still may (a revoked token or a removed member must not keep an open stream).
+        self._long_lived = long_lived
 
     async def check(self, principal: Principal, request: Any) -> None:
         if isinstance(request, _Undecodable):
             raise InvalidArgument(FieldViolation("request", f"is not a valid message of this method: {request.problem}"))
         if self._policy is None:
             raise PermissionDenied(f"{self._method.lstrip('/')} declares no authorization policy", reason="NO_POLICY")
-        set_current_access(await authorize(self._policy, principal, request, self._servicer, self._memberships))
+        access = await authorize(self._policy, principal, request, self._servicer, self._memberships)
+        if self._long_lived is not None:
+            access = dataclasses.replace(access, recheck=functools.partial(self._recheck, principal, request))
+        set_current_access(access)
+
+    async def _recheck(self, principal: Principal, request: Any) -> None:
+        assert self._long_lived is not None and self._policy is not None
+        self._long_lived.still_valid(principal)
+        if isinstance(principal, InternalCaller) and principal.acting_user_id is not None:
+            await authorize(self._policy, principal, request, self._servicer, self._memberships)
 
 
 class _Undecodable:

@@ -11,6 +11,7 @@ other agent a2; a worker of B; and no token at all.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import uuid
@@ -34,6 +35,7 @@ from shared.crypto import new_key_list
 from shared.db import create_pool
 from shared.errors import reason_of
 from shared.memberships import CachedMemberships, remote_fetch
+from shared.revocations import RevocationSync, RevokedTokens
 from switchboard.identity.v1 import agent_service_pb2 as agents_pb
 from switchboard.identity.v1 import agent_service_pb2_grpc, identity_service_pb2_grpc, resources_pb2
 from switchboard.identity.v1 import identity_service_pb2 as identity_pb
@@ -62,6 +64,8 @@ AUTHZ_REASONS = {
     "TOKEN_MISSING", "NO_ACTING_USER", "USERS_NOT_ALLOWED", "WORKERS_NOT_ALLOWED", "WORKERS_ONLY",
     "NOT_PERMITTED", "OTHER_ORGANIZATION", "OTHER_AGENT", "OTHER_CONNECTION", "NO_POLICY",
 }  # fmt: skip
+# PERMISSION_DENIED that is the domain's answer to an allowed caller, not an authorization refusal.
+DOMAIN_REFUSALS = {"EGRESS_DENIED"}  # Forward to an upstream the organisation's policy does not allow
 # Answers whose content is scoped in the handler's SQL rather than refused: a worker of another
 # agent (or organisation) gets an empty answer, which is its refusal.
 EMPTY_IS_REFUSAL = {
@@ -106,12 +110,16 @@ async def running_services(database_url: str) -> AsyncIterator[tuple[dict[str, A
         credentials_keys=new_key_list(),
         db_pool_max_size=5,
     )
-    authenticator = Authenticator(INTERNAL_TOKEN, verifier())
     stubs: dict[str, Any] = {}
     async with contextlib.AsyncExitStack() as stack:
         identity_pool = await create_pool(settings, "identity", application_name="matrix-identity")
         # Only identity holds the signing key, as in a deployment.
         identity = await identity_app.create(dataclasses.replace(settings, worker_token_signing_key=SIGNING_KEY_SETTING), identity_pool)
+        # Revocations as every service learns them (the test refreshes by hand: no timing).
+        revocations = RevocationSync(RevokedTokens(max_staleness_seconds=3600), identity.revocations, 3600)
+        await revocations.run_once()
+        stubs["_revocations"] = revocations
+        authenticator = Authenticator(INTERNAL_TOKEN, verifier(), revocations.revoked)
         port, channel = await stack.enter_async_context(serving(identity, identity_pool, authenticator))
         stubs["IdentityService"] = identity_service_pb2_grpc.IdentityServiceStub(channel)
         stubs["AgentService"] = agent_service_pb2_grpc.AgentServiceStub(channel)
@@ -211,7 +219,11 @@ async def world_of(stubs: dict[str, Any], pool: asyncpg.Pool, slack_url: str) ->
         metadata=OPERATOR,
     )
     w.objects["event_classifier"] = classifier.event_classifier.id
-    w.template = b1
+    # A template: an agent of a public organisation (of B's owner), installable into A.
+    public = await identity.CreateOrganization(
+        identity_pb.CreateOrganizationRequest(name="Templates", visibility=resources_pb2.VISIBILITY_PUBLIC), metadata=acting(other.user.id)
+    )
+    w.template = (await agent(public.organization.id)).agent.id
     return w
 
 
@@ -499,8 +511,8 @@ async def call(w: World, service: str, rpc: str, request: Any, metadata: tuple) 
 def refused(rpc: str, code: grpc.StatusCode, reason: str, response: Any) -> bool:
     if code == grpc.StatusCode.UNAUTHENTICATED and reason in ("TOKEN_MISSING", "NO_ACTING_USER"):
         return True
-    if code == grpc.StatusCode.PERMISSION_DENIED and reason in AUTHZ_REASONS:
-        return True
+    if code == grpc.StatusCode.PERMISSION_DENIED and reason not in DOMAIN_REFUSALS:
+        return True  # any other PERMISSION_DENIED is a refusal, whichever layer said it
     if code == grpc.StatusCode.NOT_FOUND:
         return True  # a resource of another scope is "not found", as if it were not there
     return code == grpc.StatusCode.OK and rpc in EMPTY_IS_REFUSAL and EMPTY_IS_REFUSAL[rpc](response)
@@ -675,3 +687,37 @@ async def test_an_acting_user_has_no_operator_reach_into_another_organisation(mi
                 await subscription.read()
             assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
         assert await digest(pool) == before
+
+
+async def test_a_revoked_token_or_a_removed_member_loses_an_open_stream(migrated_database):
+    """Review finding: authorization was checked when a stream opened, never again; a revoked
+    worker token and a removed member kept receiving events."""
+    async with running_services(migrated_database) as (stubs, pool):
+        identity, events = stubs["IdentityService"], stubs["EventService"]
+        owner = await identity.SignUp(identity_pb.SignUpRequest(email="ann@a.example", display_name="Ann"), metadata=OPERATOR)
+        org = owner.organization.id
+        member = (await identity.SignUp(identity_pb.SignUpRequest(email="meg@a.example", display_name="Meg"), metadata=OPERATOR)).user.id
+        await identity.AddMember(identity_pb.AddMemberRequest(organization_id=org, user_id=member, role=resources_pb2.ROLE_MEMBER), metadata=OPERATOR)
+        agent = (await identity.CreateAgent(identity_pb.CreateAgentRequest(organization_id=org, name="A"), metadata=OPERATOR)).agent.id
+        issued = await identity.IssueWorkerToken(identity_pb.IssueWorkerTokenRequest(agent_id=agent), metadata=OPERATOR)
+        worker = (("authorization", f"Bearer {issued.token}"),)
+        stream = f"agents/{agent}"
+
+        async def publish(n: int) -> None:
+            await events.Publish(events_pb.PublishRequest(stream=stream, organization_id=org, type="t", payload_json=f'{{"n": {n}}}'), metadata=OPERATOR)
+
+        watchers = {
+            "worker": events.Subscribe(events_pb.SubscribeRequest(stream=stream, organization_id=org), metadata=worker),
+            "member": events.Subscribe(events_pb.SubscribeRequest(stream=stream, organization_id=org), metadata=acting(member)),
+        }
+        await publish(1)
+        for call in watchers.values():
+            assert (await call.read()).event.sequence == 1
+        await identity.RevokeWorkerToken(identity_pb.RevokeWorkerTokenRequest(token_id=issued.token_id), metadata=OPERATOR)
+        await stubs["_revocations"].run_once()
+        await identity.RemoveMember(identity_pb.RemoveMemberRequest(organization_id=org, user_id=member), metadata=OPERATOR)
+        await publish(2)
+        for name, code in (("worker", grpc.StatusCode.UNAUTHENTICATED), ("member", grpc.StatusCode.PERMISSION_DENIED)):
+            with pytest.raises(grpc.aio.AioRpcError) as ended:
+                await asyncio.wait_for(watchers[name].read(), 10)
+            assert ended.value.code() == code, name

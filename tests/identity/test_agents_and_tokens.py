@@ -42,10 +42,19 @@ async def test_a_worker_token_carries_the_agents_organisation_and_verifies_local
     )
 
 
-async def test_only_internal_callers_issue_tokens_and_resolve_agents(identity):
+async def test_owners_and_admins_issue_their_agents_tokens_and_only_internal_callers_resolve_agents(identity):
     owner = await identity.sign_up()
     agent = await agent_of(identity, owner.user.id, owner.organization.id)
-    await expect(grpc.StatusCode.PERMISSION_DENIED, identity.stub.IssueWorkerToken(pb.IssueWorkerTokenRequest(agent_id=agent), metadata=as_user(owner.user.id)))
+    issued = await identity.stub.IssueWorkerToken(pb.IssueWorkerTokenRequest(agent_id=agent), metadata=as_user(owner.user.id))
+    assert issued.token_id
+    member = await identity.member(owner.organization.id)
+    stranger = (await identity.sign_up("Stranger")).user.id
+    await expect(grpc.StatusCode.NOT_FOUND, identity.stub.IssueWorkerToken(pb.IssueWorkerTokenRequest(agent_id=agent), metadata=as_user(member)))
+    await expect(grpc.StatusCode.NOT_FOUND, identity.stub.IssueWorkerToken(pb.IssueWorkerTokenRequest(agent_id=agent), metadata=as_user(stranger)))
+    await expect(
+        grpc.StatusCode.PERMISSION_DENIED,
+        identity.stub.ResolveAgentOrganization(pb.ResolveAgentOrganizationRequest(agent_id=agent), metadata=as_user(owner.user.id)),
+    )
     resolved = await identity.stub.ResolveAgentOrganization(pb.ResolveAgentOrganizationRequest(agent_id=agent), metadata=OPERATOR)
     assert resolved.organization_id == owner.organization.id
     await expect(grpc.StatusCode.NOT_FOUND, identity.stub.ResolveAgentOrganization(pb.ResolveAgentOrganizationRequest(agent_id=str(uuid.uuid4())), metadata=OPERATOR))

@@ -305,3 +305,29 @@ async def test_forged_page_tokens_and_impossible_times_are_invalid_argument(runs
     request.run_after.seconds = 10**12  # beyond year 9999
     error = await expect(grpc.StatusCode.INVALID_ARGUMENT, runs.stub.EnqueueRun(request, metadata=OPERATOR))
     assert [v.field for v in field_violations(error)] == ["run_after"]
+
+
+async def test_one_agents_subject_or_idempotency_key_neither_reveals_nor_blocks_anothers_run(runs, org):
+    """Review finding: a worker of a1 enqueuing with a2's idempotency key or sync subject got a2's
+    run back (payload included), and could squat a2's subject with a run a2 could never take."""
+    a1, a2 = str(uuid.uuid4()), str(uuid.uuid4())
+    theirs_meta, mine_meta = worker_metadata(org, a2), worker_metadata(org, a1)
+    secret = '{"a2_private": "payroll"}'
+    keyed = (await runs.stub.EnqueueRun(
+        pb.EnqueueRunRequest(organization_id=org, lane=pb.LANE_ACTION, payload_json=secret, idempotency_key="k-1"), metadata=theirs_meta
+    )).run  # fmt: skip
+    synced = (await runs.stub.EnqueueRun(
+        pb.EnqueueRunRequest(organization_id=org, lane=pb.LANE_SYNC, subject_id="slack:C123", payload_json=secret), metadata=theirs_meta
+    )).run  # fmt: skip
+    for request in (
+        pb.EnqueueRunRequest(organization_id=org, lane=pb.LANE_ACTION, idempotency_key="k-1"),
+        pb.EnqueueRunRequest(organization_id=org, lane=pb.LANE_SYNC, subject_id="slack:C123"),
+    ):
+        reply = await runs.stub.EnqueueRun(request, metadata=mine_meta)
+        assert reply.created and reply.run.agent_id == a1 and reply.run.id not in (keyed.id, synced.id)
+        assert "payroll" not in str(reply)
+    # The same key again, by its own agent, still finds its own active run.
+    again = await runs.stub.EnqueueRun(
+        pb.EnqueueRunRequest(organization_id=org, lane=pb.LANE_ACTION, idempotency_key="k-1"), metadata=theirs_meta
+    )
+    assert (again.created, again.run.id) == (False, keyed.id)
