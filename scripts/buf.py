@@ -9,7 +9,8 @@ registry's ``integrity`` for that version: a mirror or a proxy cannot swap the b
 downloads (about 33 MB).
 
 Usage: ``python scripts/buf.py [DEST_DIR]`` (default ``.venv/bin``); prints the binary's path.
-Exits 2 with one line on stderr when buf cannot be installed.
+Exits 2 with one line on stderr when buf cannot be installed. ``npm_config_registry`` (npm's own
+variable) points it at a mirror; the pinned digest still decides what is accepted.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import urllib.request
 from pathlib import Path
 
 VERSION = "1.75.0"
-REGISTRY = "https://registry.npmjs.org"
+DEFAULT_REGISTRY = "https://registry.npmjs.org"
 # (sys.platform, machine) → (npm package, its `dist.integrity` for VERSION). To upgrade buf, take
 # the new values from https://registry.npmjs.org/@bufbuild/buf-<platform>/<version>.
 PACKAGES: dict[tuple[str, str], tuple[str, str]] = {
@@ -120,13 +121,18 @@ def download(url: str) -> bytes:
         ) from None
 
 
+def registry() -> str:
+    """The npm registry to fetch from: ``npm_config_registry`` when set, else npmjs.org."""
+    return (os.environ.get("npm_config_registry") or DEFAULT_REGISTRY).rstrip("/")
+
+
 def install(dest_dir: Path) -> Path:
     """Make ``dest_dir/buf`` the pinned buf; download only when it is missing or another version."""
     binary = dest_dir / "buf"
     if installed_version(binary) == VERSION:
         return binary
     name, integrity = package_for()
-    url = f"{REGISTRY}/@bufbuild/{name}/-/{name}-{VERSION}.tgz"
+    url = f"{registry()}/@bufbuild/{name}/-/{name}-{VERSION}.tgz"
     tarball = download(url)
     verify(tarball, integrity)
     content = extract_buf(tarball)

@@ -9,15 +9,23 @@
   last change to the contracts, a merge as a whole, is checked again.
 
 It needs the history: a shallow clone fails with a message saying so. buf itself is installed into
-.venv/bin by ./scripts/test (scripts/buf.py); without it these tests fail, they do not skip.
+.venv/bin by ./scripts/test (scripts/buf.py); without it these tests fail, they do not skip. The
+installer's refusals (a tarball that is not the pinned one, a registry out of reach) are tested
+last, against a registry on loopback.
 """
 
 from __future__ import annotations
 
+import http.server
 import io
+import os
 import shutil
+import socket
 import subprocess
+import sys
 import tarfile
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,7 +33,6 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PROTOS = "protos"
 BUF = REPO_ROOT / ".venv" / "bin" / "buf"  # where scripts/buf.py puts it
-RUN_PROTO = Path(PROTOS, "switchboard/runs/v1/run_service.proto")
 
 
 def buf(*args: str, cwd: Path = REPO_ROOT) -> subprocess.CompletedProcess[str]:
@@ -74,7 +81,8 @@ def baseline_commit() -> tuple[str, str]:
         pytest.fail(f"{REPO_ROOT} is not a git checkout: buf breaking compares against its history")
     fork = git("merge-base", "HEAD", main_ref())
     if protos_changed_since(fork):
-        return fork, "where this branch left main"
+        head = git("rev-parse", "HEAD")
+        return fork, "HEAD: protos/ changed in the working tree" if fork == head else "where this branch left main"
     last = git("log", "--first-parent", "-1", "--format=%H", "--", PROTOS)
     try:
         return git("rev-parse", "--verify", "--quiet", f"{last}^1"), f"before {last[:12]}"
@@ -95,13 +103,6 @@ def extract_protos(commit: str, into: Path) -> Path:
     return into / PROTOS
 
 
-def copy_of_tree(into: Path) -> Path:
-    """buf.yaml and protos/ of the working tree, copied under ``into`` to be changed by a test."""
-    shutil.copy(REPO_ROOT / "buf.yaml", into / "buf.yaml")
-    shutil.copytree(REPO_ROOT / PROTOS, into / PROTOS)
-    return into
-
-
 def test_protos_pass_buf_lint():
     done = buf("lint")
     assert done.returncode == 0, f"buf lint:\n{done.stdout}{done.stderr}"
@@ -116,46 +117,187 @@ def test_protos_have_no_breaking_change_against_the_baseline(tmp_path):
     )
 
 
+# The rules themselves, on a small fixed module (so that they are shown to work whatever the real
+# protos say): buf.yaml is the repository's own.
+DEMO = Path("switchboard/demo/v1")
+THING = """syntax = "proto3";
+
+package switchboard.demo.v1;
+
+// A thing.
+message Thing {
+  // Its id.
+  string id = 1;
+  // Its colour.
+  Colour colour = 2;
+}
+
+// A colour.
+enum Colour {
+  // Not set.
+  COLOUR_UNSPECIFIED = 0;
+  // Red.
+  COLOUR_RED = 1;
+}
+"""
+SERVICE = """syntax = "proto3";
+
+package switchboard.demo.v1;
+
+import "switchboard/demo/v1/thing.proto";
+
+// DemoService serves things.
+service DemoService {
+  // Returns a thing.
+  rpc GetThing(GetThingRequest) returns (GetThingResponse);
+}
+
+// Request of DemoService.GetThing.
+message GetThingRequest {
+  // The thing's id.
+  string id = 1;
+}
+
+// Response of DemoService.GetThing.
+message GetThingResponse {
+  // The thing.
+  Thing thing = 1;
+}
+"""
+
+
+def module(root: Path, thing: str = THING, service: str = SERVICE) -> Path:
+    """A workspace at ``root`` (the repository's buf.yaml) with the demo module in its protos/."""
+    (root / PROTOS / DEMO).mkdir(parents=True)
+    shutil.copy(REPO_ROOT / "buf.yaml", root / "buf.yaml")
+    (root / PROTOS / DEMO / "thing.proto").write_text(thing)
+    (root / PROTOS / DEMO / "demo_service.proto").write_text(service)
+    return root
+
+
+def breaking(tmp_path: Path, **after: str) -> subprocess.CompletedProcess[str]:
+    """`buf breaking` of the demo module changed as ``after`` says, against the demo as it is."""
+    before = module(tmp_path / "before")
+    return buf("breaking", "--against", str(before / PROTOS), cwd=module(tmp_path / "after", **after))
+
+
+def test_the_demo_module_passes_lint_and_breaking(tmp_path):
+    done = buf("lint", cwd=module(tmp_path / "lint"))
+    assert done.returncode == 0, f"{done.stdout}{done.stderr}"
+    done = breaking(tmp_path)
+    assert done.returncode == 0, f"{done.stdout}{done.stderr}"
+
+
 def test_buf_lint_refuses_an_enum_without_its_unspecified_zero_value(tmp_path):
-    tree = copy_of_tree(tmp_path)
-    proto = tree / RUN_PROTO
-    proto.write_text(
-        proto.read_text() + "\n// A colour.\nenum Colour {\n  // Red.\n  RED = 0;\n}\n"
-    )
-    done = buf("lint", cwd=tree)
+    thing = THING.replace("COLOUR_UNSPECIFIED = 0", "COLOUR_NONE = 0")
+    done = buf("lint", cwd=module(tmp_path, thing=thing))
     assert done.returncode != 0
-    assert 'Enum zero value name "RED" should be suffixed with "_UNSPECIFIED"' in done.stdout
-    assert 'Enum value name "RED" should be prefixed with "COLOUR_"' in done.stdout
+    assert 'Enum zero value name "COLOUR_NONE" should be suffixed with "_UNSPECIFIED"' in done.stdout
+
+
+def test_buf_lint_refuses_an_undocumented_field(tmp_path):
+    done = buf("lint", cwd=module(tmp_path, thing=THING.replace("  // Its id.\n", "")))
+    assert done.returncode != 0
+    assert 'Field "id" should have a non-empty comment for documentation' in done.stdout
 
 
 def test_buf_breaking_refuses_a_deleted_field(tmp_path):
-    tree = copy_of_tree(tmp_path)
-    proto = tree / RUN_PROTO
-    text = proto.read_text()
-    assert "  string page_token = 6;\n" in text
-    proto.write_text(text.replace("  string page_token = 6;\n", ""))
-    done = buf("breaking", "--against", str(REPO_ROOT / PROTOS), cwd=tree)
+    done = breaking(tmp_path, thing=THING.replace("  // Its colour.\n  Colour colour = 2;\n", ""))
     assert done.returncode != 0
-    assert 'field "6" with name "page_token" on message "ListRunsRequest" was deleted' in done.stdout
+    assert 'field "2" with name "colour" on message "Thing" was deleted' in done.stdout
+
+
+def test_buf_breaking_refuses_a_message_moved_to_another_file(tmp_path):
+    # The wire does not change, but generated code imports Thing from thing_pb2: the FILE category.
+    message = THING[THING.index("// A thing.") : THING.index("// A colour.")]
+    service = SERVICE + "\n" + message
+    done = breaking(tmp_path, thing=THING.replace(message, ""), service=service)
+    assert done.returncode != 0
+    assert 'Previously present message "Thing" was deleted from file' in done.stdout
 
 
 def test_buf_breaking_accepts_an_added_field_and_rpc(tmp_path):
-    tree = copy_of_tree(tmp_path)
-    proto = tree / RUN_PROTO
-    text = proto.read_text()
-    anchor = "  string agent_id = 7;\n}\n"
-    assert anchor in text
-    text = text.replace(anchor, "  string agent_id = 7;\n  // A new filter.\n  string note = 8;\n}\n")
-    rpc = "service RunService {\n"
-    assert rpc in text
-    text = text.replace(
-        rpc, rpc + "  // A new call.\n  rpc PingRuns(PingRunsRequest) returns (PingRunsResponse);\n"
+    thing = THING.replace("  Colour colour = 2;\n", "  Colour colour = 2;\n  // Its name.\n  string name = 3;\n")
+    rpc = "  rpc GetThing(GetThingRequest) returns (GetThingResponse);\n"
+    service = SERVICE.replace(
+        rpc, rpc + "  // Returns nothing.\n  rpc PingThings(PingThingsRequest) returns (PingThingsResponse);\n"
+    ) + (
+        "\n// Request of DemoService.PingThings.\nmessage PingThingsRequest {}\n"
+        "\n// Response of DemoService.PingThings.\nmessage PingThingsResponse {}\n"
     )
-    text += (
-        "\n// Request of RunService.PingRuns.\nmessage PingRunsRequest {}\n"
-        "\n// Response of RunService.PingRuns.\nmessage PingRunsResponse {}\n"
-    )
-    proto.write_text(text)
-    assert buf("lint", cwd=tree).returncode == 0
-    done = buf("breaking", "--against", str(REPO_ROOT / PROTOS), cwd=tree)
+    assert thing != THING and service != SERVICE
+    done = buf("lint", cwd=module(tmp_path / "lint", thing=thing, service=service))
     assert done.returncode == 0, f"{done.stdout}{done.stderr}"
+    done = breaking(tmp_path, thing=thing, service=service)
+    assert done.returncode == 0, f"{done.stdout}{done.stderr}"
+
+
+# The installer (scripts/buf.py), run as ./scripts/test runs it, against a registry on loopback.
+
+
+def install_buf(dest: Path, registry: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "npm_config_registry": registry}
+    return subprocess.run(
+        [sys.executable, str(REPO_ROOT / "scripts" / "buf.py"), str(dest)],
+        capture_output=True, text=True, env=env, timeout=60, check=False,
+    )
+
+
+def npm_tarball(files: dict[str, bytes]) -> bytes:
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w:gz") as tar:
+        for name, content in files.items():
+            info = tarfile.TarInfo(name)
+            info.size, info.mode = len(content), 0o755
+            tar.addfile(info, io.BytesIO(content))
+    return out.getvalue()
+
+
+@pytest.fixture
+def registry_serving() -> Iterator[tuple[str, list[str]]]:
+    """A registry on loopback that answers every GET with a buf package that is not the pinned one
+    (its bin/buf would even claim the pinned version); yields its URL and the paths asked for."""
+    body = npm_tarball({"package/bin/buf": b"#!/bin/sh\necho 1.75.0\n"})
+    asked: list[str] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            asked.append(self.path)
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/", asked
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+def test_the_installer_refuses_a_tarball_that_is_not_the_pinned_one(tmp_path, registry_serving):
+    url, asked = registry_serving
+    done = install_buf(tmp_path, url)
+    assert done.returncode == 2
+    assert len(asked) == 1 and asked[0].startswith("/@bufbuild/buf-") and asked[0].endswith(".tgz")
+    assert done.stderr.startswith("scripts/buf.py: buf tarball digest mismatch: expected ")
+    assert done.stderr.count("\n") == 1 and done.stdout == ""
+    assert not (tmp_path / "buf").exists() and list(tmp_path.iterdir()) == []
+
+
+def test_the_installer_says_in_one_line_that_the_registry_is_out_of_reach(tmp_path):
+    with socket.socket() as bound:  # bound, never listening: connections to it are refused
+        bound.bind(("127.0.0.1", 0))
+        registry = f"http://127.0.0.1:{bound.getsockname()[1]}"
+        done = install_buf(tmp_path, registry)
+    assert done.returncode == 2
+    assert done.stderr.startswith(f"scripts/buf.py: could not download buf 1.75.0 from {registry}/@bufbuild/")
+    assert "Connection refused" in done.stderr and done.stderr.count("\n") == 1
+    assert list(tmp_path.iterdir()) == []
