@@ -2,10 +2,10 @@
 """Install buf (the protobuf linter and breaking-change checker) into ``.venv/bin`` once.
 
 buf is a single Go binary; the npm registry publishes it as ``@bufbuild/buf``, whose platform
-packages (``@bufbuild/buf-linux-x64``, …) carry ``bin/buf``. We fetch that tarball with the standard
-library so that the test command needs neither node nor npm, check it against a pinned SHA-512 (the
-registry's ``integrity`` for that version: a mirror or a proxy cannot swap the binary), and extract
-``bin/buf`` alone. A present binary of the pinned version is left alone, so only the first run
+packages (``@bufbuild/buf-linux-x64``, …) carry ``bin/buf``. We fetch that tarball with the
+standard library so that the test command needs neither node nor npm, check it against a pinned
+SHA-512 (the registry's ``integrity`` for that version: a mirror or a proxy cannot swap the
+binary), and extract ``bin/buf`` alone. A present binary of the pinned version is left alone, so only the first run
 downloads (about 33 MB).
 
 Usage: ``python scripts/buf.py [DEST_DIR]`` (default ``.venv/bin``); prints the binary's path.
@@ -50,7 +50,7 @@ PACKAGES: dict[tuple[str, str], tuple[str, str]] = {
         "sha512-QiQYSmtVUcKy9DK/d+zJ3+D4iUQmmiDQ3i8/yBr8cf7Nr28lqKMAIKznJE/uGRsjr90fHaUQO+Xsedec0ArN5g==",
     ),
 }
-# platform.machine() names one machine several ways (Linux says aarch64, macOS arm64, Windows AMD64).
+# platform.machine() names a machine several ways (Linux says aarch64, macOS arm64, Windows AMD64).
 MACHINE_ALIASES = {"amd64": "x86_64", "x64": "x86_64", "aarch64": "arm64"}
 DOWNLOAD_TIMEOUT_SECONDS = 120
 REPO_ROOT = Path(__file__).resolve().parent.parent
