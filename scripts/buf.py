@@ -5,8 +5,8 @@ buf is a single Go binary; the npm registry publishes it as ``@bufbuild/buf``, w
 packages (``@bufbuild/buf-linux-x64``, …) carry ``bin/buf``. We fetch that tarball with the
 standard library so that the test command needs neither node nor npm, check it against a pinned
 SHA-512 (the registry's ``integrity`` for that version: a mirror or a proxy cannot swap the
-binary), and extract ``bin/buf`` alone. A present binary of the pinned version is left alone, so only the first run
-downloads (about 33 MB).
+binary), and extract ``bin/buf`` alone. A present binary of the pinned version is left alone, so
+only the first run downloads (about 33 MB).
 
 Usage: ``python scripts/buf.py [DEST_DIR]`` (default ``.venv/bin``); prints the binary's path.
 Exits 2 with one line on stderr when buf cannot be installed. ``npm_config_registry`` (npm's own
