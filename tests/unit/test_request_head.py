@@ -15,7 +15,7 @@ from services.secretproxy.head import HOP_BY_HOP, MAX_HEADER_BYTES, MAX_HEADER_F
 from shared.errors import InvalidArgument
 from switchboard.secretproxy.v1 import secret_proxy_service_pb2 as pb
 
-FAST = settings(max_examples=200, derandomize=True, database=None, deadline=None)
+FAST = settings(max_examples=100, derandomize=True, database=None, deadline=None)
 
 
 def head(path: str = "/v1/chat", *, method: str = "POST", upstream: str = "openai", headers=(), source_address: str = ""):

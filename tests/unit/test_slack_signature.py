@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from services.interactions.server import SLACK_WINDOW_SECONDS, slack_signature_ok
 
-FAST = settings(max_examples=150, derandomize=True, database=None, deadline=None)
+FAST = settings(max_examples=60, derandomize=True, database=None, deadline=None)
 NOW = 1_760_000_000.0
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 
