@@ -6,6 +6,10 @@ from shared.errors import DomainError, FailedPrecondition, NotFound
 from shared.validation import Violations
 from switchboard.runs.v1 import run_service_pb2 as pb
 
+# The one list of lanes and of run statuses in Python, each with its proto enum value. The
+# migration's CHECKs (migrations/runs/0002_runs.sql) and the proto enums (Lane, RunStatus) spell
+# them too; tests/runs/test_states.py checks that all three say exactly the same, and that the
+# literals in store.py's SQL are among them.
 LANES = {
     pb.LANE_SYNC: "sync",
     pb.LANE_ACTION: "action",

@@ -16,8 +16,6 @@ import asyncpg
 Connection = asyncpg.Connection | asyncpg.Pool
 Record = asyncpg.Record
 
-ACTIVE = ("pending", "running")
-REAPED_LANES = ("sync", "action", "embed_backfill", "auth")
 # The reaper's advisory lock: one replica sweeps at a time, the others skip.
 REAPER_LOCK_KEY = 0x5357_5245_4150  # "SWREAP"
 
