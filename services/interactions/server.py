@@ -31,7 +31,7 @@ from services.interactions.platforms import (
 from shared.authz import Role, Target, current_access, policy
 from shared.crypto import KeyRing
 from shared.messages import timestamp
-from shared.errors import AlreadyExists, FailedPrecondition, FieldViolation, InvalidArgument, NotFound, Unauthenticated
+from shared.errors import AlreadyExists, FailedPrecondition, FieldViolation, InvalidArgument, NotFound, PermissionDenied, Unauthenticated
 from shared.pagination import decode_page_token, page_of
 from shared.validation import Violations, ascii_int
 from switchboard.interactions.v1 import interaction_service_pb2 as pb
@@ -102,8 +102,18 @@ class InteractionService(interaction_service_pb2_grpc.InteractionServiceServicer
         if platform and getattr(request, refused):
             v.add(refused, f"is not a credential of {platform}")
         api_base_url = v.url("api_base_url", request.api_base_url)
+        if "?" in api_base_url or "#" in api_base_url:
+            v.add("api_base_url", "must not carry a query or a fragment")
         v.check()
         assert platform is not None
+        if api_base_url and api_base_url != DEFAULT_API[platform] and not current_access().is_operator:
+            # The service sends the bot token there and echoes what it answers: for a tenant, that
+            # would reach internal addresses from inside the cluster. Operators point tests and
+            # self-hosted gateways elsewhere.
+            raise PermissionDenied(
+                f"only operators may set api_base_url; {platform} connections of users use {DEFAULT_API[platform]}",
+                reason="API_BASE_URL_OPERATOR_ONLY",
+            )
         sealed_with, sealed = self._keyring().seal(
             json.dumps({"bot_token": bot_token, needed: secret}).encode(), credentials_aad(organization_id, platform, external_id)
         )
