@@ -69,6 +69,13 @@ async def test_a_refusal_before_the_head_is_read_is_a_403_for_a_large_or_empty_p
     assert proxy.upstream.received == []
 
 
+async def test_a_token_refused_before_the_handler_runs_is_a_401_for_a_large_or_empty_post(proxy, edge):
+    # Refused by the request pipeline as the call starts, before the proxy reads anything.
+    answers = await _refused_many_times(edge, "/v1/proxy/echo/v1/upload", {"X-Switchboard-Token": "not-a-worker-token"}, field="grpc_status")
+    assert answers == [(401, "UNAUTHENTICATED")] * (2 * REPEATS)
+    assert proxy.upstream.received == []
+
+
 async def test_a_body_over_the_proxys_limit_is_always_a_413(migrated_database, identity, upstream):
     fake, url = upstream
     async with running_proxy(migrated_database, identity, fake, url, proxy_max_body_bytes=100_000) as proxy, edge_for(proxy) as edge:
