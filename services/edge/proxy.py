@@ -24,6 +24,7 @@ from collections.abc import AsyncIterator
 import grpc
 import structlog
 from google.rpc import error_details_pb2
+from grpc._cython import cygrpc  # the base of gRPC's core errors, which grpc.aio does not re-export
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response, StreamingResponse
 
@@ -111,9 +112,12 @@ async def _send(call: grpc.aio.StreamStreamCall, request: Request, upstream: str
         await call.done_writing()
     except ClientDisconnect:
         call.cancel()  # the worker is gone: so is its request upstream
-    except (grpc.aio.AioRpcError, asyncio.InvalidStateError, grpc.aio.UsageError):
-        pass  # the call already ended (a refusal, or the answer came early): its status is the answer
-    except Exception:  # noqa: BLE001 - e.g. gRPC's ExecuteBatchError on a call that just ended
+    except (grpc.aio.AioRpcError, asyncio.InvalidStateError, cygrpc.BaseError):
+        # The call already ended (a refusal, or the answer came early): its status is the answer.
+        # gRPC's core errors (UsageError, "Failed send_close" on a call the proxy just ended) say
+        # the same; cancelling here would replace the proxy's status with CANCELLED (a 502).
+        pass
+    except Exception:  # noqa: BLE001 - anything else: the call must not wait for a body that never comes
         if not call.done():
             call.cancel()
             raise
