@@ -12,7 +12,8 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from services.secretproxy import placeholders
+from services.edge import proxy as edge_proxy
+from services.secretproxy import forwarding, placeholders
 from tests.conftest import INTERNAL_TOKEN
 from tests.secretproxy.conftest import Proxy, running_proxy
 from tests.secretproxy.test_edge_proxy import edge_for
@@ -42,6 +43,11 @@ async def _refused_many_times(
     for _ in range(REPEATS):
         answers += await asyncio.gather(*(one(body) for body in bodies))
     return answers
+
+
+def test_the_edge_and_the_proxy_name_the_acceptance_alike():
+    # Two services never import each other: each spells the name, and this keeps them the same.
+    assert edge_proxy.BODY_LIMIT_METADATA == forwarding.BODY_LIMIT_METADATA == "x-switchboard-body-limit"
 
 
 async def test_an_egress_refusal_of_a_large_or_empty_post_is_always_a_403(proxy, edge):
