@@ -6,6 +6,12 @@ SecretProxyService.Forward as it is, the body streamed in chunks. The answer str
 way: an upstream event stream reaches the worker as it is produced. A refusal becomes a problem
 response (401, 403, 404, 413, 429, 503); an upstream that breaks off mid-response aborts ours,
 so the worker sees a truncated response rather than a complete-looking one.
+
+The body goes up only once the proxy accepted the request (its initial metadata carries
+``x-switchboard-body-limit``), and no chunk goes up after the first one beyond that limit. gRPC's
+client turns a call's status into INTERNAL ("Internal error from Core") when one of its writes is
+under way as the server ends the call: a refusal that arrived while a large body was still being
+written used to reach the worker as a 502. Now no write is under way when the proxy may refuse.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from collections.abc import AsyncIterator
 import grpc
 import structlog
 from google.rpc import error_details_pb2
+from grpc._cython import cygrpc  # the base of gRPC's core errors, which grpc.aio does not re-export
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response, StreamingResponse
 
@@ -30,6 +37,8 @@ from switchboard.secretproxy.v1 import secret_proxy_service_pb2 as pb
 from switchboard.secretproxy.v1 import secret_proxy_service_pb2_grpc
 
 WORKER_TOKEN_HEADER = b"x-switchboard-token"
+# The secret proxy's acceptance of a request, with the most body it takes (services/secretproxy/forwarding.py).
+BODY_LIMIT_METADATA = "x-switchboard-body-limit"
 _NOT_FORWARDED = frozenset({WORKER_TOKEN_HEADER, b"host"})
 _TOKEN = re.compile(r"^[\x21-\x7e]{1,4096}\Z")  # what gRPC metadata can carry
 
@@ -88,18 +97,38 @@ async def _send(call: grpc.aio.StreamStreamCall, request: Request, upstream: str
     )
     try:
         await call.write(pb.ForwardRequest(head=head))
+        # Resolves with the proxy's acceptance, or with nothing when the call ended (a refusal:
+        # its status is the answer) or the proxy answers without the body (a 502 of its own).
+        limit = _body_limit(await call.initial_metadata())
+        if limit is None:
+            return
+        sent = 0
         async for chunk in request.stream():
             if chunk:
                 await call.write(pb.ForwardRequest(body_chunk=chunk))
+                sent += len(chunk)
+                if sent > limit:
+                    return  # the proxy refuses this body on reading that chunk (BODY_TOO_LARGE)
         await call.done_writing()
     except ClientDisconnect:
         call.cancel()  # the worker is gone: so is its request upstream
-    except (grpc.aio.AioRpcError, asyncio.InvalidStateError, grpc.aio.UsageError):
-        pass  # the call already ended (a refusal, or the answer came early): its status is the answer
-    except Exception:  # noqa: BLE001 - e.g. gRPC's ExecuteBatchError on a call that just ended
+    except (grpc.aio.AioRpcError, asyncio.InvalidStateError, cygrpc.BaseError):
+        # The call already ended (a refusal, or the answer came early): its status is the answer.
+        # gRPC's core errors (UsageError, "Failed send_close" on a call the proxy just ended) say
+        # the same; cancelling here would replace the proxy's status with CANCELLED (a 502).
+        pass
+    except Exception:  # noqa: BLE001 - anything else: the call must not wait for a body that never comes
         if not call.done():
             call.cancel()
             raise
+
+
+def _body_limit(metadata: grpc.aio.Metadata | None) -> int | None:
+    """The proxy's body limit, if the initial metadata says it accepted the request."""
+    for key, value in metadata or ():
+        if key == BODY_LIMIT_METADATA and isinstance(value, str) and value.isascii() and value.isdigit():
+            return int(value)
+    return None
 
 
 async def _cancel_when_client_leaves(request: Request, call: grpc.aio.StreamStreamCall, sender: asyncio.Task) -> None:

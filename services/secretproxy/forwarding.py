@@ -7,11 +7,19 @@ The decision, in order, each step refusing with a status before anything goes up
    placeholders sent, the organisation's best credential for the upstream and its policy hash;
 4. a throttled source is refused; every placeholder must be a secret of the expected organisation
    (and of the agent, if agent-scoped); failures are counted against the sources on every replica;
-5. a request without its own credential gets the organisation's best one, or is refused;
+5. a request without a credential of its own (no placeholder in any header, no Authorization and
+   no credential header of the upstream) gets the organisation's best one, or is refused;
 6. the egress policy (cached verdicts keyed by the policy hash) and, after DNS resolution, the
    global deny of private addresses; the connection goes to the address that was checked.
-Then the body streams up, the response streams back (injected values redacted), and the decision
-is audited.
+Then the proxy accepts the request (initial metadata ``x-switchboard-body-limit``: send the body,
+at most that many bytes), the body streams up, the response streams back (injected values
+redacted), and the decision is audited.
+
+Why the acceptance: gRPC's client loses a call's status when one of its writes is under way as the
+server ends the call (the failed write turns the status into INTERNAL "Internal error from Core").
+A caller that sends the body only once accepted, and stops after the first chunk beyond the limit,
+never has a write under way when the proxy refuses; after accepting, the proxy never ends the call
+before the caller has finished sending (see ``_Body.linger``).
 """
 
 from __future__ import annotations
@@ -66,7 +74,12 @@ from switchboard.secretproxy.v1 import secret_proxy_service_pb2 as pb
 log = get_logger(__name__)
 
 EDGE_HEADER = EDGE_TOKEN_HEADER
+# Sent as initial metadata once the request is accepted (the edge's proxy route reads the same name).
+BODY_LIMIT_METADATA = "x-switchboard-body-limit"
 MAX_CHUNK = 64 * 1024
+# How long an answer that does not need the rest of the body waits for a chunk of it (nginx's
+# lingering_timeout, for the same reason: the sender must see the answer, not a broken stream).
+_LINGER_SECONDS = 5.0
 _SEARCHABLE_ENCODINGS = frozenset({"identity", "gzip", "deflate"})  # httpx decodes these itself
 _PREFETCH = 64 * 1024
 
@@ -127,6 +140,22 @@ class _Body:
                 return
             self._buffered.append(chunk)
             size += len(chunk)
+
+    async def linger(self) -> None:
+        """Read and drop the rest of the body. The proxy answers without it (the upstream failed or
+        answered early) while the caller may still be sending: ending the call under a write would
+        cost the caller the answer. Bounded: up to the body limit, and while chunks keep coming."""
+        dropped = 0
+        while not self.complete and self.error is None and dropped <= self._max:
+            try:
+                async with asyncio.timeout(min(_LINGER_SECONDS, self._idle)):
+                    message = await anext(self._requests, None)
+            except TimeoutError:
+                return
+            if message is None or message.WhichOneof("kind") != "body_chunk":
+                self.complete = True
+                return
+            dropped += len(message.body_chunk)
 
     def content(self) -> bytes | AsyncIterator[bytes]:
         if self.complete:
@@ -219,7 +248,11 @@ class Forwarder:
         headers = forwardable(head.headers, also_drop=(WORKER_TOKEN_HEADER, *REQUEST_FRAMING))
         # Placeholder → its hash, worked out once for the lookup and the check.
         found = {p: placeholders.placeholder_hash(p) for p in placeholders.find([value for _, value in headers])}
-        wants_credential = not any(name.lower() == upstream.credential_header for name, _ in headers)
+        # A placeholder in any header is the request's own credential, swapped where it stands: a
+        # provider's SDK sends its key where it likes (Anthropic's as "Authorization: Bearer" for
+        # an upstream whose stored credentials go in x-api-key). So is an Authorization header or the
+        # upstream's own credential header. Only a request with none gets the organisation's.
+        wants_credential = not found and not any(name.lower() in ("authorization", upstream.credential_header) for name, _ in headers)
         sources = self._sources(worker, organization_id, head, context)
         snapshot = await store.forward_snapshot(
             self._pool,
@@ -257,6 +290,8 @@ class Forwarder:
                 f"the upstream {upstream.name!r} resolves to a private, loopback or link-local address", reason="PRIVATE_ADDRESS"
             )
         record.decision = "allowed"
+        # Accepted: from here on the caller may send its body (see the module's docstring).
+        await context.send_initial_metadata(((BODY_LIMIT_METADATA, str(self._limits.max_body_bytes)),))
         exchange = self._exchange(head, upstream, url, destination.first, headers, injected, requests, record)
         async with contextlib.aclosing(exchange) as messages:
             async for message in messages:
@@ -392,6 +427,7 @@ class Forwarder:
             if body.error is not None:
                 raise body.error from None
             record.reason, record.status_code, record.request_bytes = "upstream_timeout", 504, body.bytes
+            await body.linger()
             for message in _problem(504, f"the upstream {upstream.name!r} did not answer in time"):
                 yield message
             return
@@ -400,6 +436,7 @@ class Forwarder:
                 raise body.error from None
             record.reason, record.status_code, record.request_bytes = "upstream_unreachable", 502, body.bytes
             log.info("upstream_failed", upstream=upstream.name, error=type(exc).__name__)
+            await body.linger()
             for message in _problem(502, f"the upstream {upstream.name!r} failed before answering ({type(exc).__name__})"):
                 yield message
             return
@@ -411,6 +448,7 @@ class Forwarder:
             # Echoed secrets could not be found in it: refuse the body rather than pass it unread.
             await response.aclose()
             record.reason, record.status_code = "unsearchable_encoding", 502
+            await body.linger()
             for message in _problem(502, f"the upstream answered with content-encoding {encoding!r}, which the proxy cannot check"):
                 yield message
             return
@@ -432,6 +470,7 @@ class Forwarder:
             for piece in _pieces(redactor.flush()):
                 record.response_bytes += len(piece)
                 yield pb.ForwardResponse(body_chunk=piece)
+            await body.linger()  # an upstream that answered before reading the whole body
             yield pb.ForwardResponse(end=pb.ForwardResponseEnd())
         except httpx.HTTPError as exc:
             record.reason = "upstream_interrupted"

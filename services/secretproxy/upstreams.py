@@ -8,7 +8,8 @@ object) adds upstreams or overrides built-in ones:
      "echo": {"base_url": "http://127.0.0.1:9000", "allow_private": true,
               "credential_header": "x-api-key", "credential_prefix": ""}}
 
-``allow_private`` exempts an upstream from the global deny of private, loopback and link-local
+An entry that overrides a built-in upstream keeps its credential header and prefix unless it names
+its own. ``allow_private`` exempts an upstream from the global deny of private, loopback and link-local
 destinations (an internal gateway, a loopback server in tests); nothing else is exempt.
 """
 
@@ -79,11 +80,13 @@ def parse_upstreams(raw: str | None) -> dict[str, Upstream]:
     for name, entry in configured.items():
         if not isinstance(name, str) or not _NAME.match(name):
             raise ValueError(f"upstream name {name!r}: 1 to 64 of a-z, 0-9, '_' and '-', starting with a letter or digit")
-        upstreams[name] = _upstream(name, {"base_url": entry} if isinstance(entry, str) else entry)
+        upstreams[name] = _upstream(name, {"base_url": entry} if isinstance(entry, str) else entry, BUILTIN_UPSTREAMS.get(name))
     return upstreams
 
 
-def _upstream(name: str, entry: object) -> Upstream:
+def _upstream(name: str, entry: object, builtin: Upstream | None) -> Upstream:
+    """``builtin``: the built-in upstream of that name, whose credential header and prefix an
+    override keeps unless it names its own (a gateway in front of Anthropic still wants x-api-key)."""
     if not isinstance(entry, dict):
         raise ValueError(f"upstream {name!r}: expected a URL or an object with base_url")
     unknown = set(entry) - {"base_url", "credential_header", "credential_prefix", "allow_private"}
@@ -98,10 +101,15 @@ def _upstream(name: str, entry: object) -> Upstream:
         raise ValueError(f"upstream {name!r}: base_url is not a URL") from None
     if url.scheme not in ("http", "https") or not url.host or url.query or url.fragment or url.userinfo:
         raise ValueError(f"upstream {name!r}: base_url must be http(s)://host[:port][/path], without query or credentials")
-    header = entry.get("credential_header", "authorization")
-    prefix = entry.get("credential_prefix", "Bearer " if header.lower() == "authorization" else "")
+    header = entry.get("credential_header", builtin.credential_header if builtin else "authorization")
     if not isinstance(header, str) or not _HEADER.match(header):
         raise ValueError(f"upstream {name!r}: credential_header must be a header name")
+    if "credential_prefix" in entry:
+        prefix = entry["credential_prefix"]
+    elif builtin is not None and header.lower() == builtin.credential_header:
+        prefix = builtin.credential_prefix
+    else:
+        prefix = "Bearer " if header.lower() == "authorization" else ""
     if not isinstance(prefix, str) or any(c in prefix for c in "\r\n"):
         raise ValueError(f"upstream {name!r}: credential_prefix must be a string without line breaks")
     allow_private = entry.get("allow_private", False)

@@ -63,11 +63,16 @@ async def test_a_worker_reaches_its_provider_through_the_stack_and_nothing_secre
                 )
                 assert ok.status_code == 200 and ok.json()["path"] == "/v1/chat"
                 seen = upstream.received[-1]
-                assert seen.header("x-api-key") == SECRET and seen.header("authorization") == f"Bearer {CREDENTIAL}"
-                assert SECRET not in ok.text and CREDENTIAL not in ok.text
+                # The placeholder is the request's own credential: the stored one is not added.
+                assert seen.header("x-api-key") == SECRET and seen.header("authorization") is None
+                assert SECRET not in ok.text
+                # A request without a credential of its own gets the organisation's.
+                stored = await client.post(f"{edge}/v1/chat", headers={"X-Switchboard-Token": workers[0]}, content=b'{"q": 2}')
+                assert stored.status_code == 200 and upstream.received[-1].header("authorization") == f"Bearer {CREDENTIAL}"
+                assert CREDENTIAL not in stored.text
                 refused = await client.post(f"{edge}/v1/chat", headers={"X-Switchboard-Token": workers[1], "X-Api-Key": placeholders[0]})
                 assert refused.status_code == 401 and refused.json()["reason"] == "UNKNOWN_PLACEHOLDER"
-                assert len(upstream.received) == 1
+                assert len(upstream.received) == 2
         finally:
             assert await stop_stack(stack) == 0
     logs = stack.logs()

@@ -106,3 +106,80 @@ class FakeUpstream:
     async def _big(self, request: Request) -> Response:
         await self._record(request)
         return Response(b"x" * (300 * 1024), media_type="application/octet-stream")
+
+
+@dataclass
+class FakeProvider:
+    """Just enough of Anthropic's Messages API and OpenAI's Chat Completions API for their SDKs to
+    complete a streaming request: `POST /v1/messages` and `POST /v1/chat/completions` answer with
+    the providers' event streams, but only to a request that carries ``key`` as its credential
+    (``x-api-key``, or ``Authorization: Bearer``), and 401 otherwise. Like a careless API, the
+    streamed text quotes the credential it received, so a test can see whether it came back."""
+
+    key: str
+    received: list[Received] = field(default_factory=list)
+
+    def app(self) -> Starlette:
+        return Starlette(
+            routes=[
+                Route("/v1/messages", self._anthropic, methods=["POST"]),
+                Route("/v1/chat/completions", self._openai, methods=["POST"]),
+            ]
+        )
+
+    async def _credential(self, request: Request) -> tuple[Received, str | None]:
+        received = Received(
+            request.method,
+            request.url.path,
+            request.url.query,
+            [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers.raw],
+            await request.body(),
+        )
+        self.received.append(received)
+        bearer = (received.header("authorization") or "").removeprefix("Bearer ")
+        credential = received.header("x-api-key") or bearer
+        return received, credential if credential == self.key else None
+
+    async def _anthropic(self, request: Request) -> Response:
+        received, credential = await self._credential(request)
+        if credential is None:
+            return JSONResponse({"type": "error", "error": {"type": "authentication_error", "message": "invalid x-api-key"}}, 401)
+        model = json.loads(received.body)["model"]
+        texts = ["Hello", " from the loopback provider;", f" you sent {credential}"]
+        events = [
+            ("message_start", {"type": "message_start", "message": {
+                "id": "msg_loopback", "type": "message", "role": "assistant", "content": [], "model": model,
+                "stop_reason": None, "stop_sequence": None, "usage": {"input_tokens": 3, "output_tokens": 1}}}),
+            ("content_block_start", {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
+            ("ping", {"type": "ping"}),
+            *[("content_block_delta", {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": t}}) for t in texts],
+            ("content_block_stop", {"type": "content_block_stop", "index": 0}),
+            ("message_delta", {"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+                               "usage": {"output_tokens": len(texts)}}),
+            ("message_stop", {"type": "message_stop"}),
+        ]  # fmt: skip
+        return self._stream(f"event: {name}\ndata: {json.dumps(data)}\n\n" for name, data in events)
+
+    async def _openai(self, request: Request) -> Response:
+        received, credential = await self._credential(request)
+        if credential is None:
+            return JSONResponse({"error": {"message": "Incorrect API key provided", "type": "invalid_request_error", "code": "invalid_api_key"}}, 401)
+        model = json.loads(received.body)["model"]
+
+        def chunk(delta: dict, finish: str | None = None) -> str:
+            data = {"id": "chatcmpl-loopback", "object": "chat.completion.chunk", "created": 1, "model": model,
+                    "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}  # fmt: skip
+            return f"data: {json.dumps(data)}\n\n"
+
+        texts = ["Hello", " from the loopback provider;", f" you sent {credential}"]
+        lines = [chunk({"role": "assistant", "content": ""}), *[chunk({"content": t}) for t in texts], chunk({}, "stop"), "data: [DONE]\n\n"]
+        return self._stream(lines)
+
+    @staticmethod
+    def _stream(parts) -> Response:
+        async def body():
+            for part in parts:
+                yield part.encode()
+                await asyncio.sleep(0)  # one chunk at a time, as a provider streams
+
+        return StreamingResponse(body(), media_type="text/event-stream")
