@@ -6,6 +6,8 @@ from datetime import datetime
 
 import asyncpg
 
+from shared.errors import AlreadyExists, NotFound
+
 Connection = asyncpg.Connection | asyncpg.Pool
 Record = asyncpg.Record
 
@@ -231,20 +233,24 @@ async def question_insert(
     options_json: str,
     payload_json: str,
 ) -> None:
-    await conn.execute(
-        """INSERT INTO pending_questions (id, organization_id, connection_id, agent_id, expected_user_id, channel_id,
-                                          question_text, options_json, payload_json)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)""",
-        question_id,
-        organization_id,
-        connection_id,
-        agent_id,
-        expected_user_id,
-        channel_id,
-        text,
-        options_json,
-        payload_json,
-    )
+    """Raises NotFound when the connection went away since the caller read it (a concurrent delete)."""
+    try:
+        await conn.execute(
+            """INSERT INTO pending_questions (id, organization_id, connection_id, agent_id, expected_user_id, channel_id,
+                                              question_text, options_json, payload_json)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)""",
+            question_id,
+            organization_id,
+            connection_id,
+            agent_id,
+            expected_user_id,
+            channel_id,
+            text,
+            options_json,
+            payload_json,
+        )
+    except asyncpg.ForeignKeyViolationError:
+        raise NotFound(f"connection {connection_id} does not exist", reason="CONNECTION_NOT_FOUND") from None
 
 
 async def question_set_message(
@@ -293,7 +299,33 @@ async def question_store(
 ) -> Record | None:
     """Insert a pending question, or re-stash the same one (same scope): payload replaced, claim
     reset, created_at kept so that retries cannot extend its life. None when the id exists with
-    another scope."""
+    another scope. Raises AlreadyExists when the message reference is another question's card, and
+    NotFound when the connection went away meanwhile."""
+    try:
+        return await _question_store(
+            conn, question_id, organization_id, connection_id, agent_id, expected_user_id, channel_id,
+            message_channel_id, message_id, payload_json,
+        )  # fmt: skip
+    except asyncpg.UniqueViolationError as exc:
+        if exc.constraint_name != "pending_questions_one_card":
+            raise
+        raise AlreadyExists("message_ref is the card of another question", reason="CARD_TAKEN") from None
+    except asyncpg.ForeignKeyViolationError:
+        raise NotFound(f"connection {connection_id} does not exist", reason="CONNECTION_NOT_FOUND") from None
+
+
+async def _question_store(
+    conn: Connection,
+    question_id: str,
+    organization_id: str,
+    connection_id: str,
+    agent_id: str,
+    expected_user_id: str,
+    channel_id: str,
+    message_channel_id: str | None,
+    message_id: str | None,
+    payload_json: str,
+) -> Record | None:
     return await conn.fetchrow(
         """INSERT INTO pending_questions (id, organization_id, connection_id, agent_id, expected_user_id, channel_id,
                                           message_channel_id, message_id, payload_json)

@@ -605,6 +605,14 @@ async def test_an_owner_manages_their_own_organisation_and_nothing_else(migrated
 
         connection = (await interactions.RegisterConnection(register(a.organization.id), metadata=ann)).connection
         assert connection.organization_id == a.organization.id
+        # The bot token goes to api_base_url, and what answers there is echoed: not for tenants to
+        # point at internal addresses (review finding: SSRF). The operator may (tests, gateways).
+        internal = register(a.organization.id)
+        internal.api_base_url = "http://127.0.0.1:9/admin"
+        with pytest.raises(grpc.aio.AioRpcError) as ssrf:
+            await interactions.RegisterConnection(internal, metadata=ann)
+        assert (ssrf.value.code(), reason_of(ssrf.value)) == (grpc.StatusCode.PERMISSION_DENIED, "API_BASE_URL_OPERATOR_ONLY")
+        assert (await interactions.GetConnection(interactions_pb.GetConnectionRequest(connection_id=connection.id), metadata=ann)).connection.api_base_url == "https://slack.com/api"
         secret = await proxy.PutSecret(proxy_pb.PutSecretRequest(organization_id=a.organization.id, name="KEY", value="v1"), metadata=ann)
         await proxy.RotateSecret(proxy_pb.RotateSecretRequest(secret_id=secret.secret_id, value="v2"), metadata=ann)
         listed = await proxy.ListSecrets(proxy_pb.ListSecretsRequest(organization_id=a.organization.id), metadata=ann)

@@ -124,3 +124,23 @@ async def test_one_organisation_at_its_subscription_bound_leaves_the_others_unto
         assert (await asyncio.wait_for(theirs.read(), 10)).event.sequence == 1
         for call in (*held, theirs):
             call.cancel()
+
+
+async def test_a_worker_cannot_point_its_question_at_another_questions_card(service, slack):
+    """Review finding: a1 re-stashed its own question with a2's card as message_ref, answered it,
+    and the service edited a2's card (text replaced, buttons gone)."""
+    org, a1, a2 = str(uuid.uuid4()), str(uuid.uuid4()), str(uuid.uuid4())
+    connection = (await slack_connection(service, slack, org)).id
+    theirs = await service.interactions.CreateQuestion(question(org, connection, a2), metadata=worker(org, a2))
+    mine = await service.interactions.CreateQuestion(question(org, connection, a1), metadata=worker(org, a1))
+    before = await snapshot(service)
+    with pytest.raises(grpc.aio.AioRpcError) as taken:
+        await service.interactions.StorePendingQuestion(
+            pb.StorePendingQuestionRequest(
+                question_id=mine.question_id, organization_id=org, connection_id=connection, agent_id=a1, expected_user_id="U1",
+                channel_id="C1", payload_json="{}", message_ref=theirs.message_ref,
+            ),
+            metadata=worker(org, a1),
+        )  # fmt: skip
+    assert (taken.value.code(), reason(taken.value)) == (grpc.StatusCode.ALREADY_EXISTS, "CARD_TAKEN")
+    assert await snapshot(service) == before
