@@ -14,6 +14,6 @@ _PATH = os.environ.get("SWITCHBOARD_FUZZ_FINDINGS")
 def record(target: str, outcome: str, details: str, request: Any) -> None:
     if not _PATH:
         return
-    line = {"target": target, "outcome": outcome, "details": details[:500], "request": repr(request)[:3000]}
+    line = {"target": target, "outcome": outcome, "details": details[:1500], "request": repr(request)[:3000]}
     with open(_PATH, "a", encoding="utf-8") as out:
         out.write(json.dumps(line) + "\n")

@@ -58,13 +58,17 @@ def slack_payload(team_ids: list[str], question_ids: list[str]) -> st.SearchStra
         optional={"action_id": st.one_of(st.sampled_from(["yes", "no"]), _json_value()), "block_id": question, "value": st.one_of(question, _json_value())},
     )
     actions = st.one_of(st.lists(action, max_size=2), st.sampled_from(["yes", [7], None, {}, [None], [[]], 7, [""]]))
-    team = st.one_of(st.sampled_from(team_ids).map(lambda t: {"id": t}), st.sampled_from([None, "T1", [], {}, {"id": None}, {"id": 7}, {"id": "\x00"}]))
+    real_team = st.sampled_from(team_ids).map(lambda t: {"id": t})
+    team = st.one_of(real_team, real_team, real_team, st.sampled_from([None, "T1", [], {}, {"id": None}, {"id": 7}, {"id": "\x00"}]))
     user = st.one_of(st.sampled_from([{"id": "U1"}, {"id": "U2"}]), st.sampled_from([None, "U1", {}, {"id": ["U1"]}, {"id": 10**30}]))
+    shaped = st.fixed_dictionaries(
+        {"type": st.sampled_from(["block_actions", "block_actions", "view_submission", "", None, 7]), "team": team},
+        optional={"user": user, "actions": actions},
+    )
     return st.one_of(
-        st.fixed_dictionaries(
-            {"type": st.sampled_from(["block_actions", "view_submission", "", None, 7]), "team": team},
-            optional={"user": user, "actions": actions},
-        ),
+        shaped,
+        shaped,
+        shaped,
         _json_value(),
         st.sampled_from(DEEP_JSON),
     )
@@ -77,7 +81,7 @@ def slack_request(team_ids: list[str], question_ids: list[str], secrets: dict[st
     @st.composite
     def build(draw: st.DrawFn) -> tuple[bytes, dict[str, Any]]:
         payload = draw(slack_payload(team_ids, question_ids))
-        kind = draw(st.sampled_from(["form", "form", "raw-json", "hostile"]))
+        kind = draw(st.sampled_from(["form", "form", "form", "raw-json", "hostile"]))
         if kind == "form":
             text = payload if isinstance(payload, str) else json.dumps(payload)
             body = urlencode({"payload": text}).encode()
@@ -87,7 +91,7 @@ def slack_request(team_ids: list[str], question_ids: list[str], secrets: dict[st
             body = draw(st.one_of(hostile_body(), st.sampled_from([b"payload=" + b"%5B" * 5000, b"payload=%ff%fe", b"payload=", b"payload=1&payload=2", b"a=b"])))
         team = payload.get("team") if isinstance(payload, dict) else None
         secret = secrets.get(team.get("id")) if isinstance(team, dict) and isinstance(team.get("id"), str) else None
-        signing = draw(st.sampled_from(["signed", "signed", "stale", "odd-timestamp", "bad-signature", "none"]))
+        signing = draw(st.sampled_from(["signed", "signed", "signed", "stale", "odd-timestamp", "odd-timestamp", "bad-signature", "none"]))
         headers: dict[str, Any] = {"content-type": "application/x-www-form-urlencoded"}
         if signing in ("signed", "stale") and secret:
             stamp = int(time.time()) - (0 if signing == "signed" else 3600)

@@ -187,6 +187,16 @@ def _well_known(descriptor: Descriptor) -> st.SearchStrategy[dict] | None:
     return st.fixed_dictionaries({}, optional={"seconds": seconds, "nanos": st.sampled_from(NANOS)})
 
 
+def _small(fd: FieldDescriptor, pools: Pools) -> st.SearchStrategy[Any]:
+    """An element of an oversize list: small, so that ten thousand of them stay a few hundred KiB
+    (a huge element ten thousand times would only measure the test machine's memory)."""
+    if fd.type == FieldDescriptor.TYPE_MESSAGE:
+        return plausible_strategy(fd.message_type, pools, 2)
+    if fd.type in (FieldDescriptor.TYPE_STRING, FieldDescriptor.TYPE_BYTES):
+        return st.sampled_from(["", "x", "\x00", "GET", "²"]) if fd.type == FieldDescriptor.TYPE_STRING else st.just(b"x")
+    return scalar_strategy(fd, pools)
+
+
 def field_strategy(fd: FieldDescriptor, pools: Pools, depth: int) -> st.SearchStrategy[Any]:
     if fd.type == FieldDescriptor.TYPE_MESSAGE:
         one = message_strategy(fd.message_type, pools, depth + 1)
@@ -196,8 +206,8 @@ def field_strategy(fd: FieldDescriptor, pools: Pools, depth: int) -> st.SearchSt
         return one
     return st.one_of(
         st.lists(one, max_size=3),
-        # Oversize: one drawn element repeated, cheap to generate however long the list is.
-        st.tuples(one, st.sampled_from(OVERSIZE)).map(lambda pair: [pair[0]] * pair[1]),
+        # Oversize: one small element repeated, cheap to generate however long the list is.
+        st.tuples(_small(fd, pools), st.sampled_from(OVERSIZE)).map(lambda pair: [pair[0]] * pair[1]),
     )
 
 
