@@ -70,7 +70,8 @@ def _scalar(field: FieldDescriptor, value: Any) -> tuple[int, bytes]:
 def _text(value: str | bytes | Raw) -> bytes:
     if isinstance(value, Raw):
         return value.data
-    return value if isinstance(value, bytes) else value.encode("utf-8")
+    # A lone surrogate in a str goes out as the bytes it stands for: invalid UTF-8, as sent.
+    return value if isinstance(value, bytes) else value.encode("utf-8", "surrogatepass")
 
 
 def _one(field: FieldDescriptor, value: Any) -> bytes:
