@@ -17,7 +17,7 @@ from switchboard.interactions.v1 import event_service_pb2, interaction_service_p
 from switchboard.runs.v1 import run_service_pb2
 from switchboard.secretproxy.v1 import secret_proxy_service_pb2
 from tests.conftest import INTERNAL_TOKEN
-from tests.fuzz import findings
+from tests.fuzz import corpus, findings
 from tests.fuzz.budget import SEED, TALLY, fuzz_settings
 from tests.fuzz.calls import invoke
 from tests.fuzz.strategies import (
@@ -126,6 +126,37 @@ async def test_an_rpc_never_fails_on_the_server_and_never_touches_another_organi
     except AssertionError as exc:
         findings.record(what, "CHANGED_B", str(exc), request)
         raise
+
+
+CORPUS_PRINCIPALS = ("operator", "worker-a")
+CORPUS_TARGETS = [(service, method, principal) for service, method, principal in TARGETS if principal in CORPUS_PRINCIPALS]
+
+
+def _corpus(method: MethodDescriptor, pools: Pools) -> list[tuple[str, object]]:
+    if method.client_streaming:  # Forward: the head carries the request; then one body chunk
+        head = method.input_type.fields_by_name["head"].message_type
+        return [(label, [{"head": case}, {"body_chunk": b"{}"}]) for label, case in corpus.cases(head, pools)]
+    return list(corpus.cases(method.input_type, pools))
+
+
+@pytest.mark.parametrize(
+    "service, method, principal", CORPUS_TARGETS, ids=[f"{m.containing_service.name}.{m.name}-as-{p}" for _, m, p in CORPUS_TARGETS]
+)
+async def test_every_field_survives_every_known_hostile_value(service: str, method: MethodDescriptor, principal: str, stack, world: World, untouched) -> None:
+    """The fixed corpus (corpus.py): each field of a well-formed request set to each value known
+    to break parsers and databases, one at a time. Every failure is collected, then reported."""
+    what = f"{method.containing_service.name}.{method.name} as {principal}"
+    failures = []
+    for label, request in _corpus(method, pools_for(principal, world, stack)):
+        outcome = await invoke(stack.channels[service], method, request, metadata_for(principal, world))
+        TALLY[f"rpc {method.containing_service.name}.{method.name} as {principal} (corpus)"] += 1
+        try:
+            _check(outcome, f"{what} [{label}]", {k: (v if len(repr(v)) < 200 else f"{repr(v)[:60]}… ({len(repr(v))} chars)") for k, v in (request.items() if isinstance(request, dict) else enumerate(request))})
+            await untouched.check(f"{what} [{label}] ({outcome.code.name})")
+        except AssertionError as exc:
+            findings.record(f"{what} [{label}]", "CHANGED_B" if not isinstance(exc, ServerError) else outcome.code.name, str(exc), label)
+            failures.append(str(exc).splitlines()[0])
+    assert not failures, f"{len(failures)} of the corpus' cases failed:\n" + "\n".join(failures)
 
 
 if SEED is not None:
