@@ -14,7 +14,7 @@ from collections import Counter
 
 from hypothesis import HealthCheck, Phase, settings
 
-DEFAULT_EXAMPLES = 6  # per RPC and principal; routes weigh theirs with a scale
+DEFAULT_EXAMPLES = 4  # per RPC and principal; routes weigh theirs with a scale
 _RAW = os.environ.get("SWITCHBOARD_FUZZ_EXAMPLES", "")
 EXAMPLES = int(_RAW) if _RAW.isascii() and _RAW.isdigit() and int(_RAW) > 0 else DEFAULT_EXAMPLES
 LARGE_RUN = bool(_RAW)

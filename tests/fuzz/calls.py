@@ -17,6 +17,10 @@ STREAM_READS = 3  # messages read from a server stream before it is cancelled
 STREAM_IDLE = 0.3  # seconds a server stream may stay silent before it is cancelled (a live tail)
 
 
+# What gRPC's core reports for a write on a client stream the server already finished.
+CLIENT_WRITE_AFTER_END = "Internal error from Core"
+
+
 @dataclass(frozen=True)
 class Outcome:
     code: grpc.StatusCode
@@ -48,14 +52,14 @@ async def invoke(channel: grpc.aio.Channel, method: MethodDescriptor, request: A
     try:
         if method.client_streaming:
             call = channel.stream_stream(path, request_serializer=None, response_deserializer=None)(metadata=metadata, timeout=CALL_TIMEOUT)
-            for message in request:
-                await call.write(encode(descriptor, message))
-            await call.done_writing()
+            try:
+                for message in request:
+                    await call.write(encode(descriptor, message))
+                await call.done_writing()
+            except Exception:  # noqa: BLE001 - the server answered (a refusal) before the last write
+                pass
             await _read_bounded(call)
-            if not call.done():
-                return Outcome(grpc.StatusCode.OK, "bounded")
-            code = await call.code()
-            return Outcome(code, await call.details() or "")
+            return Outcome(await call.code(), await call.details() or "")
         body = encode(descriptor, request)
         if method.server_streaming:
             call = channel.unary_stream(path, request_serializer=None, response_deserializer=None)(body, metadata=metadata, timeout=CALL_TIMEOUT)
@@ -65,4 +69,8 @@ async def invoke(channel: grpc.aio.Channel, method: MethodDescriptor, request: A
         await channel.unary_unary(path, request_serializer=None, response_deserializer=None)(body, metadata=metadata, timeout=CALL_TIMEOUT)
         return Outcome(grpc.StatusCode.OK, "")
     except grpc.aio.AioRpcError as exc:
+        if method.client_streaming and exc.code() == grpc.StatusCode.INTERNAL and exc.details() == CLIENT_WRITE_AFTER_END:
+            # Our own write to a call the server had already ended: the status is the local core's,
+            # not the server's answer (a server's INTERNAL says "internal error; …").
+            return Outcome(grpc.StatusCode.CANCELLED, exc.details())
         return Outcome(exc.code(), exc.details() or "")
