@@ -9,6 +9,7 @@ import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 import pytest
@@ -22,6 +23,7 @@ from tests.fuzz.http_strategies import (
 )  # fmt: skip
 from tests.fuzz.strategies import PATHS, UPSTREAMS
 from tests.fuzz.world import World
+from tests.support.slack import slack_signed_headers
 
 SSE_FIRST_BYTES_SECONDS = 0.5  # an accepted stream is read this long, then the client hangs up
 # Upstreams of the fuzz stack that fail for real: nothing listens behind "closed"; "/break" breaks
@@ -205,7 +207,52 @@ async def test_health_metrics_and_unknown_routes(route: str, data: st.DataObject
     await _done(f"{route}", untouched, reply, (method, query, headers, body[:200]))
 
 
+
+
+def _form(payload: object) -> bytes:
+    return urlencode({"payload": payload if isinstance(payload, str) else json.dumps(payload)}).encode()
+
+
+def _corpus(world: World) -> list[tuple[str, str, str, dict[str, Any], bytes, dict[str, Any] | None]]:
+    """(label, method, path, headers, body, query): requests known to have broken the edge."""
+    a = world.a
+    click = {"type": "block_actions", "team": {"id": a.team_id}, "user": {"id": "U1"}, "actions": [{"action_id": "yes", "value": a.ids[-1]}]}
+    signed = lambda body: {k.lower(): v for k, v in slack_signed_headers(a.signing_secret, body).items()}  # noqa: E731
+    slack = "/webhooks/slack/interactions"
+    worker = {"authorization": f"Bearer {a.worker_token}"}
+    stream = f"/v1/streams/{a.streams[0]}/events"
+    form = {"content-type": "application/x-www-form-urlencoded"}
+    cases = [
+        ("slack deep JSON, unsigned", "POST", slack, form, _form("[" * 5000), None),
+        ("slack deep JSON object, unsigned", "POST", slack, form, _form('{"a":' * 5000), None),
+        ("slack team null", "POST", slack, form, _form({**click, "team": None}), None),
+        *[(f"slack timestamp {t[:8]!r}", "POST", slack, {**form, "x-slack-request-timestamp": t.encode(), "x-slack-signature": "v0=" + "0" * 64}, _form(click), None) for t in ("²", "١٧٠٠", "9" * 5000, str(2**64))],
+        *[(f"slack signed, actions {v!r}", "POST", slack, signed(_form({**click, "actions": v})), _form({**click, "actions": v}), None) for v in ("yes", [7], [None], {}, [{"value": 7}])],
+        ("telegram deep JSON", "POST", f"/webhooks/telegram/{a.telegram_connection_id}", {"x-telegram-bot-api-secret-token": a.telegram_secret}, b"[" * 5000, None),
+        ("telegram callback_query a list", "POST", f"/webhooks/telegram/{a.telegram_connection_id}", {"x-telegram-bot-api-secret-token": a.telegram_secret}, b'{"callback_query": [1]}', None),
+        *[(f"sse Last-Event-ID {v[:8]!r}", "GET", stream, {**worker, "last-event-id": v.encode()}, b"", None) for v in ("²", str(2**63), "9" * 5000, "-1")],
+        *[(f"sse ?after={v[:8]!r}", "GET", stream, worker, b"", {"after": v}) for v in ("²", str(2**63), "9" * 5000)],
+        ("proxy refused with a 1 MiB body", "POST", "/v1/proxy/echo/v1/x", {"x-switchboard-token": "not-a-token-but-printable"}, b"x" * (1 << 20), None),
+        ("proxy other organisation's placeholder with a body", "POST", "/v1/proxy/echo/v1/x", {"x-switchboard-token": a.worker_token, "authorization": f"Bearer {world.b.placeholders[0]}"}, b"x" * (1 << 20), None),
+        ("proxy body over the limit", "POST", "/v1/proxy/echo/v1/x", {"x-switchboard-token": a.worker_token}, b"x" * (40 << 20), None),
+    ]
+    return cases
+
+
+async def test_known_hostile_requests_to_every_route(http, world: World, untouched) -> None:
+    """A fixed corpus of requests that broke the edge before: every run tries each of them, and
+    every failure is collected, then reported."""
+    failures = []
+    for label, method, path, headers, body, query in _corpus(world):
+        reply = await _send(http, method, _url(path, query), headers=headers, body=body, stream_seconds=SSE_FIRST_BYTES_SECONDS if "/streams/" in path else 5)
+        try:
+            await _done(f"corpus: {label}", untouched, reply, (method, path, query))
+        except AssertionError as exc:
+            failures.append(str(exc).splitlines()[0] + " " + str(exc).splitlines()[1][:200])
+    assert not failures, f"{len(failures)} of the corpus' requests failed:\n" + "\n".join(failures)
+
+
 if SEED is not None:
     for _name, _test in list(globals().items()):
-        if _name.startswith("test_"):
+        if _name.startswith("test_") and hasattr(_test, "hypothesis"):
             globals()[_name] = seed(int(SEED))(_test)
