@@ -20,6 +20,8 @@ DURATIONS = [{}, {"seconds": 315_576_000_001}, {"seconds": -(2**63)}, {"seconds"
 
 
 def _base_string(name: str, pools: Pools) -> str:
+    if name in pools.named:
+        return pools.named[name]
     if name == "stream":
         return pools.streams[0]
     if name == "team_id" and pools.team_ids:
@@ -43,7 +45,8 @@ def base_value(fd: FieldDescriptor, pools: Pools) -> Any:
     elif fd.type == FieldDescriptor.TYPE_BOOL:
         one = True
     else:
-        one = 1
+        # Zero: "the default" for page sizes and limits; a claimed run's attempt is 1.
+        one = 1 if fd.name == "attempt" else 0
     return [one] if _is_repeated(fd) else one
 
 

@@ -82,6 +82,7 @@ class Pools:
     emails: list[str] = field(default_factory=list)
     team_ids: list[str] = field(default_factory=list)
     urls: list[str] = field(default_factory=list)
+    named: dict[str, str] = field(default_factory=dict)  # A's real id for a field name (the corpus' baseline)
 
 
 def _hostile_text() -> st.SearchStrategy[Any]:

@@ -60,6 +60,7 @@ def pools_for(principal: str, world: World, stack) -> Pools:
         emails=[org.email for org in orgs],
         team_ids=[org.team_id for org in orgs],
         urls=[stack.slack_url, stack.telegram_url],
+        named=world.a.named,
     )
 
 

@@ -45,6 +45,7 @@ class Org:
     email: str
     placeholders: list[str] = field(default_factory=list)
     ids: list[str] = field(default_factory=list)  # every id of a row of this organisation
+    named: dict[str, str] = field(default_factory=dict)  # a real id for each request field name
 
     @property
     def streams(self) -> list[str]:
@@ -166,6 +167,15 @@ async def seed_org(stack: Stack, label: str, *, runs_claimable: bool) -> Org:
         id=org, owner_id=owner, agent_id=agent, slack_connection_id=slack.connection.id, telegram_connection_id=telegram.connection.id,
         team_id=team, signing_secret=signing_secret, telegram_secret=telegram_secret, worker_token=issued.token, email=email,
         placeholders=[secret.placeholder, scoped.placeholder], ids=ids,
+        named={
+            "organization_id": org, "target_organization_id": org, "user_id": member, "agent_id": agent,
+            "template_agent_id": agent, "entity_type_id": entity.entity_type.id,
+            "relationship_type_id": relationship.relationship_type.id, "watcher_id": watcher.watcher.id,
+            "watcher_version_id": updated.watcher.current_version.id, "event_classifier_id": classifier.event_classifier.id,
+            "connection_id": slack.connection.id, "question_id": asked.question_id, "token_id": issued.token_id,
+            "run_id": running.run.id, "worker_id": f"worker-{label}", "secret_id": secret.secret_id,
+            "provider_credential_id": credential.provider_credential.id, "team_id": team, "expected_user_id": "U2",
+        },
     )  # fmt: skip
 
 
