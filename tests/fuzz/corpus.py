@@ -10,7 +10,7 @@ from typing import Any
 
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 
-from tests.fuzz.strategies import HUGE, Pools
+from tests.fuzz.strategies import FORGED_PAGE_TOKENS, HUGE, Pools
 from tests.fuzz.wire import Raw, _is_repeated
 
 TEXT = [Raw(b"\xff\xfe"), "\ud800", "a\x00b", "[" * 5000, "²", "9" * 5000, HUGE[0]]
@@ -64,7 +64,7 @@ def hostile_values(fd: FieldDescriptor, pools: Pools) -> list[Any]:
         name = fd.message_type.full_name
         values: list[Any] = TIMESTAMPS if name == "google.protobuf.Timestamp" else DURATIONS if name == "google.protobuf.Duration" else []
     elif fd.type == FieldDescriptor.TYPE_STRING:
-        values = TEXT
+        values = TEXT + FORGED_PAGE_TOKENS if fd.name == "page_token" else TEXT
     elif fd.type == FieldDescriptor.TYPE_BYTES:
         values = [b"\xff" * 8, b"[" * 5000, b"payload=" + b"%5B" * 5000]
     elif fd.type == FieldDescriptor.TYPE_ENUM:

@@ -9,6 +9,7 @@ Timestamps and Durations outside their ranges, repeated fields empty, small or o
 
 from __future__ import annotations
 
+import base64
 import json
 import uuid
 from dataclasses import dataclass, field
@@ -47,6 +48,22 @@ PAGE_TOKENS = [
     "MDAwMS0wMS0wMVQwMDowMDowMCsxNDowMHwwMDAwMDAwMC0wMDAwLTAwMDAtMDAwMC0wMDAwMDAwMDAwMDA",
     "OTk5OS0xMi0zMVQyMzo1OTo1OS05OTk5OTl8eA", "eyJhIjogWzFdfQ==", "%%%", "a" * 10_000,
 ]  # fmt: skip
+
+
+def _token(*values: object) -> str:
+    """A page token as the services encode theirs (base64 of a JSON list), with a forged position."""
+    return base64.urlsafe_b64encode(json.dumps(list(values)).encode()).decode().rstrip("=")
+
+
+_U = "00000000-0000-0000-0000-000000000000"
+# Forged positions: timestamps at the calendar's ends with extreme offsets, naive ones, NUL and
+# lone surrogates in a text key, ints at int32's end, wrong arity and types.
+FORGED_PAGE_TOKENS = [
+    _token("0001-01-01T00:00:00+14:00", _U), _token("9999-12-31T23:59:59-14:00", _U), _token("2026-01-01T00:00:00", _U),
+    _token("\x00", _U), _token("x\x00y"), _token("\ud800"), _token("\ud800", _U), _token(2**31 - 1), _token(2**31 - 1, _U),
+    _token("2026-01-01T00:00:00+00:00", "\x00"), _token(None, None), _token([], {}), _token("2026-01-01T00:00:00+00:00", _U, 1),
+]
+PAGE_TOKENS += FORGED_PAGE_TOKENS
 INT32 = [0, 1, -1, 2, 100, 1000, 10_000, 2**31 - 1, -(2**31), 2**15, 65536]
 INT64 = [0, 1, -1, 2**31, 2**53 + 1, 2**63 - 1, -(2**63), 10**15]
 UNKNOWN_ENUM = [-1, 99, 1000, 2**31 - 1, -(2**31)]

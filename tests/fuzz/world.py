@@ -172,7 +172,7 @@ async def seed_org(stack: Stack, label: str, *, runs_claimable: bool) -> Org:
             "template_agent_id": agent, "entity_type_id": entity.entity_type.id,
             "relationship_type_id": relationship.relationship_type.id, "watcher_id": watcher.watcher.id,
             "watcher_version_id": updated.watcher.current_version.id, "event_classifier_id": classifier.event_classifier.id,
-            "connection_id": slack.connection.id, "question_id": asked.question_id, "token_id": issued.token_id,
+            "connection_id": slack.connection.id, "question_id": asked.question_id,
             "run_id": running.run.id, "worker_id": f"worker-{label}", "secret_id": secret.secret_id,
             "provider_credential_id": credential.provider_credential.id, "team_id": team, "expected_user_id": "U2",
         },
