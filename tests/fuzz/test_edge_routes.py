@@ -124,8 +124,8 @@ def _question_ids(world: World) -> list[str]:
     return world.a.ids + world.b.ids
 
 
-async def _done(what: str, untouched, reply: Reply, shown: Any, **kwargs: bool) -> None:
-    TALLY[f"route {what}"] += 1
+async def _done(what: str, untouched, reply: Reply, shown: Any, *, tally: str | None = None, **kwargs: bool) -> None:
+    TALLY[f"route {tally or what}"] += 1
     try:
         _check(reply, what, shown, **kwargs)
         await untouched.check(f"{what} (HTTP {reply.status})")
@@ -246,7 +246,7 @@ async def test_known_hostile_requests_to_every_route(http, world: World, untouch
     for label, method, path, headers, body, query in _corpus(world):
         reply = await _send(http, method, _url(path, query), headers=headers, body=body, stream_seconds=SSE_FIRST_BYTES_SECONDS if "/streams/" in path else 5)
         try:
-            await _done(f"corpus: {label}", untouched, reply, (method, path, query))
+            await _done(f"corpus: {label}", untouched, reply, (method, path, query), tally="corpus of known-hostile requests (every route)")
         except AssertionError as exc:
             failures.append(str(exc).splitlines()[0] + " " + str(exc).splitlines()[1][:200])
     assert not failures, f"{len(failures)} of the corpus' requests failed:\n" + "\n".join(failures)
