@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import json
-import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -141,7 +140,7 @@ def string_strategy(name: str, pools: Pools) -> st.SearchStrategy[Any]:
     if name.endswith("_json"):
         return _json_text()
     if name == "page_token":
-        return st.one_of(st.sampled_from(PAGE_TOKENS), st.binary(max_size=48).map(lambda b: __import__("base64").urlsafe_b64encode(b).decode()), hostile)
+        return st.one_of(st.sampled_from(PAGE_TOKENS), st.binary(max_size=48).map(lambda b: base64.urlsafe_b64encode(b).decode()), hostile)
     if name == "email":
         return st.one_of(st.emails(), st.sampled_from(pools.emails or ["a@example.com"]), st.just("A@EXAMPLE.COM\x00"), hostile)
     if name == "timestamp":  # a Slack request timestamp: digits, other digits, huge
@@ -237,10 +236,6 @@ def message_strategy(descriptor: Descriptor, pools: Pools, depth: int = 0) -> st
     if depth > 4:
         return st.just({})
     return st.fixed_dictionaries({}, optional={fd.name: field_strategy(fd, pools, depth) for fd in descriptor.fields})
-
-
-def random_uuid() -> str:
-    return str(uuid.uuid4())
 
 
 def _plausible_string(name: str, pools: Pools) -> st.SearchStrategy[str]:
