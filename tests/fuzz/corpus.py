@@ -30,7 +30,11 @@ def _base_string(name: str, pools: Pools) -> str:
         return pools.ids[0]
     if name.endswith("_json"):
         return "{}"
-    return {"email": "fuzz@example.com", "method": "GET", "upstream": "echo", "path": "/v1/things", "host_pattern": "127.0.0.1"}.get(name, "fuzz")
+    return {
+        "email": "fuzz@example.com", "method": "GET", "upstream": "echo", "path": "/v1/things", "host_pattern": "127.0.0.1",
+        "path_prefix": "/v1/", "api_base_url": pools.urls[0] if pools.urls else "https://slack.com/api", "slug": "fuzz",
+        "timestamp": str(int(time.time())),
+    }.get(name, "fuzz")  # fmt: skip
 
 
 def base_value(fd: FieldDescriptor, pools: Pools) -> Any:
@@ -89,7 +93,16 @@ def cases(descriptor: Descriptor, pools: Pools) -> Iterator[tuple[str, dict]]:
     for fd in descriptor.fields:
         for i, value in enumerate(hostile_values(fd, pools)):
             yield f"{fd.name}#{i}", {**base, fd.name: value}
-        if fd.type == FieldDescriptor.TYPE_MESSAGE and not _is_repeated(fd) and not fd.message_type.full_name.startswith("google.protobuf."):
+        if fd.type == FieldDescriptor.TYPE_STRING and not _is_repeated(fd):
+            # A NUL at the end of an otherwise valid value: past the format checks, into the SQL.
+            yield f"{fd.name}+NUL", {**base, fd.name: f"{base[fd.name]}\x00"}
+        if fd.type == FieldDescriptor.TYPE_MESSAGE and not fd.message_type.full_name.startswith("google.protobuf."):
+            # One level down (in the first element of a repeated message): the same, field by field.
+            element = base[fd.name][0] if _is_repeated(fd) else base[fd.name]
             for inner in fd.message_type.fields:
-                for i, value in enumerate(hostile_values(inner, pools)):
-                    yield f"{fd.name}.{inner.name}#{i}", {**base, fd.name: {**base[fd.name], inner.name: value}}
+                variants = list(enumerate(hostile_values(inner, pools)))
+                if inner.type == FieldDescriptor.TYPE_STRING and not _is_repeated(inner):
+                    variants.append(("NUL", f"{element[inner.name]}\x00"))
+                for i, value in variants:
+                    changed = {**element, inner.name: value}
+                    yield f"{fd.name}.{inner.name}#{i}", {**base, fd.name: [changed] if _is_repeated(fd) else changed}
