@@ -207,6 +207,7 @@ class Settings:
         "SWITCHBOARD_EVENTS_MAX_SUBSCRIBERS_PER_ORGANIZATION", _integer(1, 1_000_000), 200
     )
     events_max_subscribers_per_agent: int = _env("SWITCHBOARD_EVENTS_MAX_SUBSCRIBERS_PER_AGENT", _integer(1, 1_000_000), 64)
+    events_max_subscribers_per_user: int = _env("SWITCHBOARD_EVENTS_MAX_SUBSCRIBERS_PER_USER", _integer(1, 1_000_000), 64)
     runs_reaper_interval_seconds: float = _env("RUNS_REAPER_INTERVAL_SECONDS", _seconds(0.05, 3600), 30.0)
     runs_reaper_stale_after_seconds: float = _env("RUNS_REAPER_STALE_AFTER_SECONDS", _seconds(0.5, 86400), 120.0)
     runs_reaper_batch_size: int = _env("RUNS_REAPER_BATCH_SIZE", _integer(1, 100_000), 1000)

@@ -46,6 +46,7 @@ async def create(settings: Settings, pool: asyncpg.Pool, *, registry: CollectorR
             settings.events_max_subscribers_per_stream,
             settings.events_max_subscribers_per_organization,
             settings.events_max_subscribers_per_agent,
+            settings.events_max_subscribers_per_user,
         ),
     )
     return ServiceApp(

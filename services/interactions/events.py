@@ -43,15 +43,23 @@ def payload(v: Violations, field: str, value: str) -> str:
 class SubscriberLimits:
     """Concurrent subscriptions on this replica, bounded so that no caller and no tenant can take
     the capacity of the others: per (caller, stream), per worker's agent (its sub-streams count
-    toward it), per organisation, and per process. Counted per replica: the cluster-wide bound is
+    toward it), per acting user across organisations, per organisation, and per process. Counted per replica: the cluster-wide bound is
     the replica count times these (README, "Fair shares")."""
 
-    def __init__(self, per_process: int, per_stream: int, per_organization: int | None = None, per_agent: int | None = None):
+    def __init__(
+        self,
+        per_process: int,
+        per_stream: int,
+        per_organization: int | None = None,
+        per_agent: int | None = None,
+        per_user: int | None = None,
+    ):
         self._bounds = {
             "per_process": per_process,
             "per_stream": per_stream,
             "per_organization": per_organization or per_process,
             "per_agent": per_agent or per_process,
+            "per_user": per_user or per_process,
         }
         self._counts: Counter[tuple[str, ...]] = Counter()
 
@@ -66,6 +74,9 @@ class SubscriberLimits:
         if access.kind == "worker":
             agent = access.principal.agent_id  # type: ignore[union-attr]
             keys.insert(1, (("per_agent", agent), f"concurrent subscriptions of agent {agent} (its sub-streams included)"))
+        elif access.kind == "user":
+            # Across all the organisations a user is in (creating organisations is free).
+            keys.insert(1, (("per_user", access.user_id or ""), "concurrent subscriptions of one user, in all organisations"))
         for key, what in keys:
             bound = self._bounds[key[0]]
             if self._counts[key] >= bound:

@@ -144,3 +144,32 @@ async def test_a_worker_cannot_point_its_question_at_another_questions_card(serv
         )  # fmt: skip
     assert (taken.value.code(), reason(taken.value)) == (grpc.StatusCode.ALREADY_EXISTS, "CARD_TAKEN")
     assert await snapshot(service) == before
+
+
+def test_one_user_cannot_take_every_slot_through_many_organisations():
+    """Review finding: a user owning several organisations held every slot of the replica (the
+    bounds were per organisation only)."""
+    from shared.authz import Access
+    from shared.auth import InternalCaller
+    from shared.errors import ResourceExhausted
+    from services.interactions.events import SubscriberLimits
+
+    limits = SubscriberLimits(per_process=20, per_stream=16, per_organization=8, per_agent=8, per_user=8)
+    user = Access(InternalCaller("00000000-0000-0000-0000-0000000000aa"), "user", user_id="00000000-0000-0000-0000-0000000000aa")
+    held = []
+    for org in range(3):
+        for i in range(3):
+            slot = limits.slot(user, f"org-{org}", f"s{i}")
+            try:
+                slot.__enter__()
+            except ResourceExhausted as refused:
+                assert refused.metadata == {"limit": "per_user", "max": "8"}
+                break
+            held.append(slot)
+    assert len(held) == 8
+    # Another organisation's caller still gets a slot.
+    other = Access(InternalCaller("00000000-0000-0000-0000-0000000000bb"), "user", user_id="00000000-0000-0000-0000-0000000000bb")
+    with limits.slot(other, "org-b", "s"):
+        pass
+    for slot in held:
+        slot.__exit__(None, None, None)

@@ -295,9 +295,11 @@ class IdentityServiceServicer:
     def IssueWorkerToken(self, request, context):
         """Issues a signed worker token for an agent (and optionally one chat connection). The token
         carries organisation, agent, connection, expiry and a unique token ID; other services verify
-        it locally. Internal callers only (a worker cannot mint tokens).
-        Errors: NOT_FOUND when the agent does not exist; INVALID_ARGUMENT when ttl_seconds is negative
-        or above the maximum; PERMISSION_DENIED for non-internal callers.
+        it locally (Ed25519, by key id). Operators, and owners and admins of the agent's organisation;
+        a worker cannot mint tokens.
+        Errors: NOT_FOUND when the agent does not exist or is not the acting user's to manage;
+        INVALID_ARGUMENT when ttl_seconds is negative or above the maximum; PERMISSION_DENIED for
+        workers.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -247,6 +247,10 @@ class SecretProxyServiceServicer:
         upstream's head arrives yields a head with status 502, a timeout 504, each with an
         `application/problem+json` body. If the upstream breaks after its head was sent, the call ends
         with UNAVAILABLE (`UPSTREAM_INTERRUPTED`) and the edge aborts the response.
+        Once the head is accepted (placeholders, policy and limits checked), the proxy sends initial
+        metadata `x-switchboard-body-limit: <bytes>`: send body chunks only after it (and at most that
+        many bytes), so that a refusal is never raced by a write still in flight. Only workers call
+        Forward (a worker token); anyone else is PERMISSION_DENIED (`WORKERS_ONLY`).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
