@@ -1,4 +1,4 @@
-"""The runs service's gRPC servicer: thin (parse, authorise, call the store, encode)."""
+"""The runs service's gRPC servicer: thin (parse, authorise, call the store or lifecycle.py, encode)."""
 
 from __future__ import annotations
 
@@ -9,12 +9,12 @@ from datetime import datetime
 import asyncpg
 import grpc
 
-from services.runs import domain, store
+from services.runs import domain, lifecycle, store
 from services.runs.metrics import RunMetrics
 from services.runs.reaper import Reaper
 from shared.authz import Role, Target, current_access, policy
 from shared.messages import timestamp
-from shared.errors import FailedPrecondition, NotFound
+from shared.errors import NotFound
 from shared.pagination import decode_page_token, page_of
 from shared.validation import Violations
 from switchboard.runs.v1 import run_service_pb2 as pb
@@ -99,27 +99,21 @@ class RunService(run_service_pb2_grpc.RunServiceServicer):
         v.check()
         assert lane is not None
         agent_id = current_access().agent_id or agent_id  # a worker's run is its own agent's
-        for _ in range(3):
-            row = await store.run_insert(
-                self._pool,
-                organization_id=organization_id,
-                lane=lane,
-                subject_id=subject_id,
-                payload_json=payload_json,
-                priority=request.priority,
-                run_after=run_after,
-                idempotency_key=key,
-                max_attempts=max_attempts,
-                agent_id=agent_id,
-            )
-            if row is not None:
-                self._metrics.entered(lane, "pending")
-                return pb.EnqueueRunResponse(run=run_message(row), created=True)
-            existing = await store.run_get_active_match(self._pool, organization_id, lane, subject_id, key, agent_id)
-            if existing is not None:
-                return pb.EnqueueRunResponse(run=run_message(existing), created=False)
-            # The active run that blocked the insert finished in between: try again.
-        raise FailedPrecondition("the run's subject or idempotency key is contended; retry", reason="CONTENDED")
+        row, created = await lifecycle.enqueue(
+            self._pool,
+            organization_id=organization_id,
+            lane=lane,
+            subject_id=subject_id,
+            payload_json=payload_json,
+            priority=request.priority,
+            run_after=run_after,
+            idempotency_key=key,
+            max_attempts=max_attempts,
+            agent_id=agent_id,
+        )
+        if created:
+            self._metrics.entered(lane, "pending")
+        return pb.EnqueueRunResponse(run=run_message(row), created=created)
 
     @policy(worker="agent")
     async def ClaimRun(self, request: pb.ClaimRunRequest, context: Context) -> pb.ClaimRunResponse:
@@ -187,17 +181,10 @@ class RunService(run_service_pb2_grpc.RunServiceServicer):
         v = Violations()
         run_id = v.uuid("run_id", request.run_id)
         v.check()
-        scope = _scope()
-        row = await store.run_cancel(self._pool, run_id, scope)
-        if row is None:
-            row = await store.run_get(self._pool, run_id, scope)
-            if row is None:
-                raise NotFound(f"run {run_id} does not exist", reason="RUN_NOT_FOUND")
-            if row["status"] != "cancelled":
-                raise FailedPrecondition(f"run {run_id} already finished as {row['status']}", reason="RUN_FINISHED")
-        elif row["status"] == "cancelled":
-            self._metrics.entered(row["lane"], "cancelled")
-        return pb.CancelRunResponse(run=run_message(row))
+        cancelled = await lifecycle.cancel(self._pool, run_id, _scope())
+        if cancelled.outcome is lifecycle.Cancel.CANCELLED:
+            self._metrics.entered(cancelled.run["lane"], "cancelled")
+        return pb.CancelRunResponse(run=run_message(cancelled.run))
 
     @policy(user=Role.MEMBER, worker="agent", target=RUN)
     async def GetRun(self, request: pb.GetRunRequest, context: Context) -> pb.GetRunResponse:
