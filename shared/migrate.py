@@ -17,14 +17,13 @@ from pathlib import Path
 import asyncpg
 
 import migrations as _migrations_package
+from shared import locks
 from shared.config import SERVICES
 from shared.logs import get_logger
 
 log = get_logger(__name__)
 
 MIGRATIONS_ROOT = Path(_migrations_package.__file__).resolve().parent
-# One lock for every schema: migrations are quick, and a single key cannot deadlock with itself.
-ADVISORY_LOCK_KEY = 0x5357_4D49_4752  # "SWMIGR"
 _FILE_NAME = re.compile(r"^(?P<version>\d{4})_(?P<name>[a-z0-9_]+)\.sql\Z")
 
 
@@ -72,12 +71,12 @@ async def migrate(dsn: str, services: tuple[str, ...] = SERVICES, root: Path = M
     conn = await asyncpg.connect(dsn, server_settings={"lock_timeout": "120s"})
     applied: list[Migration] = []
     try:
-        await conn.execute("SELECT pg_advisory_lock($1)", ADVISORY_LOCK_KEY)
+        await conn.execute("SELECT pg_advisory_lock($1)", locks.MIGRATIONS)
         try:
             for service, plan in plans.items():
                 applied += await _migrate_schema(conn, service, plan)
         finally:
-            await conn.execute("SELECT pg_advisory_unlock($1)", ADVISORY_LOCK_KEY)
+            await conn.execute("SELECT pg_advisory_unlock($1)", locks.MIGRATIONS)
     finally:
         await conn.close()
     return applied

@@ -6,13 +6,13 @@ from datetime import datetime
 
 import asyncpg
 
+from shared import locks
 from shared.errors import AlreadyExists, NotFound
 
 Connection = asyncpg.Connection | asyncpg.Pool
 Record = asyncpg.Record
 
 EVENTS_CHANNEL = "switchboard_events"
-RETENTION_LOCK_KEY = 0x5357_5245_544E  # "SWRETN"
 
 
 async def events_append(
@@ -109,7 +109,7 @@ async def events_trim(conn: asyncpg.Connection, keep_last: int, max_age_seconds:
 
 
 async def retention_try_lock(conn: asyncpg.Connection) -> bool:
-    return bool(await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", RETENTION_LOCK_KEY))
+    return bool(await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", locks.INTERACTIONS_RETENTION))
 
 
 # -- connections -------------------------------------------------------------------------------
@@ -388,11 +388,8 @@ async def questions_sweep(conn: Connection, max_age_seconds: float, limit: int) 
     return [str(r["id"]) for r in sorted(rows, key=lambda r: (r["created_at"], str(r["id"])))]
 
 
-SWEEP_LOCK_KEY = 0x5357_5357_4550  # "SWSWEP"
-
-
 async def sweep_try_lock(conn: asyncpg.Connection) -> bool:
-    return bool(await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", SWEEP_LOCK_KEY))
+    return bool(await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", locks.INTERACTIONS_SWEEP))
 
 
 async def question_get(

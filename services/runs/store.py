@@ -13,11 +13,10 @@ from datetime import datetime
 
 import asyncpg
 
+from shared import locks
+
 Connection = asyncpg.Connection | asyncpg.Pool
 Record = asyncpg.Record
-
-# The reaper's advisory lock: one replica sweeps at a time, the others skip.
-REAPER_LOCK_KEY = 0x5357_5245_4150  # "SWREAP"
 
 # A worker's calls are fenced by claim and attempt, and scoped: $4 organisation and $5 agent (NULL
 # for internal callers, who are not confined).
@@ -319,7 +318,7 @@ async def run_reap_stale(
 
 async def run_try_reaper_lock(conn: asyncpg.Connection) -> bool:
     """Take the reaper's lock for the current transaction, or return False at once."""
-    return bool(await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", REAPER_LOCK_KEY))
+    return bool(await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", locks.RUNS_REAPER))
 
 
 async def run_count_active(conn: Connection) -> list[Record]:

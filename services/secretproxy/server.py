@@ -21,7 +21,7 @@ from services.secretproxy.organizations import OrganizationResolver
 from services.secretproxy.upstreams import Upstream
 from shared.authz import Role, Target, current_access, policy
 from shared.crypto import KeyRing
-from shared.errors import AlreadyExists, NotFound
+from shared.errors import NotFound
 from shared.messages import timestamp
 from shared.pagination import decode_page_token, page_of
 from shared.validation import Violations
@@ -133,22 +133,16 @@ class SecretProxyService(secret_proxy_service_pb2_grpc.SecretProxyServiceService
         secret_id = uuid.uuid4()
         placeholder = placeholders.new_placeholder()
         key_id, sealed = vault.seal(self._keyring(), value, vault.secret_aad(str(secret_id), organization_id))
-        try:
-            await store.secret_insert(
-                self._pool,
-                secret_id=secret_id,
-                organization_id=organization_id,
-                agent_id=agent_id,
-                name=request.name,
-                placeholder_hash=placeholders.placeholder_hash(placeholder),
-                key_id=key_id,
-                sealed_value=sealed,
-            )
-        except asyncpg.UniqueViolationError:
-            raise AlreadyExists(
-                f"the organisation already has a secret named {request.name!r} in this scope; use RotateSecret to change it",
-                reason="SECRET_EXISTS",
-            ) from None
+        await store.secret_insert(
+            self._pool,
+            secret_id=secret_id,
+            organization_id=organization_id,
+            agent_id=agent_id,
+            name=request.name,
+            placeholder_hash=placeholders.placeholder_hash(placeholder),
+            key_id=key_id,
+            sealed_value=sealed,
+        )
         return pb.PutSecretResponse(secret_id=str(secret_id), placeholder=placeholder)
 
     @policy(user=Role.ADMIN, target=SECRET)

@@ -16,6 +16,9 @@ from typing import Any
 
 import asyncpg
 
+from shared import locks
+from shared.errors import AlreadyExists
+
 Record = asyncpg.Record
 Executor = asyncpg.Pool | asyncpg.Connection
 
@@ -36,15 +39,23 @@ async def secret_insert(
     key_id: str,
     sealed_value: bytes,
 ) -> Record:
-    """Raises asyncpg.UniqueViolationError when the name is taken in that scope."""
-    return await db.fetchrow(
-        f"""
-        INSERT INTO secretproxy.secrets (id, organization_id, agent_id, name, placeholder_hash, key_id, sealed_value)
-        VALUES ($1, $2, $3, $4, $5, $6, $7)
-        RETURNING {_SECRET_COLUMNS}
-        """,
-        secret_id, organization_id, agent_id, name, placeholder_hash, key_id, sealed_value,
-    )
+    """Raises AlreadyExists SECRET_EXISTS when the name is taken in that scope."""
+    try:
+        return await db.fetchrow(
+            f"""
+            INSERT INTO secretproxy.secrets (id, organization_id, agent_id, name, placeholder_hash, key_id, sealed_value)
+            VALUES ($1, $2, $3, $4, $5, $6, $7)
+            RETURNING {_SECRET_COLUMNS}
+            """,
+            secret_id, organization_id, agent_id, name, placeholder_hash, key_id, sealed_value,
+        )
+    except asyncpg.UniqueViolationError as exc:
+        if exc.constraint_name != "secrets_name_per_scope":
+            raise
+        raise AlreadyExists(
+            f"the organisation already has a secret named {name!r} in this scope; use RotateSecret to change it",
+            reason="SECRET_EXISTS",
+        ) from None
 
 
 async def secret_get(db: Executor, secret_id: str) -> Record | None:
@@ -295,4 +306,4 @@ async def failed_lookups_trim(db: Executor, window_seconds: float) -> int:
 
 async def try_maintenance_lock(connection: asyncpg.Connection) -> bool:
     """The transaction-scoped advisory lock that lets one replica at a time trim."""
-    return await connection.fetchval("SELECT pg_try_advisory_xact_lock(hashtext('secretproxy.maintenance'))")
+    return await connection.fetchval("SELECT pg_try_advisory_xact_lock($1)", locks.SECRETPROXY_MAINTENANCE)
