@@ -17,8 +17,7 @@ import grpc
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from services.edge.grpc_errors import problem_from_status
-from services.edge.problems import problem
+from services.edge.problems import problem, problem_from_error
 from shared.logs import get_logger
 from shared.validation import JsonRejected, ascii_int, is_utf8, parse_json
 from switchboard.interactions.v1 import interaction_service_pb2 as pb
@@ -47,7 +46,7 @@ async def _answer(request: Request, answer: pb.AnswerQuestionRequest) -> Respons
     try:
         reply = task.result()
     except grpc.aio.AioRpcError as exc:
-        return problem_from_status(exc.code(), exc.details())
+        return problem_from_error(exc)
     return JSONResponse({"ok": True, "outcome": _OUTCOMES.get(reply.outcome, "unknown")})
 
 
@@ -55,7 +54,7 @@ async def _verify(call) -> pb.Connection | Response:
     try:
         return (await call).connection
     except grpc.aio.AioRpcError as exc:
-        return problem_from_status(exc.code(), exc.details())
+        return problem_from_error(exc)
 
 
 class _BadPayload(Exception):
