@@ -17,6 +17,8 @@ import warnings
 from collections.abc import Mapping
 from pathlib import Path
 
+import asyncpg
+
 # Every replica of every service holds a pool; leave room for `up --replicas 4` and for tests.
 DEFAULT_SETTINGS: Mapping[str, str] = {"max_connections": "400"}
 # For throwaway databases (tests, benchmarks): durability traded for speed.
@@ -125,6 +127,16 @@ def _running(pgdata: Path) -> bool:
 
     info = PostmasterInfo.read_from_pgdata(pgdata)
     return info is not None and info.is_running()
+
+
+async def create_database(admin_dsn: str, name: str) -> str:
+    """Create database ``name`` on the server of ``admin_dsn`` and return a DSN for it."""
+    conn = await asyncpg.connect(admin_dsn)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    return dsn_with_database(admin_dsn, name)
 
 
 def dsn_with_database(dsn: str, name: str) -> str:
