@@ -28,14 +28,11 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from shared.errors import FieldViolation, InvalidArgument, PermissionDenied, Unauthenticated, Unavailable
+from shared.headers import ACTING_USER_HEADER
 from shared.revocations import RevokedTokens
 from shared.worker_keys import SigningKey
 
 AUTHORIZATION_HEADER = "authorization"
-ACTING_USER_HEADER = "x-switchboard-user-id"
-# The edge sends the internal token here beside a worker's own token, so that the secret proxy
-# can trust what the edge says about the worker's request (the client address).
-EDGE_TOKEN_HEADER = "x-switchboard-edge-token"
 WORKER_TOKEN_ISSUER = "switchboard-identity"
 WORKER_TOKEN_AUDIENCE = "switchboard"
 # The one algorithm of worker tokens. Verification never takes it from the token: a token that

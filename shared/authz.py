@@ -30,6 +30,7 @@ from typing import Any, Literal, Protocol
 
 from shared.auth import InternalCaller, Principal, WorkerPrincipal
 from shared.errors import FieldViolation, InvalidArgument, NotFound, PermissionDenied, Unauthenticated
+from shared.headers import ACTING_USER_HEADER
 
 POLICY_ATTRIBUTE = "__switchboard_policy__"
 
@@ -214,7 +215,7 @@ async def authorize(policy: Policy, principal: Principal, request: Any, servicer
         if not policy.operator:
             if policy.user is None:
                 raise PermissionDenied("this call is for workers (a worker token)", reason="WORKERS_ONLY")
-            raise Unauthenticated("this call needs an acting user (x-switchboard-user-id metadata)", reason="NO_ACTING_USER")
+            raise Unauthenticated(f"this call needs an acting user ({ACTING_USER_HEADER} metadata)", reason="NO_ACTING_USER")
         # An operator has no tenant scope: nothing to resolve (the handler validates the fields).
         return Access(principal, "operator")
     return await _authorize_user(policy, principal, principal.acting_user_id, request, servicer, memberships)

@@ -10,13 +10,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 import grpc
 from google.protobuf import any_pb2
+from google.protobuf.message import Message
 from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 ERROR_DOMAIN = "switchboard"
+M = TypeVar("M", bound=Message)
 
 
 @dataclass(frozen=True)
@@ -121,25 +124,31 @@ def status_details(error: grpc.aio.AioRpcError | grpc.RpcError) -> status_pb2.St
     return rpc_status.from_call(error)  # type: ignore[arg-type]
 
 
+def detail_of(error: grpc.aio.AioRpcError | grpc.RpcError, kind: type[M]) -> M | None:
+    """Client side: the first rich-status detail of type ``kind`` (``ErrorInfo``, ``BadRequest``,
+    ``RetryInfo``…) a failed call carried, or None. The one decoder of details: the edge and the
+    tests read statuses through it."""
+    status = status_details(error)
+    for detail in status.details if status else []:
+        if detail.Is(kind.DESCRIPTOR):
+            found = kind()
+            detail.Unpack(found)
+            return found
+    return None
+
+
+def error_info(error: grpc.aio.AioRpcError | grpc.RpcError) -> error_details_pb2.ErrorInfo | None:
+    """Client side: the ErrorInfo (reason, domain, metadata) of a failed call, if it carries one."""
+    return detail_of(error, error_details_pb2.ErrorInfo)
+
+
 def field_violations(error: grpc.aio.AioRpcError | grpc.RpcError) -> list[FieldViolation]:
     """Client side: the BadRequest field violations of a failed call, if any."""
-    status = status_details(error)
-    found: list[FieldViolation] = []
-    for detail in status.details if status else []:
-        if detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
-            bad_request = error_details_pb2.BadRequest()
-            detail.Unpack(bad_request)
-            found += [FieldViolation(v.field, v.description) for v in bad_request.field_violations]
-    return found
-
+    bad_request = detail_of(error, error_details_pb2.BadRequest)
+    return [FieldViolation(v.field, v.description) for v in bad_request.field_violations] if bad_request else []
 
 
 def reason_of(error: grpc.aio.AioRpcError | grpc.RpcError) -> str:
     """Client side: the ErrorInfo reason of a failed call, or "" when it carries none."""
-    status = status_details(error)
-    for detail in status.details if status else []:
-        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
-            info = error_details_pb2.ErrorInfo()
-            detail.Unpack(info)
-            return info.reason
-    return ""
+    info = error_info(error)
+    return info.reason if info else ""

@@ -59,9 +59,6 @@ class CachedMemberships:
                 self._entries.popitem(last=False)
         return role
 
-    def forget(self) -> None:
-        self._entries.clear()
-
 
 def remote_fetch(channel: grpc.aio.Channel, *, timeout_seconds: float = LOOKUP_TIMEOUT_SECONDS) -> Fetch:
     """A role lookup through identity's GetMembership over ``channel`` (which carries the token)."""

@@ -17,8 +17,8 @@ from services.edge.middleware import BodySizeLimit, HttpMetrics, Observe
 from services.edge.problems import problem
 from services.edge.proxy import proxy_request
 from services.edge.streams import stream_events
-from services.edge.webhooks import slack_interactions, telegram_update
 from services.edge.upstreams import Upstreams
+from services.edge.webhooks import slack_interactions, telegram_update
 from shared.auth import WorkerTokens
 from shared.config import Settings
 from shared.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import time
 import uuid
 
@@ -11,11 +10,11 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.edge.problems import problem
+from shared.headers import REQUEST_ID_HEADER, REQUEST_ID_PATTERN
 from shared.logs import get_logger
 from shared.validation import ascii_int
 
 log = get_logger(__name__)
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}\Z")
 _KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
@@ -59,7 +58,7 @@ class Observe:
             nonlocal status, response_started
             if message["type"] == "http.response.start":
                 status, response_started = message["status"], True
-                message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id.encode())]
+                message["headers"] = [*message.get("headers", []), (REQUEST_ID_HEADER.encode(), request_id.encode())]
             await send(message)
 
         try:
@@ -149,5 +148,5 @@ def _header(scope: Scope, name: bytes) -> str | None:
 
 
 def _request_id(scope: Scope) -> str:
-    given = _header(scope, b"x-request-id")
-    return given if given and _REQUEST_ID.match(given) else uuid.uuid4().hex
+    given = _header(scope, REQUEST_ID_HEADER.encode())
+    return given if given and REQUEST_ID_PATTERN.match(given) else uuid.uuid4().hex

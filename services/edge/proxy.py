@@ -23,23 +23,17 @@ from collections.abc import AsyncIterator
 
 import grpc
 import structlog
-from google.rpc import error_details_pb2
 from grpc._cython import cygrpc  # the base of gRPC's core errors, which grpc.aio does not re-export
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response, StreamingResponse
 
-from services.edge.grpc_errors import HTTP_STATUS, problem_from_status
-from services.edge.problems import problem
-from shared.auth import EDGE_TOKEN_HEADER
-from shared.errors import status_details
-from shared.grpc.pipeline import REQUEST_ID_HEADER
+from services.edge.problems import problem, problem_from_error
+from shared.errors import reason_of
+from shared.headers import BODY_LIMIT_METADATA, EDGE_TOKEN_HEADER, REQUEST_ID_HEADER, WORKER_TOKEN_HEADER
 from switchboard.secretproxy.v1 import secret_proxy_service_pb2 as pb
 from switchboard.secretproxy.v1 import secret_proxy_service_pb2_grpc
 
-WORKER_TOKEN_HEADER = b"x-switchboard-token"
-# The secret proxy's acceptance of a request, with the most body it takes (services/secretproxy/forwarding.py).
-BODY_LIMIT_METADATA = "x-switchboard-body-limit"
-_NOT_FORWARDED = frozenset({WORKER_TOKEN_HEADER, b"host"})
+_NOT_FORWARDED = frozenset({WORKER_TOKEN_HEADER.encode(), b"host"})
 _TOKEN = re.compile(r"^[\x21-\x7e]{1,4096}\Z")  # what gRPC metadata can carry
 
 
@@ -48,7 +42,7 @@ class UpstreamBrokeOff(Exception):
 
 
 async def proxy_request(request: Request) -> Response:
-    token = (request.headers.get("x-switchboard-token") or "").strip()
+    token = (request.headers.get(WORKER_TOKEN_HEADER) or "").strip()
     if not token or not _TOKEN.match(token):
         return problem(401, "send your worker token as 'X-Switchboard-Token: <token>'")
     upstream = request.path_params["upstream"]
@@ -70,7 +64,8 @@ async def proxy_request(request: Request) -> Response:
         first = await call.read()
     except grpc.aio.AioRpcError as exc:
         sender.cancel()
-        return _refusal(exc)
+        # The proxy's refusal carries a reason; a status without one is gRPC's own.
+        return problem_from_error(exc, reason=reason_of(exc), peer="the secret proxy")
     finally:
         watcher.cancel()  # from here on the streaming response watches for the client itself
     if first is grpc.aio.EOF or first.WhichOneof("kind") != "head":
@@ -170,22 +165,3 @@ async def _body(call: grpc.aio.StreamStreamCall, sender: asyncio.Task) -> AsyncI
         sender.cancel()
         call.cancel()  # the worker went away, or we are done: release the upstream at once
 
-
-def _refusal(exc: grpc.aio.AioRpcError) -> Response:
-    reason = ""
-    status = status_details(exc)
-    for detail in status.details if status else []:
-        info = error_details_pb2.ErrorInfo()
-        if detail.Unpack(info):
-            reason = info.reason
-    if exc.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and reason == "BODY_TOO_LARGE":
-        return problem(413, exc.details() or "the request body is too large", reason=reason)
-    if not reason:
-        # Not the proxy's own refusal but gRPC's (the proxy is down, a connection broke): its
-        # message names internal addresses, which are no business of a worker.
-        status = HTTP_STATUS.get(exc.code(), 502)
-        unreachable = exc.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
-        detail = "the secret proxy could not be reached; retry shortly" if unreachable else "the secret proxy failed; it logged the details"
-        return problem(status, detail, grpc_status=exc.code().name)
-    response = problem_from_status(exc.code(), exc.details())
-    return problem(response.status_code, exc.details() or exc.code().name, grpc_status=exc.code().name, reason=reason)

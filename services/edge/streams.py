@@ -15,22 +15,20 @@ import json
 from collections.abc import AsyncIterator
 
 import grpc
-from google.rpc import error_details_pb2
 from sse_starlette.sse import EventSourceResponse, ServerSentEvent
 from starlette.requests import Request
 from starlette.responses import Response
 
-from services.edge.grpc_errors import problem_from_status
-from services.edge.problems import problem
+from services.edge.problems import problem, problem_from_status
 from shared.auth import WorkerTokens
-from shared.errors import Unauthenticated, status_details
+from shared.errors import Unauthenticated, error_info
+from shared.headers import SUBSCRIBED_HEADER
 from shared.validation import ascii_int
 from switchboard.interactions.v1 import event_service_pb2 as pb
 from switchboard.interactions.v1 import event_service_pb2_grpc
 
 KEEP_ALIVE_SECONDS = 15
 SUBSCRIBE_WAIT_SECONDS = 10
-SUBSCRIBED_HEADER = "x-switchboard-subscribed"
 
 
 def _after(request: Request) -> int | None:
@@ -111,12 +109,8 @@ async def _events(call: grpc.aio.UnaryStreamCall) -> AsyncIterator[ServerSentEve
         if exc.code() == grpc.StatusCode.CANCELLED:
             return
         # The stream ended early (a slow client, a replica draining): say where to resume.
-        resume = ""
-        status = status_details(exc)
-        for detail in status.details if status else []:
-            info = error_details_pb2.ErrorInfo()
-            if detail.Unpack(info):
-                resume = info.metadata.get("resume_after_sequence", "")
+        info = error_info(exc)
+        resume = info.metadata.get("resume_after_sequence", "") if info else ""
         yield ServerSentEvent(
             data=json.dumps({"code": exc.code().name, "message": exc.details(), "resume_after_sequence": resume}), event="error"
         )

@@ -17,8 +17,7 @@ import grpc
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from services.edge.grpc_errors import problem_from_status
-from services.edge.problems import problem
+from services.edge.problems import problem, problem_from_error
 from shared.logs import get_logger
 from shared.validation import JsonRejected, ascii_int, is_utf8, parse_json
 from switchboard.interactions.v1 import interaction_service_pb2 as pb
@@ -36,7 +35,9 @@ def _stub(request: Request) -> interaction_service_pb2_grpc.InteractionServiceSt
     return interaction_service_pb2_grpc.InteractionServiceStub(request.app.state.upstreams.channels["interactions"])
 
 
-async def _answer(request: Request, answer: pb.AnswerQuestionRequest) -> Response:
+async def _answer(request: Request, verified: pb.Connection, **choice: str) -> Response:
+    """Record the click ``choice`` (question, option, user…) made on the ``verified`` connection."""
+    answer = pb.AnswerQuestionRequest(organization_id=verified.organization_id, connection_id=verified.id, **choice)
     task = asyncio.ensure_future(_stub(request).AnswerQuestion(answer, timeout=30))
     done, _ = await asyncio.wait({task}, timeout=ANSWER_WAIT_SECONDS)
     if not done:
@@ -47,7 +48,7 @@ async def _answer(request: Request, answer: pb.AnswerQuestionRequest) -> Respons
     try:
         reply = task.result()
     except grpc.aio.AioRpcError as exc:
-        return problem_from_status(exc.code(), exc.details())
+        return problem_from_error(exc)
     return JSONResponse({"ok": True, "outcome": _OUTCOMES.get(reply.outcome, "unknown")})
 
 
@@ -55,7 +56,7 @@ async def _verify(call) -> pb.Connection | Response:
     try:
         return (await call).connection
     except grpc.aio.AioRpcError as exc:
-        return problem_from_status(exc.code(), exc.details())
+        return problem_from_error(exc)
 
 
 class _BadPayload(Exception):
@@ -140,13 +141,7 @@ async def slack_interactions(request: Request) -> Response:
         user_id = _member(_member(payload, "payload", "user", dict), "payload.user", "id", str)
     except _BadPayload as exc:
         return problem(400, str(exc))
-    return await _answer(
-        request,
-        pb.AnswerQuestionRequest(
-            question_id=question_id, organization_id=verified.organization_id, connection_id=verified.id,
-            user_id=user_id, option_id=option_id,
-        ),
-    )  # fmt: skip
+    return await _answer(request, verified, question_id=question_id, user_id=user_id, option_id=option_id)
 
 
 async def telegram_update(request: Request) -> Response:
@@ -179,9 +174,5 @@ async def telegram_update(request: Request) -> Response:
     except _BadPayload as exc:
         return problem(400, str(exc))
     return await _answer(
-        request,
-        pb.AnswerQuestionRequest(
-            question_id=question_id, organization_id=verified.organization_id, connection_id=verified.id,
-            user_id=user_id, option_id=option_id, callback_query_id=callback_id,
-        ),
-    )  # fmt: skip
+        request, verified, question_id=question_id, user_id=user_id, option_id=option_id, callback_query_id=callback_id
+    )

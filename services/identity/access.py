@@ -16,6 +16,7 @@ from services.identity import store
 from shared.auth import InternalCaller, Principal, WorkerPrincipal
 from shared.authz import Role
 from shared.errors import PermissionDenied, Unauthenticated
+from shared.headers import ACTING_USER_HEADER
 
 Standing = Literal["operator", "owner", "admin", "member", "worker", "none"]
 MANAGERS = frozenset({"operator", "owner", "admin"})
@@ -59,7 +60,7 @@ def acting_user(principal: Principal, what: str) -> str:
     """The user the call acts for; UNAUTHENTICATED when it names none."""
     if isinstance(principal, InternalCaller) and principal.acting_user_id:
         return principal.acting_user_id
-    raise Unauthenticated(f"{what} needs an acting user (x-switchboard-user-id metadata)", reason="NO_ACTING_USER")
+    raise Unauthenticated(f"{what} needs an acting user ({ACTING_USER_HEADER} metadata)", reason="NO_ACTING_USER")
 
 
 class LocalMemberships:

@@ -118,11 +118,3 @@ def event_classifier(row: Record) -> agent_service_pb2.EventClassifier:
         watcher_id=str(row["watcher_id"] or ""),
         definition_json=row["definition_json"],
     )
-
-
-OBJECT_TO_PROTO = {
-    "entity_type": entity_type,
-    "relationship_type": relationship_type,
-    "watcher": watcher,
-    "event_classifier": event_classifier,
-}

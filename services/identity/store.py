@@ -516,7 +516,3 @@ async def watcher_version_list(conn: Connection, watcher_id: str, *, after_versi
         after_version,
         limit,
     )
-
-
-async def watcher_version_count(conn: Connection, watcher_id: str) -> int:
-    return await conn.fetchval("SELECT count(*) FROM watcher_versions WHERE watcher_id = $1", watcher_id)

@@ -12,12 +12,12 @@ from services.interactions import events, store
 from services.interactions.hub import HubClosing, StreamHub, SubscriberLagging
 from shared.authz import Role, current_access, policy
 from shared.errors import Aborted, Unavailable
+from shared.headers import SUBSCRIBED_HEADER
 from shared.validation import Violations
 from switchboard.interactions.v1 import event_service_pb2 as pb
 from switchboard.interactions.v1 import event_service_pb2_grpc
 
 Context = grpc.aio.ServicerContext
-SUBSCRIBED_HEADER = "x-switchboard-subscribed"
 
 
 def _timestamp(value: datetime) -> Timestamp:

@@ -47,7 +47,6 @@ from services.secretproxy.clients import UpstreamClients
 from services.secretproxy.destinations import ResolutionFailed, Resolver
 from services.secretproxy.head import (
     REQUEST_FRAMING,
-    WORKER_TOKEN_HEADER,
     RequestHead,
     forwardable,
     parse_head,
@@ -55,7 +54,7 @@ from services.secretproxy.head import (
 from services.secretproxy.organizations import OrganizationResolver
 from services.secretproxy.redaction import Redactor
 from services.secretproxy.upstreams import Upstream
-from shared.auth import EDGE_TOKEN_HEADER, WorkerPrincipal, current_principal
+from shared.auth import WorkerPrincipal, current_principal
 from shared.crypto import KeyRing
 from shared.errors import (
     DomainError,
@@ -68,14 +67,12 @@ from shared.errors import (
     Unauthenticated,
     Unavailable,
 )
+from shared.headers import BODY_LIMIT_METADATA, EDGE_TOKEN_HEADER, WORKER_TOKEN_HEADER
 from shared.logs import get_logger
 from switchboard.secretproxy.v1 import secret_proxy_service_pb2 as pb
 
 log = get_logger(__name__)
 
-EDGE_HEADER = EDGE_TOKEN_HEADER
-# Sent as initial metadata once the request is accepted (the edge's proxy route reads the same name).
-BODY_LIMIT_METADATA = "x-switchboard-body-limit"
 MAX_CHUNK = 64 * 1024
 # How long an answer that does not need the rest of the body waits for a chunk of it (nginx's
 # lingering_timeout, for the same reason: the sender must see the answer, not a broken stream).
@@ -307,7 +304,7 @@ class Forwarder:
 
     def _from_edge(self, context: grpc.aio.ServicerContext) -> bool:
         for key, value in context.invocation_metadata() or ():
-            if key == EDGE_HEADER and isinstance(value, str):
+            if key == EDGE_TOKEN_HEADER and isinstance(value, str):
                 return hmac.compare_digest(value.encode(), self._edge_token)
         return False
 

@@ -20,7 +20,6 @@ from switchboard.secretproxy.v1 import secret_proxy_service_pb2 as pb
 MAX_PATH_BYTES = 8 * 1024
 MAX_HEADER_FIELDS = 100
 MAX_HEADER_BYTES = 64 * 1024
-WORKER_TOKEN_HEADER = "x-switchboard-token"
 _METHOD = re.compile(r"^[A-Z]{1,16}\Z")
 _HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,256}\Z")
 _FORBIDDEN_IN_VALUE = re.compile(r"[\r\n\x00]")

@@ -30,11 +30,6 @@ class HealthService(health_pb2_grpc.HealthServicer):
         self._unhealthy: set[str] = set()
         self._draining = False
 
-    @property
-    def unhealthy(self) -> frozenset[str]:
-        """The dependencies reported unhealthy right now."""
-        return frozenset(self._unhealthy)
-
     async def set_all(self, status: "health_pb2.HealthCheckResponse.ServingStatus") -> None:
         """Declare the server SERVING (ready to answer) or NOT_SERVING; dependencies and draining
         still have their say."""

@@ -18,7 +18,6 @@ import contextlib
 import dataclasses
 import functools
 import inspect
-import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
@@ -31,15 +30,14 @@ from shared.auth import Authenticator, InternalCaller, Principal, WorkerPrincipa
 from shared.authz import Memberships, Policy, authorize, policy_of, set_current_access
 from shared.db import database_unavailable
 from shared.errors import DomainError, FieldViolation, InvalidArgument, PermissionDenied
-from shared.memberships import NoMemberships
+from shared.headers import REQUEST_ID_HEADER, REQUEST_ID_PATTERN
 from shared.logs import get_logger
+from shared.memberships import NoMemberships
 from shared.metrics import RpcMetrics
 
 log = get_logger(__name__)
 
-REQUEST_ID_HEADER = "x-request-id"
 EXEMPT_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.v1alpha.ServerReflection/", "/grpc.reflection.v1.ServerReflection/")
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}\Z")
 
 
 class _Outcome:
@@ -183,7 +181,7 @@ class RequestPipeline(grpc.aio.ServerInterceptor):
         """Take or mint the request id and bind it to the log context; return it."""
         request_id = ""
         for key, value in metadata:
-            if key == REQUEST_ID_HEADER and isinstance(value, str) and _REQUEST_ID.match(value):
+            if key == REQUEST_ID_HEADER and isinstance(value, str) and REQUEST_ID_PATTERN.match(value):
                 request_id = value
                 break
         request_id = request_id or uuid.uuid4().hex

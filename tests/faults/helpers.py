@@ -1,5 +1,5 @@
 """What the fault tests share: health as a client sees it, waiting for an event with a deadline,
-the status a failed call carried, and the processes of a stack."""
+the retry delay a failed call carried, and the processes of a stack."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from shared.config import SERVICES
-from shared.errors import status_details
+from shared.errors import detail_of
 from tests.e2e.test_up import Stack
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
@@ -52,26 +52,10 @@ async def until(check: Callable[[], Awaitable[bool]], *, within: float, what: st
         await asyncio.sleep(0.05)
 
 
-def reason_of(error: grpc.aio.AioRpcError) -> str | None:
-    """The ErrorInfo reason a failed call carried."""
-    status = status_details(error)
-    for detail in status.details if status else []:
-        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
-            info = error_details_pb2.ErrorInfo()
-            detail.Unpack(info)
-            return info.reason
-    return None
-
-
 def retry_delay_of(error: grpc.aio.AioRpcError) -> float | None:
     """The RetryInfo delay a failed call carried, in seconds."""
-    status = status_details(error)
-    for detail in status.details if status else []:
-        if detail.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
-            info = error_details_pb2.RetryInfo()
-            detail.Unpack(info)
-            return info.retry_delay.seconds + info.retry_delay.nanos / 1e9
-    return None
+    info = detail_of(error, error_details_pb2.RetryInfo)
+    return info.retry_delay.seconds + info.retry_delay.nanos / 1e9 if info else None
 
 
 def serving_processes(stack: Stack) -> dict[str, int]:

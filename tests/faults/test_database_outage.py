@@ -19,6 +19,7 @@ import pytest
 
 from shared.config import SERVICES
 from shared.embedded_pg import EmbeddedPostgres
+from shared.errors import reason_of
 from shared.grpc.client import open_channel
 from switchboard.identity.v1 import identity_service_pb2, identity_service_pb2_grpc
 from switchboard.interactions.v1 import event_service_pb2, event_service_pb2_grpc
@@ -28,14 +29,13 @@ from tests.e2e.test_up import Stack
 from tests.faults.helpers import (
     NOT_SERVING,
     SERVING,
-    every_health,
-    readyz,
-    reason_of,
-    retry_delay_of,
-    serving_processes,
     equals,
+    every_health,
     has_status,
     is_true,
+    readyz,
+    retry_delay_of,
+    serving_processes,
     until,
 )
 

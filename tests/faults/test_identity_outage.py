@@ -16,6 +16,7 @@ import httpx
 import psutil
 import pytest
 
+from shared.errors import reason_of
 from shared.grpc.client import open_channel
 from switchboard.interactions.v1 import event_service_pb2, event_service_pb2_grpc
 from switchboard.runs.v1 import run_service_pb2, run_service_pb2_grpc
@@ -27,7 +28,6 @@ from tests.faults.helpers import (
     every_health,
     has_status,
     readyz,
-    reason_of,
     serving_processes,
     until,
 )

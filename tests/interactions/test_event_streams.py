@@ -13,8 +13,8 @@ import grpc
 import pytest
 
 from services.interactions.retention import Retention
-from shared.errors import field_violations, status_details
 from shared.embedded_pg import EPHEMERAL_SETTINGS, EmbeddedPostgres
+from shared.errors import error_info, field_violations
 from shared.migrate import migrate
 from switchboard.interactions.v1 import event_service_pb2 as pb
 from tests.interactions.conftest import OPERATOR, replica
@@ -112,12 +112,8 @@ async def test_a_subscriber_that_cannot_keep_up_is_ended_with_where_to_resume(mi
                     delivered.append((await call.read()).event.sequence)
                     await asyncio.sleep(0.01)  # a slow reader (the thing under test), not a wait
         assert caught.value.code() == grpc.StatusCode.ABORTED
-        info = status_details(caught.value).details[0]
-        from google.rpc import error_details_pb2
-
-        error_info = error_details_pb2.ErrorInfo()
-        info.Unpack(error_info)
-        assert int(error_info.metadata["resume_after_sequence"]) == delivered[-1]
+        info = error_info(caught.value)
+        assert int(info.metadata["resume_after_sequence"]) == delivered[-1]
         assert delivered == list(range(1, len(delivered) + 1)) and len(delivered) < 241
         assert one.hub.subscriber_count == 0
 

@@ -32,6 +32,7 @@ from shared.auth import WorkerTokenIssuer
 from shared.config import ConfigError, Settings
 from shared.crypto import new_key_list
 from shared.db import create_pool
+from shared.errors import reason_of
 from shared.grpc.client import open_channel
 from shared.grpc.server import ServerOptions, ServiceServer
 from shared.worker_keys import SigningKey, public_keys_setting
@@ -42,7 +43,6 @@ from switchboard.runs.v1 import run_service_pb2, run_service_pb2_grpc
 from switchboard.secretproxy.v1 import secret_proxy_service_pb2, secret_proxy_service_pb2_grpc
 from switchboard.serve import authenticator_from, serve_edge, serve_grpc
 from tests.conftest import INTERNAL_TOKEN
-from tests.secretproxy.test_forward import reason_of
 from tests.support.asgi import serve_asgi
 
 OPERATOR = (("authorization", f"Bearer {INTERNAL_TOKEN}"),)

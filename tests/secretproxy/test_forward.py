@@ -12,20 +12,9 @@ import grpc
 import pytest
 
 from services.secretproxy.forwarding import MAX_CHUNK
-from shared.errors import status_details
+from shared.errors import reason_of
 from switchboard.secretproxy.v1 import secret_proxy_service_pb2 as pb
 from tests.secretproxy.conftest import OPERATOR
-
-
-def reason_of(error: grpc.aio.AioRpcError) -> str:
-    status = status_details(error)
-    from google.rpc import error_details_pb2
-
-    for detail in status.details if status else []:
-        info = error_details_pb2.ErrorInfo()
-        if detail.Unpack(info):
-            return info.reason
-    return ""
 
 
 async def test_the_upstream_sees_the_organisations_secret_and_the_worker_only_its_placeholder(proxy):

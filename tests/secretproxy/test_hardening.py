@@ -16,12 +16,11 @@ from services.secretproxy.clients import UpstreamClients
 from services.secretproxy.destinations import Resolver, is_private
 from services.secretproxy.forwarding import Forwarder, ForwardLimits
 from services.secretproxy.upstreams import parse_upstreams
-from shared.errors import PermissionDenied, field_violations
+from shared.errors import PermissionDenied, field_violations, reason_of
 from switchboard.secretproxy.v1 import secret_proxy_service_pb2 as pb
 from tests.conftest import INTERNAL_TOKEN, free_port
 from tests.secretproxy.conftest import OPERATOR, running_proxy
 from tests.secretproxy.test_edge_proxy import edge_for
-from tests.secretproxy.test_forward import reason_of
 
 
 @pytest.mark.parametrize(

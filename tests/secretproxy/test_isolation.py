@@ -13,9 +13,9 @@ import grpc
 import pytest
 
 from services.secretproxy import placeholders
+from shared.errors import reason_of
 from switchboard.secretproxy.v1 import secret_proxy_service_pb2 as pb
 from tests.secretproxy.conftest import OPERATOR, Proxy, Worker
-from tests.secretproxy.test_forward import reason_of
 from tests.support.worker_keys import stranger
 
 UNAUTHENTICATED, PERMISSION_DENIED, NOT_FOUND = grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.NOT_FOUND

@@ -11,13 +11,12 @@ import grpc
 import pytest
 
 from services.secretproxy import placeholders
-from services.secretproxy.forwarding import EDGE_HEADER
 from services.secretproxy.retention import Retention
 from shared.auth import Authenticator
-from shared.errors import Unauthenticated
+from shared.errors import Unauthenticated, reason_of
+from shared.headers import EDGE_TOKEN_HEADER as EDGE_HEADER
 from tests.conftest import INTERNAL_TOKEN
 from tests.secretproxy.conftest import running_proxy
-from tests.secretproxy.test_forward import reason_of
 from tests.support.worker_keys import ISSUER, verifier
 
 

@@ -12,10 +12,9 @@ import grpc
 import pytest
 
 from shared.crypto import new_key_list
-from shared.errors import field_violations
+from shared.errors import field_violations, reason_of
 from switchboard.secretproxy.v1 import secret_proxy_service_pb2 as pb
 from tests.secretproxy.conftest import CREDENTIALS_KEYS, OPERATOR, running_proxy
-from tests.secretproxy.test_forward import reason_of
 
 
 def pg_dump_binary() -> str:
