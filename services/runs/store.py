@@ -34,8 +34,6 @@ class Scope:
     agent_id: str | None = None
 
 
-ANY = Scope()
-
 
 async def run_insert(
     conn: Connection,
