@@ -34,7 +34,6 @@ class Scope:
     agent_id: str | None = None
 
 
-
 async def run_insert(
     conn: Connection,
     *,

@@ -201,9 +201,14 @@ async def test_metrics_count_rpcs_by_method_and_code(server, channel):
     await unary(channel, "Echo")(b"x", metadata=INTERNAL)
     with pytest.raises(grpc.aio.AioRpcError):
         await unary(channel, "Echo")(b"x")
-    text = server.metrics.render().decode()
-    assert f'grpc_code="OK",grpc_method="Echo",grpc_service="{SERVICE}"}} 1.0' in text
-    assert f'grpc_code="UNAUTHENTICATED",grpc_method="Echo",grpc_service="{SERVICE}"}} 1.0' in text
+    expected = [
+        f'grpc_code="OK",grpc_method="Echo",grpc_service="{SERVICE}"}} 1.0',
+        f'grpc_code="UNAUTHENTICATED",grpc_method="Echo",grpc_service="{SERVICE}"}} 1.0',
+    ]
+    # The server counts a call just after the client has its answer: wait (bounded) for both.
+    async with asyncio.timeout(5):
+        while not all(line in server.metrics.render().decode() for line in expected):
+            await asyncio.sleep(0.005)
 
 
 async def test_health_and_reflection_need_no_token(channel):
