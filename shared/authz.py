@@ -281,7 +281,7 @@ async def _target(policy: Policy, request: Any, servicer: Any) -> str | None:
     locate: Locate = getattr(servicer, target.locate)
     organization_id = await locate(value)
     if organization_id is None:
-        raise NotFound(f"{target.noun} {value} does not exist", reason=f"{target.noun.upper().replace(' ', '_')}_NOT_FOUND")
+        raise _not_found(target, value)
     return str(organization_id)
 
 
@@ -289,9 +289,13 @@ def _refuse(target: Target, request: Any, message: str, reason: str) -> None:
     """A refusal that does not reveal existence: a named resource is "not found", as if it were not
     there; an organisation named outright gets the same PERMISSION_DENIED whether it exists or not."""
     if target.names_resource:
-        value = _field(request, target.field)
-        raise NotFound(f"{target.noun} {value} does not exist", reason=f"{target.noun.upper().replace(' ', '_')}_NOT_FOUND")
+        raise _not_found(target, _field(request, target.field))
     raise PermissionDenied(message, reason=reason)
+
+
+def _not_found(target: Target, value: str) -> NotFound:
+    """The answer for a resource that is not there, or not the caller's: the same words."""
+    return NotFound(f"{target.noun} {value} does not exist", reason=f"{target.noun.upper().replace(' ', '_')}_NOT_FOUND")
 
 
 def _field(request: Any, name: str) -> str:

@@ -3,6 +3,7 @@ databases, free ports and credentials."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import uuid
@@ -37,21 +38,30 @@ def postgres_dsn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         server.stop()
 
 
-@pytest.fixture
-async def fresh_database(postgres_dsn: str) -> AsyncIterator[str]:
-    """A new, empty database on the session's server, dropped after the test."""
-    name = f"t_{uuid.uuid4().hex[:16]}"
+@contextlib.asynccontextmanager
+async def temporary_database(postgres_dsn: str, prefix: str = "t") -> AsyncIterator[str]:
+    """A new, empty database on the session's server (its DSN), dropped at the end."""
+    name = f"{prefix}_{uuid.uuid4().hex[:16]}"
     admin = await asyncpg.connect(postgres_dsn)
     try:
         await admin.execute(f'CREATE DATABASE "{name}"')
     finally:
         await admin.close()
-    yield dsn_with_database(postgres_dsn, name)
-    admin = await asyncpg.connect(postgres_dsn)
     try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        yield dsn_with_database(postgres_dsn, name)
     finally:
-        await admin.close()
+        admin = await asyncpg.connect(postgres_dsn)
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()
+
+
+@pytest.fixture
+async def fresh_database(postgres_dsn: str) -> AsyncIterator[str]:
+    """A new, empty database on the session's server, dropped after the test."""
+    async with temporary_database(postgres_dsn) as dsn:
+        yield dsn
 
 
 @pytest.fixture

@@ -13,10 +13,9 @@ from __future__ import annotations
 from typing import Literal
 
 from services.identity import store
-from shared.auth import InternalCaller, Principal, WorkerPrincipal
+from shared.auth import Principal, WorkerPrincipal
 from shared.authz import Role
-from shared.errors import PermissionDenied, Unauthenticated
-from shared.headers import ACTING_USER_HEADER
+from shared.errors import PermissionDenied
 
 Standing = Literal["operator", "owner", "admin", "member", "worker", "none"]
 MANAGERS = frozenset({"operator", "owner", "admin"})
@@ -48,19 +47,6 @@ async def require_member(conn: store.Connection, principal: Principal, organizat
     if found == "none":
         raise PermissionDenied(f"the caller is not a member of organization {organization_id}", reason="NOT_A_MEMBER")
     return found
-
-
-def require_internal(principal: Principal, what: str) -> None:
-    """Internal callers only (workers and users acting through the edge are refused)."""
-    if not isinstance(principal, InternalCaller) or principal.acting_user_id is not None:
-        raise PermissionDenied(f"{what} is for internal services only", reason="INTERNAL_ONLY")
-
-
-def acting_user(principal: Principal, what: str) -> str:
-    """The user the call acts for; UNAUTHENTICATED when it names none."""
-    if isinstance(principal, InternalCaller) and principal.acting_user_id:
-        return principal.acting_user_id
-    raise Unauthenticated(f"{what} needs an acting user ({ACTING_USER_HEADER} metadata)", reason="NO_ACTING_USER")
 
 
 class LocalMemberships:

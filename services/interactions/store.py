@@ -302,53 +302,35 @@ async def question_store(
     another scope. Raises AlreadyExists when the message reference is another question's card, and
     NotFound when the connection went away meanwhile."""
     try:
-        return await _question_store(
-            conn, question_id, organization_id, connection_id, agent_id, expected_user_id, channel_id,
-            message_channel_id, message_id, payload_json,
-        )  # fmt: skip
+        return await conn.fetchrow(
+            """INSERT INTO pending_questions (id, organization_id, connection_id, agent_id, expected_user_id, channel_id,
+                                              message_channel_id, message_id, payload_json)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+               ON CONFLICT (id) DO UPDATE
+                   SET payload_json = excluded.payload_json, claimed_at = NULL,
+                       message_channel_id = coalesce(excluded.message_channel_id, pending_questions.message_channel_id),
+                       message_id = coalesce(excluded.message_id, pending_questions.message_id)
+                   WHERE pending_questions.organization_id = excluded.organization_id
+                     AND pending_questions.connection_id = excluded.connection_id
+                     AND pending_questions.agent_id = excluded.agent_id
+                     AND pending_questions.expected_user_id = excluded.expected_user_id
+               RETURNING created_at, (xmax = 0) AS created""",
+            question_id,
+            organization_id,
+            connection_id,
+            agent_id,
+            expected_user_id,
+            channel_id,
+            message_channel_id,
+            message_id,
+            payload_json,
+        )
     except asyncpg.UniqueViolationError as exc:
         if exc.constraint_name != "pending_questions_one_card":
             raise
         raise AlreadyExists("message_ref is the card of another question", reason="CARD_TAKEN") from None
     except asyncpg.ForeignKeyViolationError:
         raise NotFound(f"connection {connection_id} does not exist", reason="CONNECTION_NOT_FOUND") from None
-
-
-async def _question_store(
-    conn: Connection,
-    question_id: str,
-    organization_id: str,
-    connection_id: str,
-    agent_id: str,
-    expected_user_id: str,
-    channel_id: str,
-    message_channel_id: str | None,
-    message_id: str | None,
-    payload_json: str,
-) -> Record | None:
-    return await conn.fetchrow(
-        """INSERT INTO pending_questions (id, organization_id, connection_id, agent_id, expected_user_id, channel_id,
-                                          message_channel_id, message_id, payload_json)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-           ON CONFLICT (id) DO UPDATE
-               SET payload_json = excluded.payload_json, claimed_at = NULL,
-                   message_channel_id = coalesce(excluded.message_channel_id, pending_questions.message_channel_id),
-                   message_id = coalesce(excluded.message_id, pending_questions.message_id)
-               WHERE pending_questions.organization_id = excluded.organization_id
-                 AND pending_questions.connection_id = excluded.connection_id
-                 AND pending_questions.agent_id = excluded.agent_id
-                 AND pending_questions.expected_user_id = excluded.expected_user_id
-           RETURNING created_at, (xmax = 0) AS created""",
-        question_id,
-        organization_id,
-        connection_id,
-        agent_id,
-        expected_user_id,
-        channel_id,
-        message_channel_id,
-        message_id,
-        payload_json,
-    )
 
 
 async def question_delete(

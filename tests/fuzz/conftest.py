@@ -3,14 +3,13 @@ and a guard that fails any call that changed a row of B."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
 
-from shared.embedded_pg import dsn_with_database
 from shared.migrate import migrate
+from tests.conftest import temporary_database
 from tests.fuzz.budget import EXAMPLES, LARGE_RUN, SEED, TALLY
 from tests.fuzz.stack import Stack, running_stack
 from tests.fuzz.tenancy import Snapshot, snapshot
@@ -34,20 +33,9 @@ class Untouched:
 
 @pytest.fixture(scope="package")
 async def fuzz_database(postgres_dsn: str) -> AsyncIterator[str]:
-    name = f"fuzz_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(postgres_dsn)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    database_url = dsn_with_database(postgres_dsn, name)
-    await migrate(database_url)
-    yield database_url
-    admin = await asyncpg.connect(postgres_dsn)
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
+    async with temporary_database(postgres_dsn, "fuzz") as database_url:
+        await migrate(database_url)
+        yield database_url
 
 
 @pytest.fixture(scope="package")

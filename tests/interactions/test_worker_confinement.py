@@ -15,7 +15,7 @@ from shared.errors import reason_of
 from switchboard.interactions.v1 import event_service_pb2 as events_pb
 from switchboard.interactions.v1 import interaction_service_pb2 as pb
 from tests.support.worker_keys import ISSUER
-from tests.interactions.conftest import OPERATOR, replica
+from tests.interactions.conftest import replica
 from tests.interactions.test_questions import KEYS, question, slack, slack_connection  # noqa: F401 - fixtures
 from switchboard.interactions.v1 import interaction_service_pb2_grpc
 
