@@ -36,10 +36,10 @@ async def invalid(call, *fields: str) -> grpc.aio.AioRpcError:
     return caught.value
 
 
-async def slack_connection(stack, org: str) -> pb.Connection:
+async def slack_connection(stack, org: str, team: str = "T123") -> pb.Connection:
     reply = await stack.interactions.RegisterConnection(
         pb.RegisterConnectionRequest(
-            organization_id=org, platform=pb.PLATFORM_SLACK, external_id="T123", bot_token=SLACK_TOKEN,
+            organization_id=org, platform=pb.PLATFORM_SLACK, external_id=team, bot_token=SLACK_TOKEN,
             signing_secret=SIGNING_SECRET, api_base_url=stack.slack.url,
         ),
         metadata=OPERATOR,
@@ -211,15 +211,7 @@ async def test_deleting_a_connection_deletes_its_pending_questions_with_it(stack
     org, agent = str(uuid.uuid4()), str(uuid.uuid4())
     connection = await slack_connection(stack, org)
     other_org = str(uuid.uuid4())
-    other = (
-        await stack.interactions.RegisterConnection(
-            pb.RegisterConnectionRequest(
-                organization_id=other_org, platform=pb.PLATFORM_SLACK, external_id="T456", bot_token=SLACK_TOKEN,
-                signing_secret=SIGNING_SECRET, api_base_url=stack.slack.url,
-            ),
-            metadata=OPERATOR,
-        )  # fmt: skip
-    ).connection
+    other = await slack_connection(stack, other_org, team="T456")
     for _ in range(3):
         await stack.interactions.CreateQuestion(question(org, connection.id, agent), metadata=OPERATOR)
     kept = await stack.interactions.CreateQuestion(question(other_org, other.id, agent), metadata=OPERATOR)
