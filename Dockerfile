@@ -3,9 +3,6 @@ FROM python:3.11-slim
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY switchboard ./switchboard
-COPY services ./services
-COPY shared ./shared
-COPY migrations ./migrations
 RUN pip install --no-cache-dir . && useradd --system switchboard
 USER switchboard
 EXPOSE 8080 50051 50052 50053 50054

@@ -13,8 +13,8 @@ from pathlib import Path
 
 from bench import memory, proxy_latency, question_claims, reaper_sweep, runs_throughput, slack_clicks, startup, streams_latency
 from bench.common import RESULTS, Row, render
-from shared.embedded_pg import EPHEMERAL_SETTINGS, EmbeddedPostgres
-from shared.logs import configure_logging
+from switchboard.shared.embedded_pg import EPHEMERAL_SETTINGS, EmbeddedPostgres
+from switchboard.shared.logs import configure_logging
 
 BENCHMARKS = {
     "startup": startup.bench,

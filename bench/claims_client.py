@@ -20,11 +20,11 @@ from typing import Any
 
 import grpc
 
-from services.interactions import store
-from services.interactions.app import SCHEMA
-from shared.config import load_settings
-from shared.db import create_pool
-from shared.process import run
+from switchboard.services.interactions import store
+from switchboard.services.interactions.app import SCHEMA
+from switchboard.shared.config import load_settings
+from switchboard.shared.db import create_pool
+from switchboard.shared.process import run
 from switchboard.interactions.v1 import interaction_service_pb2 as pb
 from switchboard.interactions.v1 import interaction_service_pb2_grpc
 

@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from shared.embedded_pg import create_database
+from switchboard.shared.embedded_pg import create_database
 
 
 @dataclass

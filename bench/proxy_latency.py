@@ -16,7 +16,7 @@ import httpx
 
 from bench.common import Measurement, Row, percentile
 from bench.runs_throughput import TOKEN, WORKER_TOKENS, _free_port, start_services
-from shared.migrate import migrate
+from switchboard.shared.migrate import migrate
 from switchboard.secretproxy.v1 import secret_proxy_service_pb2 as pb
 from switchboard.secretproxy.v1 import secret_proxy_service_pb2_grpc
 

@@ -22,7 +22,7 @@ import psutil
 
 from bench.common import Measurement, Row, fresh_database
 from bench.runs_throughput import TOKEN, _free_port, start_services
-from shared.migrate import migrate
+from switchboard.shared.migrate import migrate
 
 IN_FLIGHT = 64
 POOL_SIZE = 20  # start_services gives every service SWITCHBOARD_DB_POOL_MAX_SIZE=20

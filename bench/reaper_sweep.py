@@ -7,8 +7,8 @@ import time
 import asyncpg
 
 from bench.common import Measurement, Row, fresh_database
-from services.runs.reaper import Reaper
-from shared.migrate import migrate
+from switchboard.services.runs.reaper import Reaper
+from switchboard.shared.migrate import migrate
 
 TOTAL = 1_000_000
 STALE = 10_000

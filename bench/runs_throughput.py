@@ -16,9 +16,9 @@ import asyncpg
 import grpc
 
 from bench.common import Measurement, Row, fresh_database, repeat
-from shared.auth import WorkerTokenIssuer
-from shared.migrate import migrate
-from shared.worker_keys import SigningKey
+from switchboard.shared.auth import WorkerTokenIssuer
+from switchboard.shared.migrate import migrate
+from switchboard.shared.worker_keys import SigningKey
 from switchboard.healthcheck import is_serving
 from switchboard.runs.v1 import run_service_pb2 as pb
 from switchboard.runs.v1 import run_service_pb2_grpc

@@ -16,7 +16,7 @@ import httpx
 
 from bench.common import Measurement, Row, fresh_database, percentile
 from bench.runs_throughput import TOKEN, start_services
-from shared.migrate import migrate
+from switchboard.shared.migrate import migrate
 from switchboard.interactions.v1 import interaction_service_pb2 as pb
 from switchboard.interactions.v1 import interaction_service_pb2_grpc
 from tests.support.asgi import serve_asgi

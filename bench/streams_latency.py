@@ -14,7 +14,7 @@ import grpc
 
 from bench.common import Measurement, Row, fresh_database, percentile
 from bench.runs_throughput import TOKEN, WORKER_TOKENS, start_services
-from shared.migrate import migrate
+from switchboard.shared.migrate import migrate
 from switchboard.interactions.v1 import event_service_pb2 as pb
 from switchboard.interactions.v1 import event_service_pb2_grpc
 

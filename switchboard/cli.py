@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from shared.config import SERVICES, ConfigError, load_settings
-from shared.logs import configure_logging
+from switchboard.shared.config import SERVICES, ConfigError, load_settings
+from switchboard.shared.logs import configure_logging
 from switchboard.supervisor import MAX_REPLICAS
 
 
@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     process_name = args.service if args.command == "serve" else args.command
     configure_logging(settings.log_level, process=process_name)
 
-    from shared.process import run
+    from switchboard.shared.process import run
 
     try:
         if args.command == "up":
@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
             print("SERVING" if serving else "NOT_SERVING")
             return 0 if serving else 1
         if args.command == "migrate":
-            from shared.migrate import migrate
+            from switchboard.shared.migrate import migrate
 
             settings.require("database_url")
             run(migrate(settings.database_url))  # type: ignore[arg-type]

@@ -7,6 +7,7 @@ The output is checked in, so that internal callers import typed stubs without a 
 from __future__ import annotations
 
 import importlib.resources
+import sys
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -24,7 +25,10 @@ def generate(out_dir: Path, proto_root: Path = PROTO_ROOT) -> list[Path]:
 
     Returns the generated files, relative to ``out_dir``. Raises RuntimeError when protoc fails.
     """
-    from grpc_tools import protoc  # dev-time dependency, imported only when generating
+    try:
+        from grpc_tools import protoc  # dev-time dependency, imported only when generating
+    except ImportError as exc:
+        raise RuntimeError("switchboard codegen needs grpcio-tools: pip install -e '.[dev]'") from exc
 
     well_known = importlib.resources.files("grpc_tools") / "_proto"
     files = proto_files(proto_root)
@@ -70,6 +74,11 @@ def _ensure_packages(out_dir: Path, package: Path) -> None:
 
 def main() -> int:
     """Regenerate in place (``switchboard codegen``) and list what was written."""
-    for path in generate(REPO_ROOT):
+    try:
+        written = generate(REPO_ROOT)
+    except RuntimeError as exc:
+        print(f"switchboard codegen: {exc}", file=sys.stderr)
+        return 1
+    for path in written:
         print(path)
     return 0

@@ -6,19 +6,19 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from shared.authz import SIGNED_IN, Policy, Role, policy_of
+from switchboard.shared.authz import SIGNED_IN, Policy, Role, policy_of
 
 COLUMNS = ("operator", "owner", "admin", "member", "worker of the agent", "worker of another agent")
 
 
 def servicers() -> list[tuple[str, type]]:
     """(full service name, servicer class) of every service, in a stable order."""
-    from services.identity.agent_server import AgentService
-    from services.identity.server import IdentityService
-    from services.interactions.event_server import EventService
-    from services.interactions.server import InteractionService
-    from services.runs.server import RunService
-    from services.secretproxy.server import SecretProxyService
+    from switchboard.services.identity.agent_server import AgentService
+    from switchboard.services.identity.server import IdentityService
+    from switchboard.services.interactions.event_server import EventService
+    from switchboard.services.interactions.server import InteractionService
+    from switchboard.services.runs.server import RunService
+    from switchboard.services.secretproxy.server import SecretProxyService
 
     return [
         ("switchboard.identity.v1.IdentityService", IdentityService),

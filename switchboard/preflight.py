@@ -9,8 +9,8 @@ import fcntl
 import os
 from pathlib import Path
 
-from shared.config import SERVICES, Settings, env_names
-from shared.process import port_is_free
+from switchboard.shared.config import SERVICES, Settings, env_names
+from switchboard.shared.process import port_is_free
 
 LOCK_FILE = "up.lock"
 

@@ -12,28 +12,28 @@ from collections.abc import Iterator
 import grpc
 import uvicorn
 
-from shared.auth import Authenticator, WorkerTokens
-from shared.grpc.client import open_channel
-from shared.grpc.server import ServiceApp
-from shared.memberships import CachedMemberships, remote_fetch
-from shared.revocations import RevocationSync, RevokedTokens, remote_revocations
-from shared.config import ConfigError, Settings, env_names
-from shared.db import DatabaseProbe, create_pool
-from shared.grpc.health import SERVING
-from shared.grpc.server import ServerOptions, ServiceServer
-from shared.logs import get_logger
-from shared.metrics import RpcMetrics
-from shared.process import port_is_free, signal_ready, wait_for_stop
-from shared.worker_keys import parse_public_keys
+from switchboard.shared.auth import Authenticator, WorkerTokens
+from switchboard.shared.grpc.client import open_channel
+from switchboard.shared.grpc.server import ServiceApp
+from switchboard.shared.memberships import CachedMemberships, remote_fetch
+from switchboard.shared.revocations import RevocationSync, RevokedTokens, remote_revocations
+from switchboard.shared.config import ConfigError, Settings, env_names
+from switchboard.shared.db import DatabaseProbe, create_pool
+from switchboard.shared.grpc.health import SERVING
+from switchboard.shared.grpc.server import ServerOptions, ServiceServer
+from switchboard.shared.logs import get_logger
+from switchboard.shared.metrics import RpcMetrics
+from switchboard.shared.process import port_is_free, signal_ready, wait_for_stop
+from switchboard.shared.worker_keys import parse_public_keys
 
 log = get_logger(__name__)
 
 # Each gRPC service is a module with SCHEMA and ``async def create(settings, pool) -> ServiceApp``.
 SERVICE_APPS = {
-    "identity": "services.identity.app",
-    "interactions": "services.interactions.app",
-    "secretproxy": "services.secretproxy.app",
-    "runs": "services.runs.app",
+    "identity": "switchboard.services.identity.app",
+    "interactions": "switchboard.services.interactions.app",
+    "secretproxy": "switchboard.services.secretproxy.app",
+    "runs": "switchboard.services.runs.app",
 }
 METRICS_PORT_OFFSET = 1000
 DATABASE = "database"
@@ -195,7 +195,7 @@ async def serve_edge(
 ) -> None:
     """Run the HTTP edge until SIGINT/SIGTERM (or the parent's exit); open requests finish first.
     ``ready_fd`` (from ``up``) is told once it listens. Raises ConfigError when its port is taken."""
-    from services.edge.app import create_app
+    from switchboard.services.edge.app import create_app
 
     refuse_signing_key(settings, "the edge")
     port = settings.edge_port if port is None else port

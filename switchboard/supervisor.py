@@ -22,13 +22,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from shared.config import SERVICES, Settings, env_names
-from shared.crypto import new_key_list
-from shared.embedded_pg import EmbeddedPostgres
-from shared.logs import get_logger
-from shared.migrate import migrate
-from shared.process import wait_for_stop
-from shared.worker_keys import SigningKey, parse_signing_key
+from switchboard.shared.config import SERVICES, Settings, env_names
+from switchboard.shared.crypto import new_key_list
+from switchboard.shared.embedded_pg import EmbeddedPostgres
+from switchboard.shared.logs import get_logger
+from switchboard.shared.migrate import migrate
+from switchboard.shared.process import wait_for_stop
+from switchboard.shared.worker_keys import SigningKey, parse_signing_key
 from switchboard.preflight import DataDirLock, Refused, require_free_ports
 from switchboard.serve import METRICS_PORT_OFFSET
 

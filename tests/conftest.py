@@ -13,9 +13,9 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from shared.embedded_pg import EPHEMERAL_SETTINGS, EmbeddedPostgres, dsn_with_database
-from shared.logs import configure_logging
-from shared.migrate import migrate
+from switchboard.shared.embedded_pg import EPHEMERAL_SETTINGS, EmbeddedPostgres, dsn_with_database
+from switchboard.shared.logs import configure_logging
+from switchboard.shared.migrate import migrate
 
 INTERNAL_TOKEN = "test-internal-token-" + "x" * 32
 

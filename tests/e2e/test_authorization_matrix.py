@@ -24,18 +24,18 @@ import grpc
 import pytest
 from google.protobuf.duration_pb2 import Duration
 
-from services.identity import app as identity_app
-from services.interactions import app as interactions_app
-from services.runs import app as runs_app
-from services.secretproxy import app as secretproxy_app
-from shared.auth import Authenticator
-from shared.authz import SIGNED_IN, Policy, Role, policy_of
-from shared.config import Settings
-from shared.crypto import new_key_list
-from shared.db import create_pool
-from shared.errors import reason_of
-from shared.memberships import CachedMemberships, remote_fetch
-from shared.revocations import RevocationSync, RevokedTokens
+from switchboard.services.identity import app as identity_app
+from switchboard.services.interactions import app as interactions_app
+from switchboard.services.runs import app as runs_app
+from switchboard.services.secretproxy import app as secretproxy_app
+from switchboard.shared.auth import Authenticator
+from switchboard.shared.authz import SIGNED_IN, Policy, Role, policy_of
+from switchboard.shared.config import Settings
+from switchboard.shared.crypto import new_key_list
+from switchboard.shared.db import create_pool
+from switchboard.shared.errors import reason_of
+from switchboard.shared.memberships import CachedMemberships, remote_fetch
+from switchboard.shared.revocations import RevocationSync, RevokedTokens
 from switchboard.identity.v1 import agent_service_pb2 as agents_pb
 from switchboard.identity.v1 import agent_service_pb2_grpc, identity_service_pb2_grpc, resources_pb2
 from switchboard.identity.v1 import identity_service_pb2 as identity_pb

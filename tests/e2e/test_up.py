@@ -22,10 +22,10 @@ import psutil
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from shared.auth import WorkerTokenIssuer
-from shared.config import SERVICES
-from shared.grpc.client import open_channel
-from shared.worker_keys import parse_signing_key
+from switchboard.shared.auth import WorkerTokenIssuer
+from switchboard.shared.config import SERVICES
+from switchboard.shared.grpc.client import open_channel
+from switchboard.shared.worker_keys import parse_signing_key
 from switchboard.runs.v1 import run_service_pb2, run_service_pb2_grpc
 from switchboard.supervisor import REPLICA_PORT_STRIDE
 from tests.support.worker_keys import PUBLIC_KEYS_SETTING
@@ -306,7 +306,7 @@ async def test_a_second_up_on_a_data_directory_in_use_refuses_in_one_line_and_ha
     # Below the lock, the embedded database itself never stops a server it did not start: what a
     # second `up` without the lock did (it attached, and stopped the first stack's database).
     guest = subprocess.run(
-        [sys.executable, "-c", "import sys; from pathlib import Path; from shared.embedded_pg import EmbeddedPostgres; "
+        [sys.executable, "-c", "import sys; from pathlib import Path; from switchboard.shared.embedded_pg import EmbeddedPostgres; "
          "pg = EmbeddedPostgres(Path(sys.argv[1])); pg.start(); print(pg.started_here); pg.stop()",
          str(stack.data_dir / "pgdata")],
         cwd=REPO_ROOT, capture_output=True, text=True, timeout=60,

@@ -13,8 +13,8 @@ import psutil
 from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from shared.config import SERVICES
-from shared.errors import detail_of
+from switchboard.shared.config import SERVICES
+from switchboard.shared.errors import detail_of
 from tests.e2e.test_up import Stack
 
 SERVING = health_pb2.HealthCheckResponse.SERVING

@@ -17,10 +17,10 @@ from pathlib import Path
 import grpc
 import pytest
 
-from shared.config import SERVICES
-from shared.embedded_pg import EmbeddedPostgres
-from shared.errors import reason_of
-from shared.grpc.client import open_channel
+from switchboard.shared.config import SERVICES
+from switchboard.shared.embedded_pg import EmbeddedPostgres
+from switchboard.shared.errors import reason_of
+from switchboard.shared.grpc.client import open_channel
 from switchboard.identity.v1 import identity_service_pb2, identity_service_pb2_grpc
 from switchboard.interactions.v1 import event_service_pb2, event_service_pb2_grpc
 from switchboard.runs.v1 import run_service_pb2, run_service_pb2_grpc

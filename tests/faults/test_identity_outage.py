@@ -16,8 +16,8 @@ import httpx
 import psutil
 import pytest
 
-from shared.errors import reason_of
-from shared.grpc.client import open_channel
+from switchboard.shared.errors import reason_of
+from switchboard.shared.grpc.client import open_channel
 from switchboard.interactions.v1 import event_service_pb2, event_service_pb2_grpc
 from switchboard.runs.v1 import run_service_pb2, run_service_pb2_grpc
 from switchboard.secretproxy.v1 import secret_proxy_service_pb2, secret_proxy_service_pb2_grpc

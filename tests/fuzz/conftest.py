@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 
-from shared.migrate import migrate
+from switchboard.shared.migrate import migrate
 from tests.conftest import temporary_database
 from tests.fuzz.budget import EXAMPLES, LARGE_RUN, SEED, TALLY
 from tests.fuzz.stack import Stack, running_stack

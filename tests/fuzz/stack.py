@@ -14,18 +14,18 @@ import asyncpg
 import grpc
 from prometheus_client import CollectorRegistry
 
-from services.edge.app import create_app
-from services.edge.upstreams import Upstreams
-from services.identity import app as identity_app
-from services.interactions import app as interactions_app
-from services.runs import app as runs_app
-from services.secretproxy import app as secretproxy_app
-from shared.auth import Authenticator
-from shared.memberships import CachedMemberships, remote_fetch
-from shared.config import Settings
-from shared.crypto import new_key_list
-from shared.db import create_pool
-from shared.grpc.client import open_channel
+from switchboard.services.edge.app import create_app
+from switchboard.services.edge.upstreams import Upstreams
+from switchboard.services.identity import app as identity_app
+from switchboard.services.interactions import app as interactions_app
+from switchboard.services.runs import app as runs_app
+from switchboard.services.secretproxy import app as secretproxy_app
+from switchboard.shared.auth import Authenticator
+from switchboard.shared.memberships import CachedMemberships, remote_fetch
+from switchboard.shared.config import Settings
+from switchboard.shared.crypto import new_key_list
+from switchboard.shared.db import create_pool
+from switchboard.shared.grpc.client import open_channel
 from tests.conftest import INTERNAL_TOKEN, free_port
 from tests.support.worker_keys import PUBLIC_KEYS_SETTING, SIGNING_KEY_SETTING, verifier
 from tests.support.asgi import serve_asgi

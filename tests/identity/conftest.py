@@ -12,11 +12,11 @@ import asyncpg
 import grpc
 import pytest
 
-from services.identity import app as identity_app
-from shared.auth import Authenticator
-from shared.config import Settings
-from shared.db import create_pool
-from shared.revocations import RevocationSync, RevokedTokens
+from switchboard.services.identity import app as identity_app
+from switchboard.shared.auth import Authenticator
+from switchboard.shared.config import Settings
+from switchboard.shared.db import create_pool
+from switchboard.shared.revocations import RevocationSync, RevokedTokens
 from switchboard.identity.v1 import identity_service_pb2 as pb
 from switchboard.identity.v1 import identity_service_pb2_grpc, resources_pb2
 from tests.conftest import INTERNAL_TOKEN

@@ -8,7 +8,7 @@ import asyncio
 import grpc
 import pytest
 
-from shared.logs import capture_log_lines
+from switchboard.shared.logs import capture_log_lines
 from switchboard.identity.v1 import identity_service_pb2 as pb
 from tests.identity.conftest import OPERATOR, running_identity
 from tests.support.asgi import serve_asgi

@@ -9,7 +9,7 @@ import asyncpg
 import grpc
 import pytest
 
-from shared.errors import field_violations
+from switchboard.shared.errors import field_violations
 from switchboard.identity.v1 import identity_service_pb2 as pb
 from tests.identity.conftest import OPERATOR, as_user
 

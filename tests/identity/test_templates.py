@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import grpc
 import pytest
 
-from shared.errors import field_violations
+from switchboard.shared.errors import field_violations
 from switchboard.identity.v1 import agent_service_pb2 as apb
 from switchboard.identity.v1 import agent_service_pb2_grpc
 from switchboard.identity.v1 import identity_service_pb2 as pb

@@ -10,12 +10,12 @@ from dataclasses import dataclass
 import asyncpg
 import grpc
 
-from services.interactions import app as interactions_app
-from services.interactions.hub import StreamHub
-from shared.auth import Authenticator
-from shared.config import Settings
-from shared.db import create_pool
-from shared.grpc.server import ServerOptions, ServiceApp, ServiceServer
+from switchboard.services.interactions import app as interactions_app
+from switchboard.services.interactions.hub import StreamHub
+from switchboard.shared.auth import Authenticator
+from switchboard.shared.config import Settings
+from switchboard.shared.db import create_pool
+from switchboard.shared.grpc.server import ServerOptions, ServiceApp, ServiceServer
 from switchboard.interactions.v1 import event_service_pb2_grpc
 from tests.conftest import INTERNAL_TOKEN
 from tests.support.worker_keys import PUBLIC_KEYS_SETTING, verifier

@@ -14,7 +14,7 @@ import httpx
 import pytest
 from google.protobuf.duration_pb2 import Duration
 
-from shared.errors import field_violations
+from switchboard.shared.errors import field_violations
 from switchboard.interactions.v1 import event_service_pb2 as epb
 from switchboard.interactions.v1 import interaction_service_pb2 as pb
 from tests.support.worker_keys import ISSUER

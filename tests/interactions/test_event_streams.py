@@ -12,10 +12,10 @@ from datetime import timedelta
 import grpc
 import pytest
 
-from services.interactions.retention import Retention
-from shared.embedded_pg import EPHEMERAL_SETTINGS, EmbeddedPostgres
-from shared.errors import error_info, field_violations
-from shared.migrate import migrate
+from switchboard.services.interactions.retention import Retention
+from switchboard.shared.embedded_pg import EPHEMERAL_SETTINGS, EmbeddedPostgres
+from switchboard.shared.errors import error_info, field_violations
+from switchboard.shared.migrate import migrate
 from switchboard.interactions.v1 import event_service_pb2 as pb
 from tests.interactions.conftest import OPERATOR, replica
 from tests.support.worker_keys import ISSUER

@@ -11,8 +11,8 @@ from datetime import timedelta
 import grpc
 import pytest
 
-from shared.crypto import new_key_list
-from shared.errors import field_violations
+from switchboard.shared.crypto import new_key_list
+from switchboard.shared.errors import field_violations
 from switchboard.interactions.v1 import interaction_service_pb2 as pb
 from switchboard.interactions.v1 import interaction_service_pb2_grpc
 from tests.interactions.conftest import OPERATOR, replica
@@ -222,7 +222,7 @@ async def test_workers_ask_only_for_their_own_agent_and_organisation(service, sl
 
 
 async def test_the_periodic_sweep_runs_on_one_replica_at_a_time(service, slack):
-    from services.interactions.sweeper import QuestionSweeper
+    from switchboard.services.interactions.sweeper import QuestionSweeper
 
     org, agent = str(uuid.uuid4()), str(uuid.uuid4())
     # The replica's own sweeper would take part too (its first sweep may start late on a busy

@@ -12,10 +12,10 @@ from urllib.parse import urlencode
 import httpx
 import pytest
 
-from services.edge.app import create_app
-from services.edge.upstreams import Upstreams
-from shared.config import Settings
-from shared.grpc.client import open_channel
+from switchboard.services.edge.app import create_app
+from switchboard.services.edge.upstreams import Upstreams
+from switchboard.shared.config import Settings
+from switchboard.shared.grpc.client import open_channel
 from switchboard.interactions.v1 import event_service_pb2 as epb
 from switchboard.interactions.v1 import interaction_service_pb2 as pb
 from switchboard.interactions.v1 import interaction_service_pb2_grpc

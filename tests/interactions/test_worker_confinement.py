@@ -11,7 +11,7 @@ from datetime import timedelta
 import grpc
 import pytest
 
-from shared.errors import reason_of
+from switchboard.shared.errors import reason_of
 from switchboard.interactions.v1 import event_service_pb2 as events_pb
 from switchboard.interactions.v1 import interaction_service_pb2 as pb
 from tests.support.worker_keys import ISSUER
@@ -149,10 +149,10 @@ async def test_a_worker_cannot_point_its_question_at_another_questions_card(serv
 def test_one_user_cannot_take_every_slot_through_many_organisations():
     """Review finding: a user owning several organisations held every slot of the replica (the
     bounds were per organisation only)."""
-    from shared.authz import Access
-    from shared.auth import InternalCaller
-    from shared.errors import ResourceExhausted
-    from services.interactions.events import SubscriberLimits
+    from switchboard.shared.authz import Access
+    from switchboard.shared.auth import InternalCaller
+    from switchboard.shared.errors import ResourceExhausted
+    from switchboard.services.interactions.events import SubscriberLimits
 
     limits = SubscriberLimits(per_process=20, per_stream=16, per_organization=8, per_agent=8, per_user=8)
     user = Access(InternalCaller("00000000-0000-0000-0000-0000000000aa"), "user", user_id="00000000-0000-0000-0000-0000000000aa")

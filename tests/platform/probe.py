@@ -8,10 +8,10 @@ from dataclasses import dataclass, field
 
 import grpc
 
-from shared.auth import InternalCaller, current_principal
-from shared.authz import SIGNED_IN, policy
-from shared.errors import FieldViolation, InvalidArgument, NotFound
-from shared.grpc.server import Registration
+from switchboard.shared.auth import InternalCaller, current_principal
+from switchboard.shared.authz import SIGNED_IN, policy
+from switchboard.shared.errors import FieldViolation, InvalidArgument, NotFound
+from switchboard.shared.grpc.server import Registration
 
 SERVICE = "switchboard.test.v1.Probe"
 # The plumbing under test is not authorization: every principal may call the probe.

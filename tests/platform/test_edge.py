@@ -14,17 +14,17 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from services.edge.app import create_app
-from services.edge.upstreams import Upstreams
-from services.identity import app as identity_app
-from services.interactions import app as interactions_app
-from services.runs import app as runs_app
-from services.secretproxy import app as secretproxy_app
-from shared.auth import Authenticator
-from shared.config import Settings
-from shared.grpc.client import open_channel
-from shared.grpc.server import ServerOptions, ServiceServer
-from shared.logs import capture_log_lines
+from switchboard.services.edge.app import create_app
+from switchboard.services.edge.upstreams import Upstreams
+from switchboard.services.identity import app as identity_app
+from switchboard.services.interactions import app as interactions_app
+from switchboard.services.runs import app as runs_app
+from switchboard.services.secretproxy import app as secretproxy_app
+from switchboard.shared.auth import Authenticator
+from switchboard.shared.config import Settings
+from switchboard.shared.grpc.client import open_channel
+from switchboard.shared.grpc.server import ServerOptions, ServiceServer
+from switchboard.shared.logs import capture_log_lines
 from tests.conftest import INTERNAL_TOKEN
 from tests.support.worker_keys import PUBLIC_KEYS_SETTING, SIGNING_KEY_SETTING, verifier
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from shared.auth import Authenticator
-from shared.grpc.health import NOT_SERVING, SERVING
-from shared.grpc.server import ServerOptions, ServiceServer
+from switchboard.shared.auth import Authenticator
+from switchboard.shared.grpc.health import NOT_SERVING, SERVING
+from switchboard.shared.grpc.server import ServerOptions, ServiceServer
 from tests.conftest import INTERNAL_TOKEN
 from tests.support.worker_keys import verifier
 

@@ -1,12 +1,12 @@
-"""Advisory-lock keys that moved into shared/locks.py kept their values, so a replica of the
+"""Advisory-lock keys that moved into switchboard/shared/locks.py kept their values, so a replica of the
 previous release and one of this release still exclude each other during a rolling upgrade."""
 
 from __future__ import annotations
 
 import asyncpg
 
-from services.secretproxy import store as secretproxy_store
-from shared import locks
+from switchboard.services.secretproxy import store as secretproxy_store
+from switchboard.shared import locks
 
 
 async def test_the_secretproxy_maintenance_key_is_the_hashtext_it_was_taken_under(postgres_dsn):

@@ -9,8 +9,8 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from shared.config import SERVICES
-from shared.migrate import MigrationError, load_migrations, migrate
+from switchboard.shared.config import SERVICES
+from switchboard.shared.migrate import MigrationError, load_migrations, migrate
 from tests.conftest import REPO_ROOT, base_env
 
 

@@ -13,10 +13,10 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from shared.auth import Authenticator
-from shared.errors import field_violations, status_details
-from shared.grpc.server import ServerOptions, ServiceServer
-from shared.logs import capture_log_lines
+from switchboard.shared.auth import Authenticator
+from switchboard.shared.errors import field_violations, status_details
+from switchboard.shared.grpc.server import ServerOptions, ServiceServer
+from switchboard.shared.logs import capture_log_lines
 from tests.conftest import INTERNAL_TOKEN
 from tests.platform.probe import SERVICE, Probe
 from tests.support.worker_keys import ISSUER, stranger, verifier

@@ -7,8 +7,8 @@ from __future__ import annotations
 import grpc
 import pytest
 
-from shared.auth import Authenticator
-from shared.grpc.server import Registration, ServerOptions, ServiceServer
+from switchboard.shared.auth import Authenticator
+from switchboard.shared.grpc.server import Registration, ServerOptions, ServiceServer
 from switchboard.secretproxy.v1 import secret_proxy_service_pb2, secret_proxy_service_pb2_grpc
 from tests.conftest import INTERNAL_TOKEN
 from tests.support.worker_keys import verifier

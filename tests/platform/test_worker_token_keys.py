@@ -22,20 +22,20 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from services.edge.app import create_app
-from services.edge.upstreams import Upstreams
-from services.identity import app as identity_app
-from services.interactions import app as interactions_app
-from services.runs import app as runs_app
-from services.secretproxy import app as secretproxy_app
-from shared.auth import WorkerTokenIssuer
-from shared.config import ConfigError, Settings
-from shared.crypto import new_key_list
-from shared.db import create_pool
-from shared.errors import reason_of
-from shared.grpc.client import open_channel
-from shared.grpc.server import ServerOptions, ServiceServer
-from shared.worker_keys import SigningKey, public_keys_setting
+from switchboard.services.edge.app import create_app
+from switchboard.services.edge.upstreams import Upstreams
+from switchboard.services.identity import app as identity_app
+from switchboard.services.interactions import app as interactions_app
+from switchboard.services.runs import app as runs_app
+from switchboard.services.secretproxy import app as secretproxy_app
+from switchboard.shared.auth import WorkerTokenIssuer
+from switchboard.shared.config import ConfigError, Settings
+from switchboard.shared.crypto import new_key_list
+from switchboard.shared.db import create_pool
+from switchboard.shared.errors import reason_of
+from switchboard.shared.grpc.client import open_channel
+from switchboard.shared.grpc.server import ServerOptions, ServiceServer
+from switchboard.shared.worker_keys import SigningKey, public_keys_setting
 from switchboard.identity.v1 import identity_service_pb2 as identity_pb
 from switchboard.identity.v1 import identity_service_pb2_grpc
 from switchboard.interactions.v1 import interaction_service_pb2, interaction_service_pb2_grpc

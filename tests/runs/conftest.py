@@ -14,11 +14,11 @@ import grpc
 import pytest
 from prometheus_client import CollectorRegistry
 
-from services.runs import app as runs_app
-from services.runs.reaper import Reaper
-from shared.auth import Authenticator
-from shared.config import Settings
-from shared.db import create_pool
+from switchboard.services.runs import app as runs_app
+from switchboard.services.runs.reaper import Reaper
+from switchboard.shared.auth import Authenticator
+from switchboard.shared.config import Settings
+from switchboard.shared.db import create_pool
 from switchboard.runs.v1 import run_service_pb2 as pb
 from switchboard.runs.v1 import run_service_pb2_grpc
 from tests.conftest import INTERNAL_TOKEN

@@ -8,7 +8,7 @@ from datetime import datetime
 import grpc
 import pytest
 
-from shared.errors import field_violations
+from switchboard.shared.errors import field_violations
 from switchboard.runs.v1 import run_service_pb2 as pb
 from tests.runs.conftest import OPERATOR
 from tests.support.page_tokens import assert_hostile_tokens_refused

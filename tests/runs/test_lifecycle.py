@@ -13,7 +13,7 @@ import grpc
 import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from shared.errors import field_violations
+from switchboard.shared.errors import field_violations
 from switchboard.runs.v1 import run_service_pb2 as pb
 from tests.runs.conftest import OPERATOR, worker_metadata
 

@@ -11,7 +11,7 @@ from datetime import timedelta
 import grpc
 import pytest
 
-from services.runs.store import REAP_STALE_SQL
+from switchboard.services.runs.store import REAP_STALE_SQL
 from switchboard.runs.v1 import run_service_pb2 as pb
 from tests.runs.conftest import OPERATOR, running_runs
 

@@ -1,8 +1,8 @@
 """One list of run states and lanes: the database, the domain and the proto say exactly the same.
 
-Lanes and statuses are spelled in the migration's CHECKs, in ``services/runs/domain.py`` (the one
+Lanes and statuses are spelled in the migration's CHECKs, in ``switchboard/services/runs/domain.py`` (the one
 list in Python), in the proto enums ``Lane`` and ``RunStatus``, and as literals in the SQL of
-``services/runs/store.py``. A state added to one place only would be refused by the database, or
+``switchboard/services/runs/store.py``. A state added to one place only would be refused by the database, or
 unmappable in a reply (a KeyError, so INTERNAL), or unreachable from the API: these tests name the
 place that disagrees.
 """
@@ -15,7 +15,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from services.runs import domain
+from switchboard.services.runs import domain
 from switchboard.runs.v1 import run_service_pb2 as pb
 
 STORE = Path(domain.__file__).with_name("store.py")
@@ -55,14 +55,14 @@ def _proto_values(enum_name: str, prefix: str) -> dict[int, str]:
 
 async def test_the_database_the_domain_and_the_proto_name_the_same_statuses(migrated_database: str):
     database = await _check_literals(migrated_database, "status")
-    assert set(domain.STATUSES.values()) == database, "services/runs/domain.py STATUSES vs the migration's CHECK on runs.status"
+    assert set(domain.STATUSES.values()) == database, "switchboard/services/runs/domain.py STATUSES vs the migration's CHECK on runs.status"
     assert domain.STATUSES == _proto_values("RunStatus", "RUN_STATUS_"), "domain.STATUSES vs the proto enum RunStatus"
     assert domain.STATUS_TO_PROTO == {name: number for number, name in domain.STATUSES.items()}
 
 
 async def test_the_database_the_domain_and_the_proto_name_the_same_lanes(migrated_database: str):
     database = await _check_literals(migrated_database, "lane")
-    assert set(domain.LANES.values()) == database, "services/runs/domain.py LANES vs the migration's CHECK on runs.lane"
+    assert set(domain.LANES.values()) == database, "switchboard/services/runs/domain.py LANES vs the migration's CHECK on runs.lane"
     assert domain.LANES == _proto_values("Lane", "LANE_"), "domain.LANES vs the proto enum Lane"
     assert domain.LANE_TO_PROTO == {name: number for number, name in domain.LANES.items()}
 

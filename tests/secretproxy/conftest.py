@@ -15,14 +15,14 @@ from datetime import timedelta
 import asyncpg
 import pytest
 
-from services.secretproxy import app as secretproxy_app
-from services.secretproxy.audit import AuditLog
-from shared.auth import Authenticator
-from shared.config import Settings
-from shared.crypto import new_key_list
-from shared.db import create_pool
-from shared.grpc.server import ServiceApp
-from shared.logs import capture_log_lines
+from switchboard.services.secretproxy import app as secretproxy_app
+from switchboard.services.secretproxy.audit import AuditLog
+from switchboard.shared.auth import Authenticator
+from switchboard.shared.config import Settings
+from switchboard.shared.crypto import new_key_list
+from switchboard.shared.db import create_pool
+from switchboard.shared.grpc.server import ServiceApp
+from switchboard.shared.logs import capture_log_lines
 from switchboard.identity.v1 import identity_service_pb2 as identity_pb
 from switchboard.secretproxy.v1 import secret_proxy_service_pb2 as pb
 from switchboard.secretproxy.v1 import secret_proxy_service_pb2_grpc

@@ -8,7 +8,7 @@ import uuid
 import grpc
 import pytest
 
-from shared.errors import field_violations
+from switchboard.shared.errors import field_violations
 from switchboard.secretproxy.v1 import secret_proxy_service_pb2 as pb
 from tests.secretproxy.conftest import OPERATOR
 from tests.support.page_tokens import assert_hostile_tokens_refused

@@ -11,11 +11,11 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from services.edge.app import create_app
-from services.edge.upstreams import Upstreams
-from services.secretproxy import placeholders
-from shared.config import Settings
-from shared.grpc.client import open_channel
+from switchboard.services.edge.app import create_app
+from switchboard.services.edge.upstreams import Upstreams
+from switchboard.services.secretproxy import placeholders
+from switchboard.shared.config import Settings
+from switchboard.shared.grpc.client import open_channel
 from tests.conftest import INTERNAL_TOKEN
 from tests.secretproxy.conftest import Proxy, running_proxy
 from tests.support.asgi import serve_asgi

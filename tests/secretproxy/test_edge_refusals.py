@@ -12,8 +12,8 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from services.edge import proxy as edge_proxy
-from services.secretproxy import forwarding, placeholders
+from switchboard.services.edge import proxy as edge_proxy
+from switchboard.services.secretproxy import forwarding, placeholders
 from tests.conftest import INTERNAL_TOKEN
 from tests.secretproxy.conftest import Proxy, running_proxy
 from tests.secretproxy.test_edge_proxy import edge_for

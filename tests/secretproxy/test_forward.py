@@ -11,8 +11,8 @@ import time
 import grpc
 import pytest
 
-from services.secretproxy.forwarding import MAX_CHUNK
-from shared.errors import reason_of
+from switchboard.services.secretproxy.forwarding import MAX_CHUNK
+from switchboard.shared.errors import reason_of
 from switchboard.secretproxy.v1 import secret_proxy_service_pb2 as pb
 from tests.secretproxy.conftest import OPERATOR
 

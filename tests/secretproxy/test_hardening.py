@@ -10,13 +10,13 @@ import uuid
 import grpc
 import pytest
 
-from services.secretproxy.audit import AuditLog
-from services.secretproxy.cache import TtlLru
-from services.secretproxy.clients import UpstreamClients
-from services.secretproxy.destinations import Resolver, is_private
-from services.secretproxy.forwarding import Forwarder, ForwardLimits
-from services.secretproxy.upstreams import parse_upstreams
-from shared.errors import PermissionDenied, field_violations, reason_of
+from switchboard.services.secretproxy.audit import AuditLog
+from switchboard.services.secretproxy.cache import TtlLru
+from switchboard.services.secretproxy.clients import UpstreamClients
+from switchboard.services.secretproxy.destinations import Resolver, is_private
+from switchboard.services.secretproxy.forwarding import Forwarder, ForwardLimits
+from switchboard.services.secretproxy.upstreams import parse_upstreams
+from switchboard.shared.errors import PermissionDenied, field_violations, reason_of
 from switchboard.secretproxy.v1 import secret_proxy_service_pb2 as pb
 from tests.conftest import INTERNAL_TOKEN, free_port
 from tests.secretproxy.conftest import OPERATOR, running_proxy

@@ -12,8 +12,8 @@ from datetime import timedelta
 import grpc
 import pytest
 
-from services.secretproxy import placeholders
-from shared.errors import reason_of
+from switchboard.services.secretproxy import placeholders
+from switchboard.shared.errors import reason_of
 from switchboard.secretproxy.v1 import secret_proxy_service_pb2 as pb
 from tests.secretproxy.conftest import OPERATOR, Proxy, Worker
 from tests.support.worker_keys import stranger

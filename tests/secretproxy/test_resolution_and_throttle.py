@@ -10,11 +10,11 @@ from datetime import timedelta
 import grpc
 import pytest
 
-from services.secretproxy import placeholders
-from services.secretproxy.retention import Retention
-from shared.auth import Authenticator
-from shared.errors import Unauthenticated, reason_of
-from shared.headers import EDGE_TOKEN_HEADER as EDGE_HEADER
+from switchboard.services.secretproxy import placeholders
+from switchboard.services.secretproxy.retention import Retention
+from switchboard.shared.auth import Authenticator
+from switchboard.shared.errors import Unauthenticated, reason_of
+from switchboard.shared.headers import EDGE_TOKEN_HEADER as EDGE_HEADER
 from tests.conftest import INTERNAL_TOKEN
 from tests.secretproxy.conftest import running_proxy
 from tests.support.worker_keys import ISSUER, verifier

@@ -14,9 +14,9 @@ import anthropic
 import openai
 import pytest
 
-from services.secretproxy.redaction import REDACTED
-from services.secretproxy.upstreams import parse_upstreams
-from shared.logs import capture_log_lines
+from switchboard.services.secretproxy.redaction import REDACTED
+from switchboard.services.secretproxy.upstreams import parse_upstreams
+from switchboard.shared.logs import capture_log_lines
 from tests.secretproxy.conftest import Proxy, running_proxy
 from tests.secretproxy.test_edge_proxy import edge_for
 from tests.support.asgi import serve_asgi

@@ -11,8 +11,8 @@ from pathlib import Path
 import grpc
 import pytest
 
-from shared.crypto import new_key_list
-from shared.errors import field_violations, reason_of
+from switchboard.shared.crypto import new_key_list
+from switchboard.shared.errors import field_violations, reason_of
 from switchboard.secretproxy.v1 import secret_proxy_service_pb2 as pb
 from tests.secretproxy.conftest import CREDENTIALS_KEYS, OPERATOR, running_proxy
 

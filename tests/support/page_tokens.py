@@ -11,8 +11,8 @@ from datetime import datetime
 import grpc
 import pytest
 
-from shared.errors import field_violations
-from shared.pagination import request_digest
+from switchboard.shared.errors import field_violations
+from switchboard.shared.pagination import request_digest
 
 GOOD = {datetime: "2026-01-01T00:00:00+00:00", uuid.UUID: str(uuid.uuid4()), str: "a", int: 1}
 BAD = {

@@ -8,9 +8,9 @@ from collections.abc import AsyncIterator
 import asyncpg
 import grpc
 
-from shared.auth import Authenticator
-from shared.authz import Memberships
-from shared.grpc.server import ServerOptions, ServiceApp, ServiceServer
+from switchboard.shared.auth import Authenticator
+from switchboard.shared.authz import Memberships
+from switchboard.shared.grpc.server import ServerOptions, ServiceApp, ServiceServer
 
 
 @contextlib.asynccontextmanager

@@ -3,8 +3,8 @@ one that can mint tokens) and the verification key set every service is configur
 
 from __future__ import annotations
 
-from shared.auth import WorkerTokenIssuer, WorkerTokens
-from shared.worker_keys import SigningKey, parse_public_keys
+from switchboard.shared.auth import WorkerTokenIssuer, WorkerTokens
+from switchboard.shared.worker_keys import SigningKey, parse_public_keys
 
 SIGNING_KEY = SigningKey.generate("tests-1")
 SIGNING_KEY_SETTING = SIGNING_KEY.setting()

@@ -10,9 +10,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from shared.errors import InvalidArgument
-from shared.pagination import decode_page_token, encode_page_token, page_of
-from shared.validation import MAX_JSON_DEPTH, JsonRejected, Violations, ascii_int, json_depth, parse_json
+from switchboard.shared.errors import InvalidArgument
+from switchboard.shared.pagination import decode_page_token, encode_page_token, page_of
+from switchboard.shared.validation import MAX_JSON_DEPTH, JsonRejected, Violations, ascii_int, json_depth, parse_json
 from switchboard.runs.v1 import run_service_pb2 as pb
 
 

@@ -8,9 +8,9 @@ import re
 import pytest
 import yaml
 
-from shared.config import SERVICES, load_settings
-from shared.crypto import new_key_list
-from shared.worker_keys import parse_public_keys, parse_signing_key
+from switchboard.shared.config import SERVICES, load_settings
+from switchboard.shared.crypto import new_key_list
+from switchboard.shared.worker_keys import parse_public_keys, parse_signing_key
 from switchboard.cli import _parser
 from tests.conftest import REPO_ROOT
 from tests.support.worker_keys import PUBLIC_KEYS_SETTING, SIGNING_KEY_SETTING

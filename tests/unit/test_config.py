@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from shared.config import ConfigError, Settings, env_names, load_settings
-from shared.worker_keys import SigningKey, parse_public_keys, parse_signing_key, same_key
+from switchboard.shared.config import ConfigError, Settings, env_names, load_settings
+from switchboard.shared.worker_keys import SigningKey, parse_public_keys, parse_signing_key, same_key
 
 
 def test_defaults_match_the_documented_ports():

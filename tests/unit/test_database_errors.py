@@ -11,7 +11,7 @@ import grpc
 import pytest
 from google.rpc import error_details_pb2
 
-from shared.db import database_unavailable
+from switchboard.shared.db import database_unavailable
 
 
 def raised(exc: BaseException) -> BaseException:

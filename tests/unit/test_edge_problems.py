@@ -11,8 +11,8 @@ import grpc
 import pytest
 from google.rpc import error_details_pb2
 
-from services.edge.problems import problem_from_status
-from shared.errors import (
+from switchboard.services.edge.problems import problem_from_status
+from switchboard.shared.errors import (
     FieldViolation,
     InvalidArgument,
     NotFound,

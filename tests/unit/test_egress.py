@@ -12,8 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.secretproxy import egress
-from shared.validation import Violations
+from switchboard.services.secretproxy import egress
+from switchboard.shared.validation import Violations
 
 FAST = settings(max_examples=75, derandomize=True, database=None, deadline=None)
 

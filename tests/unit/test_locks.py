@@ -1,4 +1,4 @@
-"""The advisory-lock registry (shared/locks.py): every key distinct, and every lock the code takes
+"""The advisory-lock registry (switchboard/shared/locks.py): every key distinct, and every lock the code takes
 is one of its keys (no key defined or hashed anywhere else)."""
 
 from __future__ import annotations
@@ -6,10 +6,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from shared import locks
+from switchboard.shared import locks
 
 ROOT = Path(__file__).resolve().parents[2]
-SOURCES = [p for folder in ("services", "shared", "switchboard") for p in (ROOT / folder).rglob("*.py") if "_pb2" not in p.name]
+SOURCES = [p for p in (ROOT / "switchboard").rglob("*.py") if "_pb2" not in p.name]
 # A statement that takes or releases an advisory lock, and the Python expression that follows it.
 LOCK_CALL = re.compile(r'"SELECT (pg_\w*advisory\w*)\(([^)]*)\)"\s*,\s*([\w.]+)')
 
@@ -24,9 +24,9 @@ def test_every_lock_taken_in_the_code_is_a_registered_key():
     taken = []
     for path in SOURCES:
         text = path.read_text()
-        if path != ROOT / "shared" / "locks.py":
-            assert "hashtext(" not in text, f"{path}: a lock key hashed in place; register it in shared/locks.py"
-            assert not re.search(r"^\w*LOCK_KEY\w* =", text, re.M), f"{path}: a lock key outside shared/locks.py"
+        if path != ROOT / "switchboard" / "shared" / "locks.py":
+            assert "hashtext(" not in text, f"{path}: a lock key hashed in place; register it in switchboard/shared/locks.py"
+            assert not re.search(r"^\w*LOCK_KEY\w* =", text, re.M), f"{path}: a lock key outside switchboard/shared/locks.py"
         for function, argument, key in LOCK_CALL.findall(text):
             assert argument == "$1", f"{path}: {function}({argument}) does not take its key as a parameter"
             assert key.startswith("locks.") and key.removeprefix("locks.") in locks.KEYS, f"{path}: {function} with {key}"

@@ -6,9 +6,9 @@ from __future__ import annotations
 import grpc
 import pytest
 
-from shared.authz import Role
-from shared.errors import Unavailable
-from shared.memberships import CachedMemberships, remote_fetch
+from switchboard.shared.authz import Role
+from switchboard.shared.errors import Unavailable
+from switchboard.shared.memberships import CachedMemberships, remote_fetch
 from tests.conftest import free_port
 
 

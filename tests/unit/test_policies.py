@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import pytest
 
-from services.identity.agent_server import AgentService
-from services.identity.server import IdentityService
-from services.interactions.event_server import EventService
-from services.interactions.server import InteractionService
-from services.runs.server import RunService
-from services.secretproxy.server import SecretProxyService
-from shared.authz import SIGNED_IN, policy_of
+from switchboard.services.identity.agent_server import AgentService
+from switchboard.services.identity.server import IdentityService
+from switchboard.services.interactions.event_server import EventService
+from switchboard.services.interactions.server import InteractionService
+from switchboard.services.runs.server import RunService
+from switchboard.services.secretproxy.server import SecretProxyService
+from switchboard.shared.authz import SIGNED_IN, policy_of
 from switchboard.identity.v1 import agent_service_pb2, identity_service_pb2
 from switchboard.interactions.v1 import event_service_pb2, interaction_service_pb2
 from switchboard.runs.v1 import run_service_pb2

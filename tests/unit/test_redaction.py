@@ -10,7 +10,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.secretproxy.redaction import REDACTED, Redactor
+from switchboard.services.secretproxy.redaction import REDACTED, Redactor
 
 # Bounded and reproducible: the same examples on every run and in CI, a second or two in all.
 FAST = settings(max_examples=100, derandomize=True, database=None, deadline=None)

@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.secretproxy.head import HOP_BY_HOP, MAX_HEADER_BYTES, MAX_HEADER_FIELDS, MAX_PATH_BYTES, forwardable, parse_head
-from shared.errors import InvalidArgument
+from switchboard.services.secretproxy.head import HOP_BY_HOP, MAX_HEADER_BYTES, MAX_HEADER_FIELDS, MAX_PATH_BYTES, forwardable, parse_head
+from switchboard.shared.errors import InvalidArgument
 from switchboard.secretproxy.v1 import secret_proxy_service_pb2 as pb
 
 FAST = settings(max_examples=100, derandomize=True, database=None, deadline=None)

@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from shared.auth import Authenticator
-from shared.errors import Unauthenticated, Unavailable
-from shared.revocations import Revocation, RevocationSync, RevokedTokens
+from switchboard.shared.auth import Authenticator
+from switchboard.shared.errors import Unauthenticated, Unavailable
+from switchboard.shared.revocations import Revocation, RevocationSync, RevokedTokens
 from tests.support.worker_keys import ISSUER, verifier
 
 

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.interactions.slack_signing import SLACK_WINDOW_SECONDS, slack_signature_ok
+from switchboard.services.interactions.slack_signing import SLACK_WINDOW_SECONDS, slack_signature_ok
 
 FAST = settings(max_examples=60, derandomize=True, database=None, deadline=None)
 NOW = 1_760_000_000.0

@@ -1,6 +1,6 @@
 """Slug derivation: readable, unique, never reserved."""
 
-from services.identity.slugs import next_free_slug, slug_base, slug_problem
+from switchboard.services.identity.slugs import next_free_slug, slug_base, slug_problem
 
 
 def test_slugs_come_from_names():

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import stat
 
-from shared.config import Settings
-from shared.worker_keys import SigningKey, parse_public_keys, parse_signing_key, same_key
+from switchboard.shared.config import Settings
+from switchboard.shared.worker_keys import SigningKey, parse_public_keys, parse_signing_key, same_key
 from switchboard.supervisor import load_or_create_secrets, worker_token_keys
 
 

@@ -12,10 +12,10 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-import shared.auth
-from shared.auth import Authenticator, InternalCaller, WorkerPrincipal, WorkerTokenIssuer, WorkerTokens
-from shared.errors import Unauthenticated
-from shared.worker_keys import SigningKey
+import switchboard.shared.auth
+from switchboard.shared.auth import Authenticator, InternalCaller, WorkerPrincipal, WorkerTokenIssuer, WorkerTokens
+from switchboard.shared.errors import Unauthenticated
+from switchboard.shared.worker_keys import SigningKey
 
 ORG, AGENT, CONNECTION = "0c5a1d4e-6f1b-4c1e-9d1a-0b7d4f3e2a11", "2e7c3f6a-8b3d-4e3a-9f3c-2d9f6b5a4c33", "3f8d4a7b-9c4e-4f4b-8a4d-3e0a7c6b5d44"
 KEY = SigningKey.generate("k1")
@@ -174,7 +174,7 @@ def test_a_token_whose_ids_are_not_uuids_is_refused():
 
 
 def test_verified_tokens_are_cached_up_to_a_bound(monkeypatch):
-    monkeypatch.setattr(shared.auth, "_VERIFIED_CACHE_SIZE", 3)
+    monkeypatch.setattr(switchboard.shared.auth, "_VERIFIED_CACHE_SIZE", 3)
     tokens = WorkerTokens({"k1": KEY.public_key})
     issued = [issue() for _ in range(5)]
     for token in issued:

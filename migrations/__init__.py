@@ -1,4 +1,0 @@
-"""SQL migrations, one folder per owning service (``migrations/<service>/NNNN_name.sql``).
-
-Shipped as package data so that an installed ``switchboard migrate`` finds them.
-"""

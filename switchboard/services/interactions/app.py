@@ -1,0 +1,66 @@
+"""Builds the interactions service in the open: pool → stream hub → servicers → registrations."""
+
+from __future__ import annotations
+
+import asyncpg
+import httpx
+from prometheus_client import CollectorRegistry
+
+from switchboard.services.interactions.cards import CardEdits
+from switchboard.services.interactions.event_server import EventService
+from switchboard.services.interactions.events import SubscriberLimits
+from switchboard.services.interactions.hub import StreamHub
+from switchboard.services.interactions.retention import Retention
+from switchboard.services.interactions.server import InteractionService
+from switchboard.services.interactions.sweeper import QuestionSweeper
+from switchboard.shared.crypto import KeyRing
+from switchboard.shared.config import Settings
+from switchboard.shared.grpc.server import Registration, ServiceApp
+from switchboard.interactions.v1 import (
+    event_service_pb2,
+    event_service_pb2_grpc,
+    interaction_service_pb2,
+    interaction_service_pb2_grpc,
+)
+
+SCHEMA = "interactions"
+"""The PostgreSQL schema this service owns (and the folder of its migrations)."""
+
+
+async def create(settings: Settings, pool: asyncpg.Pool, *, registry: CollectorRegistry | None = None) -> ServiceApp:
+    """The interactions service, its stream hub (one listening connection) and retention loop."""
+    hub = StreamHub(
+        pool, settings.database_url or "", poll_seconds=settings.events_poll_seconds, max_lag=settings.events_max_lag
+    )
+    retention = Retention(pool, keep_last=settings.events_retention_count, max_age_seconds=settings.events_retention_seconds)
+    sweeper = QuestionSweeper(pool)
+    http = httpx.AsyncClient()
+    keys = KeyRing(settings.credentials_keys) if settings.credentials_keys else None
+    card_edits = CardEdits()
+    interactions = InteractionService(pool, keys, http, card_edits)
+    event_service = EventService(
+        pool,
+        hub,
+        SubscriberLimits(
+            settings.events_max_subscribers,
+            settings.events_max_subscribers_per_stream,
+            settings.events_max_subscribers_per_organization,
+            settings.events_max_subscribers_per_agent,
+            settings.events_max_subscribers_per_user,
+        ),
+    )
+    return ServiceApp(
+        registrations=[
+            Registration(
+                interaction_service_pb2.DESCRIPTOR.services_by_name["InteractionService"].full_name,
+                lambda server: interaction_service_pb2_grpc.add_InteractionServiceServicer_to_server(interactions, server),
+            ),
+            Registration(
+                event_service_pb2.DESCRIPTOR.services_by_name["EventService"].full_name,
+                lambda server: event_service_pb2_grpc.add_EventServiceServicer_to_server(event_service, server),
+            ),
+        ],
+        on_start=[hub.start, retention.start, sweeper.start],
+        on_drain=[hub.close_subscribers],
+        on_stop=[retention.stop, sweeper.stop, card_edits.drain, hub.stop, http.aclose],
+    )
