@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n/switchboard/interactions/v1/event_service.proto\x12\x1bswitchboard.interactions.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"}\n\x05\x45vent\x12\x0e\n\x06stream\x18\x01 \x01(\t\x12\x10\n\x08sequence\x18\x02 \x01(\x03\x12\x0c\n\x04type\x18\x03 \x01(\t\x12\x14\n\x0cpayload_json\x18\x04 \x01(\t\x12.\n\ncreated_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"S\n\rEventsTrimmed\x12 \n\x18requested_after_sequence\x18\x01 \x01(\x03\x12 \n\x18\x66irst_available_sequence\x18\x02 \x01(\x03\"F\n\x0b\x45ventsReset\x12 \n\x18requested_after_sequence\x18\x01 \x01(\x03\x12\x15\n\rhead_sequence\x18\x02 \x01(\x03\"]\n\x0ePublishRequest\x12\x0e\n\x06stream\x18\x01 \x01(\t\x12\x17\n\x0forganization_id\x18\x02 \x01(\t\x12\x0c\n\x04type\x18\x03 \x01(\t\x12\x14\n\x0cpayload_json\x18\x04 \x01(\t\"S\n\x0fPublishResponse\x12\x10\n\x08sequence\x18\x01 \x01(\x03\x12.\n\ncreated_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"0\n\nEventInput\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x14\n\x0cpayload_json\x18\x02 \x01(\t\"w\n\x13PublishBatchRequest\x12\x0e\n\x06stream\x18\x01 \x01(\t\x12\x17\n\x0forganization_id\x18\x02 \x01(\t\x12\x37\n\x06\x65vents\x18\x03 \x03(\x0b\x32\'.switchboard.interactions.v1.EventInput\"Y\n\x14PublishBatchResponse\x12\x11\n\tsequences\x18\x01 \x03(\x03\x12.\n\ncreated_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"S\n\x10SubscribeRequest\x12\x0e\n\x06stream\x18\x01 \x01(\t\x12\x17\n\x0forganization_id\x18\x02 \x01(\t\x12\x16\n\x0e\x61\x66ter_sequence\x18\x03 \x01(\x03\"\xca\x01\n\x11SubscribeResponse\x12\x33\n\x05\x65vent\x18\x01 \x01(\x0b\x32\".switchboard.interactions.v1.EventH\x00\x12=\n\x07trimmed\x18\x02 \x01(\x0b\x32*.switchboard.interactions.v1.EventsTrimmedH\x00\x12\x39\n\x05reset\x18\x03 \x01(\x0b\x32(.switchboard.interactions.v1.EventsResetH\x00\x42\x06\n\x04kind2\xd7\x02\n\x0c\x45ventService\x12\x64\n\x07Publish\x12+.switchboard.interactions.v1.PublishRequest\x1a,.switchboard.interactions.v1.PublishResponse\x12s\n\x0cPublishBatch\x12\x30.switchboard.interactions.v1.PublishBatchRequest\x1a\x31.switchboard.interactions.v1.PublishBatchResponse\x12l\n\tSubscribe\x12-.switchboard.interactions.v1.SubscribeRequest\x1a..switchboard.interactions.v1.SubscribeResponse0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n/switchboard/interactions/v1/event_service.proto\x12\x1bswitchboard.interactions.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"}\n\x05\x45vent\x12\x0e\n\x06stream\x18\x01 \x01(\t\x12\x10\n\x08sequence\x18\x02 \x01(\x03\x12\x0c\n\x04type\x18\x03 \x01(\t\x12\x14\n\x0cpayload_json\x18\x04 \x01(\t\x12.\n\ncreated_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"S\n\rEventsTrimmed\x12 \n\x18requested_after_sequence\x18\x01 \x01(\x03\x12 \n\x18\x66irst_available_sequence\x18\x02 \x01(\x03\"F\n\x0b\x45ventsReset\x12 \n\x18requested_after_sequence\x18\x01 \x01(\x03\x12\x15\n\rhead_sequence\x18\x02 \x01(\x03\"]\n\x0ePublishRequest\x12\x0e\n\x06stream\x18\x01 \x01(\t\x12\x17\n\x0forganization_id\x18\x02 \x01(\t\x12\x0c\n\x04type\x18\x03 \x01(\t\x12\x14\n\x0cpayload_json\x18\x04 \x01(\t\"S\n\x0fPublishResponse\x12\x10\n\x08sequence\x18\x01 \x01(\x03\x12.\n\ncreated_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"p\n\x14PublishStreamRequest\x12\x0b\n\x03tag\x18\x01 \x01(\x04\x12\x0e\n\x06stream\x18\x02 \x01(\t\x12\x17\n\x0forganization_id\x18\x03 \x01(\t\x12\x0c\n\x04type\x18\x04 \x01(\t\x12\x14\n\x0cpayload_json\x18\x05 \x01(\t\"U\n\x15PublishStreamResponse\x12\x0b\n\x03tag\x18\x01 \x01(\x04\x12\x10\n\x08sequence\x18\x02 \x01(\x03\x12\x0c\n\x04\x63ode\x18\x03 \x01(\x05\x12\x0f\n\x07message\x18\x04 \x01(\t\"0\n\nEventInput\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x14\n\x0cpayload_json\x18\x02 \x01(\t\"w\n\x13PublishBatchRequest\x12\x0e\n\x06stream\x18\x01 \x01(\t\x12\x17\n\x0forganization_id\x18\x02 \x01(\t\x12\x37\n\x06\x65vents\x18\x03 \x03(\x0b\x32\'.switchboard.interactions.v1.EventInput\"Y\n\x14PublishBatchResponse\x12\x11\n\tsequences\x18\x01 \x03(\x03\x12.\n\ncreated_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"S\n\x10SubscribeRequest\x12\x0e\n\x06stream\x18\x01 \x01(\t\x12\x17\n\x0forganization_id\x18\x02 \x01(\t\x12\x16\n\x0e\x61\x66ter_sequence\x18\x03 \x01(\x03\"\xca\x01\n\x11SubscribeResponse\x12\x33\n\x05\x65vent\x18\x01 \x01(\x0b\x32\".switchboard.interactions.v1.EventH\x00\x12=\n\x07trimmed\x18\x02 \x01(\x0b\x32*.switchboard.interactions.v1.EventsTrimmedH\x00\x12\x39\n\x05reset\x18\x03 \x01(\x0b\x32(.switchboard.interactions.v1.EventsResetH\x00\x42\x06\n\x04kind2\xd3\x03\n\x0c\x45ventService\x12\x64\n\x07Publish\x12+.switchboard.interactions.v1.PublishRequest\x1a,.switchboard.interactions.v1.PublishResponse\x12s\n\x0cPublishBatch\x12\x30.switchboard.interactions.v1.PublishBatchRequest\x1a\x31.switchboard.interactions.v1.PublishBatchResponse\x12z\n\rPublishStream\x12\x31.switchboard.interactions.v1.PublishStreamRequest\x1a\x32.switchboard.interactions.v1.PublishStreamResponse(\x01\x30\x01\x12l\n\tSubscribe\x12-.switchboard.interactions.v1.SubscribeRequest\x1a..switchboard.interactions.v1.SubscribeResponse0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -42,16 +42,20 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_PUBLISHREQUEST']._serialized_end=490
   _globals['_PUBLISHRESPONSE']._serialized_start=492
   _globals['_PUBLISHRESPONSE']._serialized_end=575
-  _globals['_EVENTINPUT']._serialized_start=577
-  _globals['_EVENTINPUT']._serialized_end=625
-  _globals['_PUBLISHBATCHREQUEST']._serialized_start=627
-  _globals['_PUBLISHBATCHREQUEST']._serialized_end=746
-  _globals['_PUBLISHBATCHRESPONSE']._serialized_start=748
-  _globals['_PUBLISHBATCHRESPONSE']._serialized_end=837
-  _globals['_SUBSCRIBEREQUEST']._serialized_start=839
-  _globals['_SUBSCRIBEREQUEST']._serialized_end=922
-  _globals['_SUBSCRIBERESPONSE']._serialized_start=925
-  _globals['_SUBSCRIBERESPONSE']._serialized_end=1127
-  _globals['_EVENTSERVICE']._serialized_start=1130
-  _globals['_EVENTSERVICE']._serialized_end=1473
+  _globals['_PUBLISHSTREAMREQUEST']._serialized_start=577
+  _globals['_PUBLISHSTREAMREQUEST']._serialized_end=689
+  _globals['_PUBLISHSTREAMRESPONSE']._serialized_start=691
+  _globals['_PUBLISHSTREAMRESPONSE']._serialized_end=776
+  _globals['_EVENTINPUT']._serialized_start=778
+  _globals['_EVENTINPUT']._serialized_end=826
+  _globals['_PUBLISHBATCHREQUEST']._serialized_start=828
+  _globals['_PUBLISHBATCHREQUEST']._serialized_end=947
+  _globals['_PUBLISHBATCHRESPONSE']._serialized_start=949
+  _globals['_PUBLISHBATCHRESPONSE']._serialized_end=1038
+  _globals['_SUBSCRIBEREQUEST']._serialized_start=1040
+  _globals['_SUBSCRIBEREQUEST']._serialized_end=1123
+  _globals['_SUBSCRIBERESPONSE']._serialized_start=1126
+  _globals['_SUBSCRIBERESPONSE']._serialized_end=1328
+  _globals['_EVENTSERVICE']._serialized_start=1331
+  _globals['_EVENTSERVICE']._serialized_end=1798
 # @@protoc_insertion_point(module_scope)

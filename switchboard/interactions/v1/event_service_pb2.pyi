@@ -59,6 +59,32 @@ class PublishResponse(_message.Message):
     created_at: _timestamp_pb2.Timestamp
     def __init__(self, sequence: _Optional[int] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
+class PublishStreamRequest(_message.Message):
+    __slots__ = ("tag", "stream", "organization_id", "type", "payload_json")
+    TAG_FIELD_NUMBER: _ClassVar[int]
+    STREAM_FIELD_NUMBER: _ClassVar[int]
+    ORGANIZATION_ID_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    PAYLOAD_JSON_FIELD_NUMBER: _ClassVar[int]
+    tag: int
+    stream: str
+    organization_id: str
+    type: str
+    payload_json: str
+    def __init__(self, tag: _Optional[int] = ..., stream: _Optional[str] = ..., organization_id: _Optional[str] = ..., type: _Optional[str] = ..., payload_json: _Optional[str] = ...) -> None: ...
+
+class PublishStreamResponse(_message.Message):
+    __slots__ = ("tag", "sequence", "code", "message")
+    TAG_FIELD_NUMBER: _ClassVar[int]
+    SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    tag: int
+    sequence: int
+    code: int
+    message: str
+    def __init__(self, tag: _Optional[int] = ..., sequence: _Optional[int] = ..., code: _Optional[int] = ..., message: _Optional[str] = ...) -> None: ...
+
 class EventInput(_message.Message):
     __slots__ = ("type", "payload_json")
     TYPE_FIELD_NUMBER: _ClassVar[int]

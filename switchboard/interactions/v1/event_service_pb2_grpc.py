@@ -62,6 +62,11 @@ class EventServiceStub:
                 request_serializer=switchboard_dot_interactions_dot_v1_dot_event__service__pb2.PublishBatchRequest.SerializeToString,
                 response_deserializer=switchboard_dot_interactions_dot_v1_dot_event__service__pb2.PublishBatchResponse.FromString,
                 _registered_method=True)
+        self.PublishStream = channel.stream_stream(
+                '/switchboard.interactions.v1.EventService/PublishStream',
+                request_serializer=switchboard_dot_interactions_dot_v1_dot_event__service__pb2.PublishStreamRequest.SerializeToString,
+                response_deserializer=switchboard_dot_interactions_dot_v1_dot_event__service__pb2.PublishStreamResponse.FromString,
+                _registered_method=True)
         self.Subscribe = channel.unary_stream(
                 '/switchboard.interactions.v1.EventService/Subscribe',
                 request_serializer=switchboard_dot_interactions_dot_v1_dot_event__service__pb2.SubscribeRequest.SerializeToString,
@@ -109,6 +114,18 @@ class EventServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def PublishStream(self, request_iterator, context):
+        """Appends events sent down one stream (a worker streaming an LLM's output), in the order sent
+        per event stream, with the durability of Publish: each is acknowledged, in order, with its
+        sequence once committed; consecutive events are stored with coalesced statements. An event
+        that is refused (bad input, another organisation's or agent's stream) gets an ack carrying the
+        error, and the call goes on; an event not acknowledged when the call ends may not be stored.
+        Errors (ending the call): INVALID_ARGUMENT for a message over the size bound.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def Subscribe(self, request, context):
         """Streams a stream's events after `after_sequence`: first the stored ones, then live ones as
         they are published, with no gap and no duplicate at the seam; works the same on any replica.
@@ -146,6 +163,11 @@ def add_EventServiceServicer_to_server(servicer, server):
                     servicer.PublishBatch,
                     request_deserializer=switchboard_dot_interactions_dot_v1_dot_event__service__pb2.PublishBatchRequest.FromString,
                     response_serializer=switchboard_dot_interactions_dot_v1_dot_event__service__pb2.PublishBatchResponse.SerializeToString,
+            ),
+            'PublishStream': grpc.stream_stream_rpc_method_handler(
+                    servicer.PublishStream,
+                    request_deserializer=switchboard_dot_interactions_dot_v1_dot_event__service__pb2.PublishStreamRequest.FromString,
+                    response_serializer=switchboard_dot_interactions_dot_v1_dot_event__service__pb2.PublishStreamResponse.SerializeToString,
             ),
             'Subscribe': grpc.unary_stream_rpc_method_handler(
                     servicer.Subscribe,
@@ -225,6 +247,33 @@ class EventService:
             '/switchboard.interactions.v1.EventService/PublishBatch',
             switchboard_dot_interactions_dot_v1_dot_event__service__pb2.PublishBatchRequest.SerializeToString,
             switchboard_dot_interactions_dot_v1_dot_event__service__pb2.PublishBatchResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PublishStream(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/switchboard.interactions.v1.EventService/PublishStream',
+            switchboard_dot_interactions_dot_v1_dot_event__service__pb2.PublishStreamRequest.SerializeToString,
+            switchboard_dot_interactions_dot_v1_dot_event__service__pb2.PublishStreamResponse.FromString,
             options,
             channel_credentials,
             insecure,

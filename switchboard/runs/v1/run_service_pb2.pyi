@@ -249,3 +249,125 @@ class ReapStaleRunsResponse(_message.Message):
     reaped: int
     retries_created: int
     def __init__(self, acquired: _Optional[bool] = ..., reaped: _Optional[int] = ..., retries_created: _Optional[int] = ...) -> None: ...
+
+class HeldRun(_message.Message):
+    __slots__ = ("run_id", "attempt")
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    run_id: str
+    attempt: int
+    def __init__(self, run_id: _Optional[str] = ..., attempt: _Optional[int] = ...) -> None: ...
+
+class SessionOpen(_message.Message):
+    __slots__ = ("worker_id", "lanes", "capacity", "held")
+    WORKER_ID_FIELD_NUMBER: _ClassVar[int]
+    LANES_FIELD_NUMBER: _ClassVar[int]
+    CAPACITY_FIELD_NUMBER: _ClassVar[int]
+    HELD_FIELD_NUMBER: _ClassVar[int]
+    worker_id: str
+    lanes: _containers.RepeatedScalarFieldContainer[Lane]
+    capacity: int
+    held: _containers.RepeatedCompositeFieldContainer[HeldRun]
+    def __init__(self, worker_id: _Optional[str] = ..., lanes: _Optional[_Iterable[_Union[Lane, str]]] = ..., capacity: _Optional[int] = ..., held: _Optional[_Iterable[_Union[HeldRun, _Mapping]]] = ...) -> None: ...
+
+class SessionComplete(_message.Message):
+    __slots__ = ("run_id", "attempt", "result_json")
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    RESULT_JSON_FIELD_NUMBER: _ClassVar[int]
+    run_id: str
+    attempt: int
+    result_json: str
+    def __init__(self, run_id: _Optional[str] = ..., attempt: _Optional[int] = ..., result_json: _Optional[str] = ...) -> None: ...
+
+class SessionFail(_message.Message):
+    __slots__ = ("run_id", "attempt", "error_message", "retryable")
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    ERROR_MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    RETRYABLE_FIELD_NUMBER: _ClassVar[int]
+    run_id: str
+    attempt: int
+    error_message: str
+    retryable: bool
+    def __init__(self, run_id: _Optional[str] = ..., attempt: _Optional[int] = ..., error_message: _Optional[str] = ..., retryable: _Optional[bool] = ...) -> None: ...
+
+class SessionRelease(_message.Message):
+    __slots__ = ("run_id", "attempt")
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    run_id: str
+    attempt: int
+    def __init__(self, run_id: _Optional[str] = ..., attempt: _Optional[int] = ...) -> None: ...
+
+class SessionStopTaking(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class WorkSessionRequest(_message.Message):
+    __slots__ = ("open", "complete", "fail", "release", "stop_taking")
+    OPEN_FIELD_NUMBER: _ClassVar[int]
+    COMPLETE_FIELD_NUMBER: _ClassVar[int]
+    FAIL_FIELD_NUMBER: _ClassVar[int]
+    RELEASE_FIELD_NUMBER: _ClassVar[int]
+    STOP_TAKING_FIELD_NUMBER: _ClassVar[int]
+    open: SessionOpen
+    complete: SessionComplete
+    fail: SessionFail
+    release: SessionRelease
+    stop_taking: SessionStopTaking
+    def __init__(self, open: _Optional[_Union[SessionOpen, _Mapping]] = ..., complete: _Optional[_Union[SessionComplete, _Mapping]] = ..., fail: _Optional[_Union[SessionFail, _Mapping]] = ..., release: _Optional[_Union[SessionRelease, _Mapping]] = ..., stop_taking: _Optional[_Union[SessionStopTaking, _Mapping]] = ...) -> None: ...
+
+class SessionOpened(_message.Message):
+    __slots__ = ("session_id", "adopted")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    ADOPTED_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    adopted: _containers.RepeatedCompositeFieldContainer[HeldRun]
+    def __init__(self, session_id: _Optional[str] = ..., adopted: _Optional[_Iterable[_Union[HeldRun, _Mapping]]] = ...) -> None: ...
+
+class SessionLease(_message.Message):
+    __slots__ = ("run",)
+    RUN_FIELD_NUMBER: _ClassVar[int]
+    run: Run
+    def __init__(self, run: _Optional[_Union[Run, _Mapping]] = ...) -> None: ...
+
+class SessionAck(_message.Message):
+    __slots__ = ("run_id", "attempt", "code", "message", "status")
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    run_id: str
+    attempt: int
+    code: int
+    message: str
+    status: RunStatus
+    def __init__(self, run_id: _Optional[str] = ..., attempt: _Optional[int] = ..., code: _Optional[int] = ..., message: _Optional[str] = ..., status: _Optional[_Union[RunStatus, str]] = ...) -> None: ...
+
+class SessionCancel(_message.Message):
+    __slots__ = ("run_id", "attempt")
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    run_id: str
+    attempt: int
+    def __init__(self, run_id: _Optional[str] = ..., attempt: _Optional[int] = ...) -> None: ...
+
+class SessionDrain(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class WorkSessionResponse(_message.Message):
+    __slots__ = ("opened", "lease", "ack", "cancel", "drain")
+    OPENED_FIELD_NUMBER: _ClassVar[int]
+    LEASE_FIELD_NUMBER: _ClassVar[int]
+    ACK_FIELD_NUMBER: _ClassVar[int]
+    CANCEL_FIELD_NUMBER: _ClassVar[int]
+    DRAIN_FIELD_NUMBER: _ClassVar[int]
+    opened: SessionOpened
+    lease: SessionLease
+    ack: SessionAck
+    cancel: SessionCancel
+    drain: SessionDrain
+    def __init__(self, opened: _Optional[_Union[SessionOpened, _Mapping]] = ..., lease: _Optional[_Union[SessionLease, _Mapping]] = ..., ack: _Optional[_Union[SessionAck, _Mapping]] = ..., cancel: _Optional[_Union[SessionCancel, _Mapping]] = ..., drain: _Optional[_Union[SessionDrain, _Mapping]] = ...) -> None: ...

@@ -95,6 +95,11 @@ class RunServiceStub:
                 request_serializer=switchboard_dot_runs_dot_v1_dot_run__service__pb2.ReapStaleRunsRequest.SerializeToString,
                 response_deserializer=switchboard_dot_runs_dot_v1_dot_run__service__pb2.ReapStaleRunsResponse.FromString,
                 _registered_method=True)
+        self.WorkSession = channel.stream_stream(
+                '/switchboard.runs.v1.RunService/WorkSession',
+                request_serializer=switchboard_dot_runs_dot_v1_dot_run__service__pb2.WorkSessionRequest.SerializeToString,
+                response_deserializer=switchboard_dot_runs_dot_v1_dot_run__service__pb2.WorkSessionResponse.FromString,
+                _registered_method=True)
 
 
 class RunServiceServicer:
@@ -214,6 +219,27 @@ class RunServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def WorkSession(self, request_iterator, context):
+        """The worker's fast path: one bidirectional stream per worker process (a session). The worker
+        opens it (`open`, first and once) with its ID, lanes and capacity; the server leases runs as
+        capacity frees, several per claim statement, and pushes them (`lease`) with the same claim
+        order and fairness as ClaimRun. The worker reports each leased run's end (`complete`, `fail`,
+        `release`), fenced by (run_id, attempt) as the unary calls are; the server acknowledges each
+        (`ack`) only after the change committed: an acknowledged outcome is never lost, one not yet
+        acknowledged may be sent again (a repeat of a committed outcome is acknowledged again, never
+        applied twice). The session is the liveness signal: the server heartbeats all of the session's
+        runs together while it is open; a session that vanishes has its runs reaped as with ClaimRun.
+        The server pushes `cancel` for a held run whose cancellation was requested, and `drain` when
+        its replica shuts down (stop reporting new work here: reconnect elsewhere, listing the runs
+        still held in `open.held`, which the new session takes over).
+        Errors (ending the stream): INVALID_ARGUMENT when the first message is not `open`, or for a
+        malformed message (the status names the field); the unary calls' errors for an outcome come
+        back in its `ack`, not as the end of the stream.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RunServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -261,6 +287,11 @@ def add_RunServiceServicer_to_server(servicer, server):
                     servicer.ReapStaleRuns,
                     request_deserializer=switchboard_dot_runs_dot_v1_dot_run__service__pb2.ReapStaleRunsRequest.FromString,
                     response_serializer=switchboard_dot_runs_dot_v1_dot_run__service__pb2.ReapStaleRunsResponse.SerializeToString,
+            ),
+            'WorkSession': grpc.stream_stream_rpc_method_handler(
+                    servicer.WorkSession,
+                    request_deserializer=switchboard_dot_runs_dot_v1_dot_run__service__pb2.WorkSessionRequest.FromString,
+                    response_serializer=switchboard_dot_runs_dot_v1_dot_run__service__pb2.WorkSessionResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -522,6 +553,33 @@ class RunService:
             '/switchboard.runs.v1.RunService/ReapStaleRuns',
             switchboard_dot_runs_dot_v1_dot_run__service__pb2.ReapStaleRunsRequest.SerializeToString,
             switchboard_dot_runs_dot_v1_dot_run__service__pb2.ReapStaleRunsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WorkSession(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/switchboard.runs.v1.RunService/WorkSession',
+            switchboard_dot_runs_dot_v1_dot_run__service__pb2.WorkSessionRequest.SerializeToString,
+            switchboard_dot_runs_dot_v1_dot_run__service__pb2.WorkSessionResponse.FromString,
             options,
             channel_credentials,
             insecure,
