@@ -11,8 +11,10 @@ from datetime import timedelta
 
 import asyncpg
 import grpc
+import pytest
 
 from switchboard.services.interactions import publishing
+from switchboard.shared.errors import reason_of
 from switchboard.interactions.v1 import event_service_pb2 as pb
 from tests.interactions.conftest import OPERATOR, replica
 from tests.support.worker_keys import ISSUER
@@ -160,3 +162,29 @@ async def test_bounds_an_oversized_payload_is_refused_alone_and_a_flush_holds_at
             per_statement[r["created_at"]] = per_statement.get(r["created_at"], 0) + 1
         assert max(per_statement.values()) <= publishing.MAX_FLUSH
         assert len(per_statement) >= 3
+
+
+async def test_a_draining_replica_acks_what_it_read_then_ends_the_call_unavailable(migrated_database):
+    org, stream = str(uuid.uuid4()), "agents/a1"
+    async with replica(migrated_database) as one:
+        queue: asyncio.Queue[pb.PublishStreamRequest] = asyncio.Queue()
+
+        async def requests():
+            while True:
+                yield await queue.get()
+
+        call = one.stub.PublishStream(requests(), metadata=OPERATOR)
+        for i in range(200):
+            queue.put_nowait(event(i, org, stream))
+        acked = [await call.read()]
+        for drain in one.app.on_drain:
+            drain()
+        # (Nothing more is sent: grpc's client reports a send that crosses the server's end of the
+        # call as INTERNAL instead of the call's status; the worker library reads either as a break.)
+        with pytest.raises(grpc.aio.AioRpcError) as ended:
+            async with asyncio.timeout(10):
+                while True:
+                    acked.append(await call.read())
+        assert ended.value.code() == grpc.StatusCode.UNAVAILABLE and reason_of(ended.value) == "REPLICA_DRAINING"
+        # Exactly what was acknowledged is stored: nothing read was left unacknowledged.
+        assert [r["sequence"] for r in await stored(one.pool, org, stream)] == [a.sequence for a in acked] == list(range(1, len(acked) + 1))

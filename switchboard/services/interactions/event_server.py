@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from datetime import datetime
 
@@ -34,6 +35,11 @@ class EventService(event_service_pb2_grpc.EventServiceServicer):
         self._pool = pool
         self._hub = hub
         self._limits = limits
+        self._draining = asyncio.Event()
+
+    def close_publishers(self) -> None:
+        """The replica drains: PublishStream calls store what they read and end (UNAVAILABLE)."""
+        self._draining.set()
 
     async def _append(self, organization_id: str, stream: str, items: list[tuple[str, str]]) -> tuple[list[int], datetime]:
         async with self._pool.acquire() as conn:
@@ -71,7 +77,9 @@ class EventService(event_service_pb2_grpc.EventServiceServicer):
     # Each event is authorised as a Publish (a streamed request has no fields to check up front).
     @policy(worker="organization")
     async def PublishStream(self, requests, context: Context):
-        acks = publishing.publish_stream(requests, current_access(), policy_of(EventService.Publish), self._append)
+        acks = publishing.publish_stream(
+            requests, current_access(), policy_of(EventService.Publish), self._append, self._draining
+        )
         async with contextlib.aclosing(acks):
             async for ack in acks:
                 yield ack

@@ -27,7 +27,7 @@ from datetime import datetime
 
 from switchboard.services.interactions import events
 from switchboard.shared.authz import Access, Policy, authorize
-from switchboard.shared.errors import DomainError
+from switchboard.shared.errors import DomainError, Unavailable
 from switchboard.shared.memberships import NoMemberships
 from switchboard.shared.validation import Violations
 from switchboard.interactions.v1 import event_service_pb2 as pb
@@ -89,16 +89,19 @@ async def publish_stream(
     access: Access,
     publish_policy: Policy,
     append: Append,
+    draining: asyncio.Event | None = None,
 ) -> AsyncIterator[pb.PublishStreamResponse]:
     """Acks, in the order sent, for the events read from ``requests``, stored through ``append``.
 
     ``publish_policy`` is Publish's: each event is authorised as that call would be. Raises what
     reading the requests raised (INVALID_ARGUMENT for an undecodable message), what the recheck of
     a long-lived caller raised (a revoked token), or the database's failure; events not yet
-    acknowledged then may or may not be stored.
+    acknowledged then may or may not be stored. When ``draining`` is set (the replica shuts down),
+    the call stops reading, stores and acks what it read, and ends UNAVAILABLE.
     """
     window = _Window()
     reader = asyncio.create_task(_read(requests, access, publish_policy, window))
+    watcher = asyncio.create_task(_stop_reading_on(draining, reader, window)) if draining is not None else None
     try:
         while True:
             while not window.items and not window.ended:
@@ -114,8 +117,20 @@ async def publish_stream(
             for ack in await _store(batch, append):
                 yield ack
     finally:
+        for task in (reader, watcher):
+            if task is not None:
+                task.cancel()
+        await asyncio.gather(*(t for t in (reader, watcher) if t is not None), return_exceptions=True)
+
+
+async def _stop_reading_on(draining: asyncio.Event, reader: asyncio.Task, window: _Window) -> None:
+    await draining.wait()
+    if not reader.done():
+        window.failure = Unavailable(
+            "this replica is shutting down; events not acknowledged were not stored: send them again (any replica)",
+            reason="REPLICA_DRAINING",
+        )
         reader.cancel()
-        await asyncio.gather(reader, return_exceptions=True)
 
 
 async def _read(requests: AsyncIterable[pb.PublishStreamRequest], access: Access, publish_policy: Policy, window: _Window) -> None:
@@ -127,7 +142,7 @@ async def _read(requests: AsyncIterable[pb.PublishStreamRequest], access: Access
                 await window.changed.wait()
             window.put(await _check(request, access, publish_policy, memberships))
     except Exception as exc:  # noqa: BLE001 - handed to the writer, which ends the call with it
-        window.failure = exc
+        window.failure = window.failure or exc
     finally:
         window.ended = True
         window.changed.set()
