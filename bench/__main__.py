@@ -11,7 +11,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import memory, proxy_latency, question_claims, reaper_sweep, runs_throughput, slack_clicks, startup, streams_latency
+from bench import memory, proxy_latency, publish_stream, question_claims, reaper_sweep, runs_throughput, slack_clicks, startup, streams_latency
 from bench.common import RESULTS, Row, render
 from switchboard.shared.embedded_pg import EPHEMERAL_SETTINGS, EmbeddedPostgres
 from switchboard.shared.logs import configure_logging
@@ -21,6 +21,7 @@ BENCHMARKS = {
     "runs": runs_throughput.bench,
     "reaper": reaper_sweep.bench,
     "streams": streams_latency.bench,
+    "publish": publish_stream.bench,
     "clicks": slack_clicks.bench,
     "claims": question_claims.bench,
     "proxy": proxy_latency.bench,
