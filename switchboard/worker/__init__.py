@@ -1,7 +1,13 @@
-"""The worker library: what a worker process needs, importable without the server's dependencies
-(grpcio, protobuf and httpx only)."""
+"""The Switchboard worker library: a worker process's session with the runs service, and the
+tools its handlers use (publishing to its agent's stream, the secret proxy, subscriptions).
+
+Needs only grpcio, protobuf and httpx: nothing of the server's dependencies.
+"""
+
+from __future__ import annotations
 
 from switchboard.worker.context import RunContext, WorkerTools
 from switchboard.worker.publisher import PublishInterrupted, PublishRefused
+from switchboard.worker.session import Retryable, Worker, WorkerStopped
 
-__all__ = ["PublishInterrupted", "PublishRefused", "RunContext", "WorkerTools"]
+__all__ = ["PublishInterrupted", "PublishRefused", "Retryable", "RunContext", "Worker", "WorkerStopped", "WorkerTools"]

@@ -43,6 +43,8 @@ class Runs:
     settings: Settings
     registry: CollectorRegistry
     channel: grpc.aio.Channel | None = None
+    parts: runs_app.RunsParts | None = None
+    port: int = 0
 
     def reaper(self, **overrides: float) -> Reaper:
         """A reaper as another replica would run it (its own loop, same database)."""
@@ -77,12 +79,13 @@ async def running_runs(database_url: str, *, start_reaper: bool = False, **overr
     )
     pool = await create_pool(settings, "runs", application_name="tests-runs")
     registry = CollectorRegistry()
-    app = await runs_app.create(settings, pool, registry=registry)
-    async with serving(app, pool, Authenticator(INTERNAL_TOKEN, verifier())) as (_, channel):
+    parts = await runs_app.assemble(settings, pool, registry=registry)
+    app = parts.app
+    async with serving(app, pool, Authenticator(INTERNAL_TOKEN, verifier())) as (port, channel):
         if start_reaper:
             for start in app.on_start:
                 start()
-        yield Runs(run_service_pb2_grpc.RunServiceStub(channel), pool, settings, registry, channel)
+        yield Runs(run_service_pb2_grpc.RunServiceStub(channel), pool, settings, registry, channel, parts, port)
 
 
 @pytest.fixture

@@ -36,6 +36,8 @@ async def serving(
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
             yield port, channel
     finally:
+        for drain in app.on_drain:  # as a process of the service drains before it stops
+            drain()
         await server.stop()
         for stop in app.on_stop:
             await stop()

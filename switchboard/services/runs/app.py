@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import asyncpg
 from prometheus_client import CollectorRegistry
 
 from switchboard.services.runs.metrics import RunMetrics
+from switchboard.services.runs.outcomes import OutcomeFlusher
 from switchboard.services.runs.reaper import Reaper
 from switchboard.services.runs.server import RunService
+from switchboard.services.runs.sessions import SessionHub
 from switchboard.shared.config import Settings
 from switchboard.shared.grpc.server import Registration, ServiceApp
 from switchboard.runs.v1 import run_service_pb2, run_service_pb2_grpc
@@ -16,8 +20,30 @@ SCHEMA = "runs"
 """The PostgreSQL schema this service owns (and the folder of its migrations)."""
 
 
+def session_heartbeat_seconds(stale_after_seconds: float) -> float:
+    """How often sessions heartbeat their runs: a quarter of the reaper's threshold (so that three
+    beats may be lost before a live worker's run is reaped), at most every 15 s."""
+    return min(stale_after_seconds / 4, 15.0)
+
+
+@dataclass(frozen=True)
+class RunsParts:
+    """The service as served, and the parts of it tests and benchmarks look into."""
+
+    app: ServiceApp
+    sessions: SessionHub
+    flusher: OutcomeFlusher
+    reaper: Reaper
+
+
 async def create(settings: Settings, pool: asyncpg.Pool, *, registry: CollectorRegistry | None = None) -> ServiceApp:
-    """The runs service, and its reaper loop (started once the server serves)."""
+    """The runs service, its reaper loop and its worker sessions' shared loops (started once the
+    server serves; sessions are told to go elsewhere when it drains)."""
+    return (await assemble(settings, pool, registry=registry)).app
+
+
+async def assemble(settings: Settings, pool: asyncpg.Pool, *, registry: CollectorRegistry | None = None) -> RunsParts:
+    """``create``, keeping hold of the parts."""
     metrics = RunMetrics(registry or CollectorRegistry())
     reaper = Reaper(
         pool,
@@ -26,14 +52,24 @@ async def create(settings: Settings, pool: asyncpg.Pool, *, registry: CollectorR
         batch_size=settings.runs_reaper_batch_size,
         metrics=metrics,
     )
-    servicer = RunService(pool, reaper, metrics)
-    return ServiceApp(
+    flusher = OutcomeFlusher(pool, metrics)
+    sessions = SessionHub(
+        pool,
+        settings.database_url or "",
+        flusher,
+        metrics,
+        heartbeat_seconds=session_heartbeat_seconds(settings.runs_reaper_stale_after_seconds),
+    )
+    servicer = RunService(pool, reaper, metrics, sessions)
+    app = ServiceApp(
         registrations=[
             Registration(
                 run_service_pb2.DESCRIPTOR.services_by_name["RunService"].full_name,
                 lambda server: run_service_pb2_grpc.add_RunServiceServicer_to_server(servicer, server),
             )
         ],
-        on_start=[reaper.start],
-        on_stop=[reaper.stop],
+        on_start=[reaper.start, sessions.start],
+        on_drain=[sessions.drain],
+        on_stop=[reaper.stop, sessions.stop],
     )
+    return RunsParts(app, sessions, flusher, reaper)

@@ -27,6 +27,17 @@ class RunMetrics:
             registry=registry,
         )
         self.reaped = Counter("switchboard_runs_reaped", "Runs the reaper timed out (on this replica).", registry=registry)
+        self.outcome_flushes = Counter(
+            "switchboard_runs_outcome_flushes",
+            "Statements that recorded worker sessions' outcomes (on this replica): each covers a batch.",
+            registry=registry,
+        )
+        self.outcomes = Counter(
+            "switchboard_runs_session_outcomes",
+            "Outcomes (complete, fail, release) worker sessions reported (on this replica), by kind.",
+            ["kind"],
+            registry=registry,
+        )
         self.sweeps = Counter(
             "switchboard_runs_reaper_sweeps", "Reaper sweeps, by whether this replica held the lock.", ["acquired"], registry=registry
         )

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import uuid
 import time
+import uuid
+from collections.abc import AsyncIterator
 from datetime import datetime
 
 import asyncpg
@@ -12,8 +13,9 @@ import grpc
 from switchboard.services.runs import domain, lifecycle, store
 from switchboard.services.runs.metrics import RunMetrics
 from switchboard.services.runs.reaper import Reaper
+from switchboard.services.runs.serialize import run_message
+from switchboard.services.runs.sessions import SessionHub, parse_open
 from switchboard.shared.authz import Role, Target, current_access, policy
-from switchboard.shared.messages import timestamp
 from switchboard.shared.errors import NotFound
 from switchboard.shared.pagination import decode_page_token, page_of
 from switchboard.shared.validation import Violations
@@ -21,32 +23,6 @@ from switchboard.runs.v1 import run_service_pb2 as pb
 from switchboard.runs.v1 import run_service_pb2_grpc
 
 Context = grpc.aio.ServicerContext
-
-
-def run_message(row: store.Record) -> pb.Run:
-    return pb.Run(
-        id=str(row["id"]),
-        organization_id=str(row["organization_id"]),
-        lane=domain.LANE_TO_PROTO[row["lane"]],
-        subject_id=row["subject_id"],
-        payload_json=row["payload_json"],
-        priority=row["priority"],
-        status=domain.STATUS_TO_PROTO[row["status"]],
-        attempt=row["attempt"],
-        max_attempts=row["max_attempts"],
-        idempotency_key=row["idempotency_key"] or "",
-        run_after=timestamp(row["run_after"]),
-        claimed_by=row["claimed_by"] or "",
-        claimed_at=timestamp(row["claimed_at"]),
-        last_heartbeat_at=timestamp(row["last_heartbeat_at"]),
-        cancel_requested=row["cancel_requested"],
-        result_json=row["result_json"] or "",
-        error_message=row["error_message"] or "",
-        created_at=timestamp(row["created_at"]),
-        updated_at=timestamp(row["updated_at"]),
-        finished_at=timestamp(row["finished_at"]),
-        agent_id=str(row["agent_id"]) if row["agent_id"] else "",
-    )
 
 
 def _scope() -> store.Scope:
@@ -71,10 +47,11 @@ def _fencing(v: Violations, request: pb.HeartbeatRequest | pb.CompleteRunRequest
 class RunService(run_service_pb2_grpc.RunServiceServicer):
     """switchboard.runs.v1.RunService."""
 
-    def __init__(self, pool: asyncpg.Pool, reaper: Reaper, metrics: RunMetrics):
+    def __init__(self, pool: asyncpg.Pool, reaper: Reaper, metrics: RunMetrics, sessions: SessionHub):
         self._pool = pool
         self._reaper = reaper
         self._metrics = metrics
+        self._sessions = sessions
 
     async def organization_of_run(self, run_id: str) -> str | None:
         return await store.run_organization(self._pool, run_id)
@@ -231,3 +208,12 @@ class RunService(run_service_pb2_grpc.RunServiceServicer):
     async def ReapStaleRuns(self, request: pb.ReapStaleRunsRequest, context: Context) -> pb.ReapStaleRunsResponse:
         sweep = await self._reaper.run_once()
         return pb.ReapStaleRunsResponse(acquired=sweep.acquired, reaped=sweep.reaped, retries_created=sweep.retries_created)
+
+    @policy(worker="agent")
+    async def WorkSession(self, requests: AsyncIterator[pb.WorkSessionRequest], context: Context) -> AsyncIterator[pb.WorkSessionResponse]:
+        first = await anext(aiter(requests), None)
+        if first is None:
+            return  # the worker left before opening
+        opening = parse_open(first)
+        async for response in self._sessions.serve(opening, requests, _scope(), current_access().recheck):
+            yield response

@@ -26,6 +26,31 @@ _FENCED = (
 )
 
 
+# NOTIFY channels: a run was enqueued (payload: its agent, or '' for a run without one), and the
+# cancellation of a running run was requested (payload: "<run id> <attempt>"). Wake-ups only: a
+# missed one is made up for by the sessions' poll and heartbeat.
+ENQUEUED_CHANNEL = "runs_enqueued"
+CANCELLED_CHANNEL = "runs_cancelled"
+
+# The enqueuing organisation's next turn (a CTE named clock; $2 is the organisation): one past its
+# last turn, and never before the turn being served now: the head of the claim order, or when
+# nothing is pending, the latest turn any organisation took (so that an organisation idle while
+# the others were served banks no credit, even across an empty queue).
+_NEXT_TURN = """now_serving AS (
+               SELECT coalesce(
+                   (SELECT turn FROM runs WHERE status = 'pending'
+                    ORDER BY (lane = 'auth') DESC, priority DESC, turn, created_at, id LIMIT 1),
+                   (SELECT max(last_turn) FROM organization_turns),
+                   0) AS turn
+           ),
+           clock AS (
+               INSERT INTO organization_turns AS t (organization_id, last_turn)
+               VALUES ($2, (SELECT turn FROM now_serving))
+               ON CONFLICT (organization_id) DO UPDATE SET last_turn = greatest(t.last_turn + 1, EXCLUDED.last_turn)
+               RETURNING last_turn
+           )"""
+
+
 @dataclass(frozen=True)
 class Scope:
     """Whose runs a call may touch: an organisation (None: any) and, for a worker, its agent."""
@@ -47,14 +72,17 @@ async def run_insert(
     max_attempts: int,
     agent_id: str | None = None,
 ) -> Record | None:
-    """Insert a pending run; None when an active run already holds the subject's sync slot or the
-    idempotency key (the partial unique indexes decide, after any concurrent insert commits)."""
+    """Insert a pending run at its organisation's next turn, and wake idle sessions (NOTIFY, with
+    the run's agent or '' as payload); None when an active run already holds the subject's sync
+    slot or the idempotency key (the partial unique indexes decide, after any concurrent insert
+    commits)."""
     return await conn.fetchrow(
-        """INSERT INTO runs (id, organization_id, lane, subject_id, payload_json, priority, run_after,
-                             idempotency_key, max_attempts, agent_id)
-           VALUES ($1, $2, $3, $4, $5, $6, coalesce($7, now()), $8, $9, $10)
+        f"""WITH {_NEXT_TURN}
+           INSERT INTO runs (id, organization_id, lane, subject_id, payload_json, priority, run_after,
+                             idempotency_key, max_attempts, agent_id, turn)
+           VALUES ($1, $2, $3, $4, $5, $6, coalesce($7, now()), $8, $9, $10, (SELECT last_turn FROM clock))
            ON CONFLICT DO NOTHING
-           RETURNING *""",
+           RETURNING *, pg_notify('{ENQUEUED_CHANNEL}', coalesce($10::text, ''))""",
         str(uuid.uuid4()),
         organization_id,
         lane,
@@ -86,28 +114,43 @@ async def run_get_active_match(
     )
 
 
-async def run_claim(conn: Connection, worker_id: str, lanes: list[str], scope: Scope) -> Record | None:
-    """Claim the next runnable run: auth lane first, then priority, then age. Locked rows are
-    skipped, so concurrent claimers never wait for each other nor take the same run."""
-    return await conn.fetchrow(
-        """WITH next AS (
+# The claim order: LANE_AUTH first, then priority, then the fair turn (see the migration
+# 0004_fair_turns_and_handbacks.sql), then age. Both claim statements follow it on their index.
+CLAIM_ORDER = "(lane = 'auth') DESC, priority DESC, turn, created_at, id"
+
+# $1 worker, $2 lanes, $3 how many; the agent variant adds $4 organisation and $5 agent. Two
+# statements rather than one with "$5 IS NULL OR …", so that each is planned on its own index.
+_CLAIM = """WITH next AS (
                SELECT id FROM runs
-               WHERE status = 'pending' AND run_after <= now() AND lane = ANY($2::text[])
-                 AND ($3::uuid IS NULL OR organization_id = $3) AND ($4::uuid IS NULL OR agent_id = $4)
-               ORDER BY (lane = 'auth') DESC, priority DESC, created_at, id
-               LIMIT 1
+               WHERE status = 'pending' AND run_after <= now() AND lane = ANY($2::text[]) {scope}
+               ORDER BY {order}
+               LIMIT $3
                FOR UPDATE SKIP LOCKED
            )
            UPDATE runs AS r
            SET status = 'running', claimed_by = $1, attempt = r.attempt + 1, claimed_at = now(),
                last_heartbeat_at = now(), heartbeats = 0, cancel_requested = false, updated_at = now()
            FROM next WHERE r.id = next.id
-           RETURNING r.*""",
-        worker_id,
-        lanes,
-        scope.organization_id,
-        scope.agent_id,
-    )
+           RETURNING r.*"""
+CLAIM_ANY_SQL = _CLAIM.format(scope="", order=CLAIM_ORDER)
+CLAIM_AGENT_SQL = _CLAIM.format(scope="AND agent_id = $5 AND organization_id = $4", order=CLAIM_ORDER)
+
+
+async def run_claim_many(conn: Connection, worker_id: str, lanes: list[str], scope: Scope, limit: int) -> list[Record]:
+    """Claim up to ``limit`` runnable runs in the claim order, in one statement. Locked rows are
+    skipped, so concurrent claimers never wait for each other nor take the same run. A worker's
+    claim (a scope with an agent) sees only its agent's runs; an operator's sees every run."""
+    if scope.agent_id is None and scope.organization_id is None:
+        return await conn.fetch(CLAIM_ANY_SQL, worker_id, lanes, limit)
+    if scope.agent_id is None:  # no caller is scoped to an organisation without an agent
+        raise ValueError("a scoped claim needs the worker's agent")
+    return await conn.fetch(CLAIM_AGENT_SQL, worker_id, lanes, limit, scope.organization_id, scope.agent_id)
+
+
+async def run_claim(conn: Connection, worker_id: str, lanes: list[str], scope: Scope) -> Record | None:
+    """Claim the next runnable run (see run_claim_many), or None."""
+    rows = await run_claim_many(conn, worker_id, lanes, scope, 1)
+    return rows[0] if rows else None
 
 
 async def run_heartbeat(conn: Connection, run_id: str, worker_id: str, attempt: int, scope: Scope) -> bool | None:
@@ -150,20 +193,20 @@ async def run_fail(
     backoff_max_seconds: float,
 ) -> Record | None:
     """End the current claim with an error: cancelled when cancellation was requested, back to
-    pending after an exponential backoff with jitter while attempts remain and the error is
-    retryable, failed for good otherwise."""
+    pending after an exponential backoff with jitter while attempts remain (hand-backs do not
+    count) and the error is retryable, failed for good otherwise."""
     # One statement whose WHERE is the fence: the CASEs read the row as it is when the fence holds.
     return await conn.fetchrow(
         f"""UPDATE runs
             SET status = CASE WHEN cancel_requested THEN 'cancelled'
-                              WHEN $7 AND attempt < max_attempts THEN 'pending'
+                              WHEN $7 AND attempt - handbacks < max_attempts THEN 'pending'
                               ELSE 'failed' END,
                 error_message = $6,
                 -- "equal jitter": half the backoff fixed, half random, so retries spread out.
-                run_after = CASE WHEN NOT cancel_requested AND $7 AND attempt < max_attempts
-                                 THEN now() + make_interval(secs => least($8 * power(2, attempt - 1), $9) * (0.5 + random() / 2))
+                run_after = CASE WHEN NOT cancel_requested AND $7 AND attempt - handbacks < max_attempts
+                                 THEN now() + make_interval(secs => least($8 * power(2, attempt - handbacks - 1), $9) * (0.5 + random() / 2))
                                  ELSE run_after END,
-                finished_at = CASE WHEN NOT cancel_requested AND $7 AND attempt < max_attempts THEN NULL ELSE now() END,
+                finished_at = CASE WHEN NOT cancel_requested AND $7 AND attempt - handbacks < max_attempts THEN NULL ELSE now() END,
                 updated_at = now()
             WHERE {_FENCED}
             RETURNING *""",
@@ -180,16 +223,17 @@ async def run_fail(
 
 
 async def run_cancel(conn: Connection, run_id: str, scope: Scope) -> Record | None:
-    """Pending → cancelled at once; running → cancel_requested. None when the run is not active."""
+    """Pending → cancelled at once; running → cancel_requested, and the session holding it is
+    told (NOTIFY). None when the run is not active."""
     return await conn.fetchrow(
-        """UPDATE runs
+        f"""UPDATE runs
            SET status = CASE WHEN status = 'pending' THEN 'cancelled' ELSE status END,
                cancel_requested = (status = 'running'),
                finished_at = CASE WHEN status = 'pending' THEN now() ELSE finished_at END,
                updated_at = now()
            WHERE id = $1 AND status IN ('pending', 'running')
              AND ($2::uuid IS NULL OR organization_id = $2) AND ($3::uuid IS NULL OR agent_id = $3)
-           RETURNING *""",
+           RETURNING *, CASE WHEN status = 'running' THEN pg_notify('{CANCELLED_CHANNEL}', id::text || ' ' || attempt) END""",
         run_id,
         scope.organization_id,
         scope.agent_id,
@@ -269,18 +313,18 @@ REAP_STALE_SQL = """WITH stale_workers AS (
                SET status = 'timeout', error_message = 'worker_heartbeat_lost', finished_at = now(), updated_at = now()
                FROM stale WHERE r.id = stale.id AND r.status = 'running'
                RETURNING r.organization_id, r.agent_id, r.lane, r.subject_id, r.payload_json, r.priority, r.attempt,
-                         r.max_attempts, r.cancel_requested
+                         r.max_attempts, r.cancel_requested, r.handbacks, r.turn
            ),
            retries AS (
                -- The retry carries the attempt count on (the next claim makes it attempt + 1), so a
                -- subject whose workers keep dying stops at max_attempts; a cancelled run is not
                -- retried; the backoff grows as for a retryable failure.
                INSERT INTO runs (id, organization_id, agent_id, lane, subject_id, payload_json, priority, attempt, max_attempts,
-                                 run_after, error_message)
+                                 run_after, error_message, handbacks, turn)
                SELECT gen_random_uuid(), organization_id, agent_id, lane, subject_id, payload_json, priority, attempt, max_attempts,
-                      now() + make_interval(secs => least($5 * power(2, attempt - 1), $6) * (0.5 + random() / 2)),
-                      'worker_heartbeat_lost'
-               FROM reaped WHERE lane = 'sync' AND NOT cancel_requested AND attempt < max_attempts
+                      now() + make_interval(secs => least($5 * power(2, attempt - handbacks - 1), $6) * (0.5 + random() / 2)),
+                      'worker_heartbeat_lost', handbacks, turn
+               FROM reaped WHERE lane = 'sync' AND NOT cancel_requested AND attempt - handbacks < max_attempts
                ON CONFLICT DO NOTHING
                RETURNING 1
            )
@@ -322,4 +366,122 @@ async def run_count_active(conn: Connection) -> list[Record]:
     """Active runs by lane and status (served by the partial indexes: cost follows active runs)."""
     return await conn.fetch(
         "SELECT lane, status, count(*) AS n FROM runs WHERE status IN ('pending', 'running') GROUP BY lane, status"
+    )
+
+
+# -- worker sessions: statements over many runs at once (switchboard/services/runs/sessions.py) ----
+
+
+# Every outcome of a flush, across sessions, in one statement. Each row of the unnest is one
+# outcome, fenced exactly as the unary calls (run, attempt, claimed_by, running) and scoped by its
+# own session's organisation and agent (NULL for operators). A complete sets 'completed'; a fail
+# as FailRun does; a release puts the run back to pending at once, keeping its attempt (the
+# fencing token only grows) and counting a hand-back so that max_attempts is unaffected; on a run
+# whose cancellation was requested, a fail or a release ends it as 'cancelled'. A release wakes
+# idle sessions (NOTIFY), like an enqueue.
+FINISH_MANY_SQL = f"""UPDATE runs AS r
+           SET status = CASE WHEN o.kind = 'complete' THEN 'completed'
+                             WHEN r.cancel_requested THEN 'cancelled'
+                             WHEN o.kind = 'release' THEN 'pending'
+                             WHEN o.retryable AND r.attempt - r.handbacks < r.max_attempts THEN 'pending'
+                             ELSE 'failed' END,
+               result_json = CASE WHEN o.kind = 'complete' THEN o.result ELSE r.result_json END,
+               error_message = CASE WHEN o.kind = 'fail' THEN o.error ELSE r.error_message END,
+               handbacks = r.handbacks + (o.kind = 'release' AND NOT r.cancel_requested)::int,
+               run_after = CASE WHEN o.kind = 'release' AND NOT r.cancel_requested THEN now()
+                                WHEN o.kind = 'fail' AND NOT r.cancel_requested AND o.retryable
+                                     AND r.attempt - r.handbacks < r.max_attempts
+                                -- "equal jitter", as FailRun
+                                THEN now() + make_interval(secs => least($10 * power(2, r.attempt - r.handbacks - 1), $11)
+                                                                   * (0.5 + random() / 2))
+                                ELSE r.run_after END,
+               finished_at = CASE WHEN NOT r.cancel_requested
+                                       AND (o.kind = 'release'
+                                            OR (o.kind = 'fail' AND o.retryable AND r.attempt - r.handbacks < r.max_attempts))
+                                  THEN NULL ELSE now() END,
+               updated_at = now()
+           FROM unnest($1::text[], $2::uuid[], $3::int[], $4::text[], $5::uuid[], $6::uuid[], $7::text[], $8::text[], $9::bool[])
+                AS o(kind, id, attempt, worker, org, agent, result, error, retryable)
+           WHERE r.id = o.id AND r.attempt = o.attempt AND r.claimed_by = o.worker AND r.status = 'running'
+             AND (o.org IS NULL OR r.organization_id = o.org) AND (o.agent IS NULL OR r.agent_id = o.agent)
+           RETURNING r.id, r.attempt, r.status, r.lane,
+                     CASE WHEN o.kind = 'release' THEN pg_notify('{ENQUEUED_CHANNEL}', coalesce(r.agent_id::text, '')) END"""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One worker's report on one run: kind 'complete', 'fail' or 'release', fenced by (run_id,
+    attempt, worker_id) and scoped by the reporting session's organisation and agent."""
+
+    kind: str
+    run_id: str
+    attempt: int
+    worker_id: str
+    scope: Scope
+    result_json: str | None = None
+    error_message: str | None = None
+    retryable: bool = False
+
+
+async def run_finish_many(
+    conn: Connection, outcomes: list[Outcome], backoff_base_seconds: float, backoff_max_seconds: float
+) -> list[Record]:
+    """Apply the outcomes in one statement (at most one per run: the caller deduplicates); the
+    rows that changed (id, attempt, new status, lane). An outcome whose fence did not hold changed
+    nothing and is not among them."""
+    return await conn.fetch(
+        FINISH_MANY_SQL,
+        [o.kind for o in outcomes],
+        [o.run_id for o in outcomes],
+        [o.attempt for o in outcomes],
+        [o.worker_id for o in outcomes],
+        [o.scope.organization_id for o in outcomes],
+        [o.scope.agent_id for o in outcomes],
+        [o.result_json for o in outcomes],
+        [o.error_message for o in outcomes],
+        [o.retryable for o in outcomes],
+        backoff_base_seconds,
+        backoff_max_seconds,
+    )
+
+
+async def run_get_many(conn: Connection, run_ids: list[str], scopes: list[Scope]) -> list[Record]:
+    """The current (id, status, attempt, claimed_by) of the runs, each within its own scope: why
+    outcomes changed nothing (a repeat, fenced out, or not found)."""
+    return await conn.fetch(
+        """SELECT r.id, r.status, r.attempt, r.claimed_by
+           FROM unnest($1::uuid[], $2::uuid[], $3::uuid[]) AS s(id, org, agent)
+           JOIN runs AS r ON r.id = s.id
+            AND (s.org IS NULL OR r.organization_id = s.org) AND (s.agent IS NULL OR r.agent_id = s.agent)""",
+        run_ids,
+        [s.organization_id for s in scopes],
+        [s.agent_id for s in scopes],
+    )
+
+
+@dataclass(frozen=True)
+class HeldRun:
+    """A run a session holds: its fencing triple and the session's scope."""
+
+    run_id: str
+    attempt: int
+    worker_id: str
+    scope: Scope
+
+
+async def run_heartbeat_many(conn: Connection, held: list[HeldRun]) -> list[Record]:
+    """Heartbeat every run held, in one statement, each fenced and scoped as Heartbeat is; the runs
+    still held (id, attempt, cancel_requested). Runs missing from the answer are no longer their
+    worker's (reaped, or finished)."""
+    return await conn.fetch(
+        """UPDATE runs AS r SET last_heartbeat_at = now(), heartbeats = r.heartbeats + 1, updated_at = now()
+           FROM unnest($1::uuid[], $2::int[], $3::text[], $4::uuid[], $5::uuid[]) AS h(id, attempt, worker, org, agent)
+           WHERE r.id = h.id AND r.attempt = h.attempt AND r.claimed_by = h.worker AND r.status = 'running'
+             AND (h.org IS NULL OR r.organization_id = h.org) AND (h.agent IS NULL OR r.agent_id = h.agent)
+           RETURNING r.id, r.attempt, r.cancel_requested""",
+        [h.run_id for h in held],
+        [h.attempt for h in held],
+        [h.worker_id for h in held],
+        [h.scope.organization_id for h in held],
+        [h.scope.agent_id for h in held],
     )
