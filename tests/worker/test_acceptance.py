@@ -43,8 +43,8 @@ async def stack(tmp_path_factory, postgres_dsn) -> AsyncIterator[Stack]:
             replicas=2,
             extra_env={
                 "DATABASE_URL": dsn,
-                "SWITCHBOARD_RUNS_REAPER_STALE_AFTER_SECONDS": str(STALE_AFTER_SECONDS),
-                "SWITCHBOARD_RUNS_REAPER_INTERVAL_SECONDS": "0.5",
+                "RUNS_REAPER_STALE_AFTER_SECONDS": str(STALE_AFTER_SECONDS),
+                "RUNS_REAPER_INTERVAL_SECONDS": "0.5",
             },
         )
         stack.dsn = dsn  # type: ignore[attr-defined]
