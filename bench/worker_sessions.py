@@ -45,7 +45,7 @@ async def _fill(pool: asyncpg.Pool, jobs: int) -> None:
     await pool.execute("ANALYZE runs.runs")
 
 
-async def _library_drain(target: str, pool: asyncpg.Pool, workers: int, cpu: _Cpu | None = None) -> float:
+async def _library_drain(target: str, pool: asyncpg.Pool, workers: int, cpu=None) -> float:
     """``workers`` Workers in this process work through JOBS runs; seconds until every completion
     is acknowledged (committed) and every worker has returned."""
     await _fill(pool, JOBS)
@@ -151,21 +151,24 @@ async def _pgqueuer_latency(dsn: str) -> list[float]:
 
 
 class _Cpu:
-    """User+system CPU seconds of named processes over a window."""
+    """User+system CPU seconds of named groups of processes over a window. A group is a process
+    and its descendants; the time of descendants that ended meanwhile (PostgreSQL's backends of
+    closed connections) is counted through the parent's reaped-children times."""
 
-    def __init__(self, processes: dict[str, list[psutil.Process]]):
-        self._processes = processes
+    def __init__(self, roots: dict[str, psutil.Process]):
+        self._roots = roots
         self._before: dict[str, float] = {}
         self.used: dict[str, float] = {}
 
     def _now(self) -> dict[str, float]:
         totals = {}
-        for name, processes in self._processes.items():
-            total = 0.0
-            for process in processes:
+        for name, root in self._roots.items():
+            times = root.cpu_times()
+            total = times.user + times.system + times.children_user + times.children_system
+            for child in root.children(recursive=True):
                 with contextlib.suppress(psutil.Error):
-                    times = process.cpu_times()
-                    total += times.user + times.system
+                    child_times = child.cpu_times()
+                    total += child_times.user + child_times.system
             totals[name] = total
         return totals
 
@@ -177,14 +180,39 @@ class _Cpu:
         self.used = {name: after[name] - self._before[name] for name in after}
 
 
-def _postgres_processes(admin_dsn: str) -> list[psutil.Process]:
-    """The benchmark's own PostgreSQL (the postmaster on its socket directory, and its backends)."""
+def _postmaster(admin_dsn: str) -> psutil.Process:
+    """The benchmark's own PostgreSQL: the postmaster serving on its socket directory."""
     socket_dir = parse_qs(urlparse(admin_dsn).query).get("host", [""])[0]
     for process in psutil.process_iter(["cmdline"]):
         cmdline = " ".join(process.info["cmdline"] or [])
-        if "postgres" in cmdline and socket_dir and socket_dir in cmdline and "-D" in cmdline:
-            return [process, *process.children(recursive=True)]
-    return []
+        if socket_dir and socket_dir in cmdline and "-D" in cmdline:
+            return process
+    raise RuntimeError(f"no postmaster found for {socket_dir}")
+
+
+class _OwnCpu:
+    """This process's own CPU seconds (its threads; not its children) over a window."""
+
+    used = 0.0
+
+    def start(self) -> None:
+        self._before = sum(psutil.Process().cpu_times()[:2])
+
+    def stop(self) -> None:
+        self.used = sum(psutil.Process().cpu_times()[:2]) - self._before
+
+
+class _Both:
+    def __init__(self, *meters):
+        self._meters = meters
+
+    def start(self) -> None:
+        for meter in self._meters:
+            meter.start()
+
+    def stop(self) -> None:
+        for meter in self._meters:
+            meter.stop()
 
 
 async def bench(admin_dsn: str, repetitions: int) -> tuple[list[Row], list[str]]:
@@ -253,14 +281,19 @@ async def bench(admin_dsn: str, repetitions: int) -> tuple[list[Row], list[str]]
             )
 
         # CPU per run, 4 workers.
-        runs_process = [psutil.Process(processes[-1].pid)]
-        cpu = _Cpu({"runs service": runs_process, "worker process": [psutil.Process()], "PostgreSQL": _postgres_processes(admin_dsn)})
-        await _library_drain(target, pool, 4, cpu)
-        ours_cpu = dict(cpu.used)
+        postmaster = _postmaster(admin_dsn)
+        # (The benchmark process's own group would hold the services it started: count it alone.)
+        runs_process = psutil.Process(processes[-1].pid)
+        cpu = _Cpu({"runs service": runs_process, "PostgreSQL": postmaster})
+        own = _OwnCpu()
+        await _library_drain(target, pool, 4, _Both(cpu, own))
+        ours_cpu = {**cpu.used, "worker process": own.used}
         if peers:
             peer, overrides, _ = peers[0]
-            peer_cpu = _Cpu({"worker process": [psutil.Process()], "PostgreSQL": _postgres_processes(admin_dsn)})
-            await peer_once(peer, overrides, 4, peer_cpu)()
+            peer_cpu = _Cpu({"PostgreSQL": postmaster})
+            peer_own = _OwnCpu()
+            await peer_once(peer, overrides, 4, _Both(peer_cpu, peer_own))()
+            peer_cpu.used["worker process"] = peer_own.used
             for name in ("worker process", "PostgreSQL", "total"):
                 mine = sum(ours_cpu.values()) if name == "total" else ours_cpu[name]
                 theirs = sum(peer_cpu.used.values()) if name == "total" else peer_cpu.used[name]

@@ -46,10 +46,13 @@ class RunContext:
     """The run's attempt number (1 the first time): the fencing token of its completion."""
     payload: Any
     """The run's payload, parsed from JSON (None when it had none)."""
-    http: httpx.AsyncClient
-    """An HTTP client pointed at the secret proxy: ``await ctx.http.post("openai/v1/chat/completions",
-    json=…)`` goes to the upstream named ``openai`` with placeholders swapped for secrets."""
     _tools: WorkerTools = field(repr=False)
+
+    @property
+    def http(self) -> httpx.AsyncClient:
+        """An HTTP client pointed at the secret proxy: ``await ctx.http.post("openai/v1/chat/completions",
+        json=…)`` goes to the upstream named ``openai`` with placeholders swapped for secrets."""
+        return self._tools.http
 
     async def publish(self, type: str, payload: Any, *, stream: str | None = None) -> int:
         """Publish an event (``payload`` is encoded as JSON) and wait until it is stored; its
@@ -80,11 +83,21 @@ class WorkerTools:
     """The tools of one worker process, shared by all its runs. Open with ``await
     WorkerTools.open(...)`` (or ``async with``), close with ``aclose``."""
 
-    def __init__(self, channel: grpc.aio.Channel, token: str, http: httpx.AsyncClient):
+    def __init__(self, channel: grpc.aio.Channel, token: str, proxy_url: str | None = None):
         self._channel = channel
+        self._token = token
+        self._proxy_url = proxy_url
         self._metadata = (("authorization", f"Bearer {token}"),)
         self.publisher = Publisher(channel, self._metadata)
-        self.http = http
+        self._http: httpx.AsyncClient | None = None
+
+    @property
+    def http(self) -> httpx.AsyncClient:
+        """The process's one client of the secret proxy (made on first use: building its TLS
+        context costs tens of milliseconds, which a worker that never calls out need not pay)."""
+        if self._http is None:
+            self._http = proxy_client(self._proxy_url, self._token)
+        return self._http
 
     @classmethod
     async def open(
@@ -104,12 +117,12 @@ class WorkerTools:
             channel = grpc.aio.insecure_channel(target, options=options)
         else:
             channel = grpc.aio.secure_channel(target, credentials, options=options)
-        return cls(channel, token, proxy_client(proxy_url, token))
+        return cls(channel, token, proxy_url)
 
     def context_for(self, run: Any) -> RunContext:
         """The context of one leased run."""
         payload = json.loads(run.payload_json) if run.payload_json else None
-        return RunContext(run=run, attempt=run.attempt, payload=payload, http=self.http, _tools=self)
+        return RunContext(run=run, attempt=run.attempt, payload=payload, _tools=self)
 
     def subscribe(self, organization_id: str, stream: str, after_sequence: int = 0) -> AsyncIterator[events_pb.Event]:
         """A resuming subscription (see ``RunContext.subscribe``)."""
@@ -120,7 +133,8 @@ class WorkerTools:
         try:
             await self.publisher.aclose()
         finally:
-            await self.http.aclose()
+            if self._http is not None:
+                await self._http.aclose()
             await self._channel.close()
 
     async def __aenter__(self) -> WorkerTools:
