@@ -52,6 +52,7 @@ LANES = {
     "watcher": pb.LANE_WATCHER,
 }
 MAX_ERROR_MESSAGE = 4000
+MAX_REPORTS = 500  # outcomes per message at most (the server takes up to 1000)
 RECONNECT_FIRST_SECONDS = 0.05
 RECONNECT_MAX_SECONDS = 5.0
 RESEND_AFTER_SECONDS = 0.5  # an outcome the server could not record (UNAVAILABLE) goes again after
@@ -135,6 +136,7 @@ class Worker:
         self._held: dict[str, _Held] = {}  # run id → its lease and handler
         self._unacked: dict[tuple[str, int], pb.WorkSessionRequest] = {}  # outcomes not yet acknowledged
         self._outbox: asyncio.Queue | None = None  # the live session's messages to send
+        self._reports: pb.SessionReports | None = None  # outcomes of this loop turn, sent together
         self._closing = False  # the live session's side is (being) closed
         self._stopping: asyncio.Event | None = None
         self._gave_up: asyncio.Event | None = None
@@ -256,7 +258,7 @@ class Worker:
             self._outbox, self._closing = outbox, False
             writer = asyncio.create_task(self._write(call, outbox), name="worker-session-writer")
             for message in list(self._unacked.values()):
-                outbox.put_nowait(message)
+                self._report(message)
             watcher = asyncio.create_task(self._watch_stop(outbox), name="worker-session-stop")
             while True:
                 response = await call.read()
@@ -265,7 +267,13 @@ class Worker:
                     # something is still held (then the next session takes it).
                     return True, self._closing and self._settled()
                 kind = response.WhichOneof("message")
-                if kind == "lease":
+                if kind == "leases":
+                    for run in response.leases.runs:
+                        self._leased(run)
+                elif kind == "acks":
+                    for ack in response.acks.acks:
+                        self._acked(ack)
+                elif kind == "lease":
                     self._leased(response.lease.run)
                 elif kind == "ack":
                     self._acked(response.ack)
@@ -277,6 +285,7 @@ class Worker:
         finally:
             if self._outbox is outbox:
                 self._outbox = None
+                self._reports = None  # its outcomes are still unacknowledged: sent again on the next session
             for task in (writer, watcher):
                 if task is not None:
                     task.cancel()
@@ -287,12 +296,13 @@ class Worker:
         held: dict[str, int] = {run_id: held.run.attempt for run_id, held in self._held.items()}
         for run_id, attempt in self._unacked:
             held.setdefault(run_id, attempt)
-        pairs = list(held.items())[: self._concurrency]
+        pairs = list(held.items())[: 2 * self._concurrency]
         return pb.SessionOpen(
             worker_id=self.worker_id,
             lanes=self._lanes,
             capacity=self._concurrency,
             held=[pb.HeldRun(run_id=run_id, attempt=attempt) for run_id, attempt in pairs],
+            batches=True,
         )
 
     def _adopted(self, adopted: set[tuple[str, int]]) -> None:
@@ -320,13 +330,33 @@ class Worker:
     def _maybe_close(self) -> None:
         """Stopping and nothing left to report: close our side; the server then ends the session."""
         if self._stopping is not None and self._stopping.is_set() and self._settled() and self._outbox and not self._closing:
+            self._send_reports(self._outbox)
             self._closing = True
             self._outbox.put_nowait(_CLOSE)
 
     def _send(self, key: tuple[str, int], message: pb.WorkSessionRequest) -> None:
         self._unacked[key] = message
-        if self._outbox is not None and not self._closing:
-            self._outbox.put_nowait(message)
+        self._report(message)
+
+    def _report(self, message: pb.WorkSessionRequest) -> None:
+        """Send an outcome on the live session, together with the others of this loop turn (one
+        `reports` message for all the handlers that finished meanwhile)."""
+        if self._outbox is None or self._closing:
+            return  # sent again when a session opens
+        if self._reports is None:
+            self._reports = pb.SessionReports()
+            asyncio.get_running_loop().call_soon(self._send_reports, self._outbox)
+        kind = message.WhichOneof("message")
+        getattr(self._reports, kind).append(getattr(message, kind))
+        if len(self._reports.complete) + len(self._reports.fail) + len(self._reports.release) >= MAX_REPORTS:
+            self._send_reports(self._outbox)
+
+    def _send_reports(self, outbox: asyncio.Queue) -> None:
+        if outbox is not self._outbox:
+            return  # that session ended; its batch was dropped and is sent again on the next
+        reports, self._reports = self._reports, None
+        if reports is not None and (reports.complete or reports.fail or reports.release):
+            outbox.put_nowait(pb.WorkSessionRequest(reports=reports))
 
     # -- runs ------------------------------------------------------------------------------------
 
@@ -390,8 +420,8 @@ class Worker:
         self._maybe_close()
 
     def _resend(self, key: tuple[str, int], message: pb.WorkSessionRequest) -> None:
-        if self._unacked.get(key) is message and self._outbox is not None and not self._closing:
-            self._outbox.put_nowait(message)
+        if self._unacked.get(key) is message:
+            self._report(message)
 
     async def _shutdown_clock(self) -> None:
         """After stop: handlers may finish until shortly before the grace period ends; then those
