@@ -33,7 +33,7 @@ from switchboard.services.runs import domain, store
 from switchboard.services.runs.metrics import RunMetrics
 from switchboard.services.runs.outcomes import Ack, OutcomeFlusher
 from switchboard.services.runs.serialize import run_message
-from switchboard.shared.errors import FieldViolation, InvalidArgument, Unavailable
+from switchboard.shared.errors import FieldViolation, InvalidArgument, ResourceExhausted, Unavailable
 from switchboard.shared.logs import get_logger
 from switchboard.shared.validation import Violations
 from switchboard.runs.v1 import run_service_pb2 as pb
@@ -47,6 +47,12 @@ OUTCOMES_IN_FLIGHT = 256
 """Outcomes a session may have sent and not yet seen acknowledged, beyond its capacity: past
 that, the server reads no more from the stream until acks go out (HTTP/2 flow control then
 holds the worker back), so a session's memory is bounded whatever the worker sends."""
+MAX_SESSIONS = 2000
+"""Open sessions per replica at most."""
+MAX_SESSIONS_PER_AGENT = 256
+"""Open sessions of one agent's workers per replica at most: one tenant's fleet cannot take the
+replica's sessions from the others (per replica: the cluster-wide bound is the replica count
+times this)."""
 MAX_REPORTS = 1000
 """Outcomes in one `reports` message at most."""
 INVALID_ARGUMENT = 3  # google.rpc.Code values, as acks carry them
@@ -310,6 +316,13 @@ class SessionHub:
         drains."""
         if self._draining:
             raise Unavailable("this replica is shutting down; open the session on another", reason="REPLICA_DRAINING")
+        if len(self._sessions) >= MAX_SESSIONS:
+            raise ResourceExhausted(f"this replica holds {MAX_SESSIONS} sessions; retry, or use another replica", reason="TOO_MANY_SESSIONS")
+        if scope.agent_id is not None and sum(s.scope.agent_id == scope.agent_id for s in self._sessions.values()) >= MAX_SESSIONS_PER_AGENT:
+            raise ResourceExhausted(
+                f"agent {scope.agent_id} holds {MAX_SESSIONS_PER_AGENT} sessions on this replica; retry, or use another replica",
+                reason="TOO_MANY_SESSIONS",
+            )
         self.start()
         session = Session(opening, scope, self._holders)
         self._sessions[session.id] = session
