@@ -14,7 +14,7 @@ from datetime import timedelta
 
 from switchboard.worker import Retryable, Worker
 from switchboard.runs.v1 import run_service_pb2 as pb
-from tests.conftest import REPO_ROOT
+from tests.conftest import INTERNAL_TOKEN, REPO_ROOT
 from tests.runs.conftest import OPERATOR, running_runs
 from tests.runs.sessions_support import StubTools
 from tests.support.worker_keys import ISSUER
@@ -63,8 +63,7 @@ async def test_a_cancel_reaches_the_handler_within_one_second(runs, org):
             cancelled.set()
             raise
 
-    worker = Worker(f"127.0.0.1:{runs.port}", "unused", ["action"], 1, handler, tools=StubTools())
-    worker._metadata = OPERATOR  # an internal worker
+    worker = Worker(f"127.0.0.1:{runs.port}", INTERNAL_TOKEN, ["action"], 1, handler, tools=StubTools())  # an internal worker
     running = asyncio.create_task(worker.run())
     async with asyncio.timeout(5):
         await started.wait()
