@@ -1,7 +1,9 @@
 """The worker's session loop: one RunService.WorkSession stream per worker process.
 
 ``Worker(target, token, lanes, concurrency, handler).run()`` opens a session, and for every run
-the server leases calls ``handler(context)`` in its own task, at most ``concurrency`` at once. The
+the server leases calls ``handler(context)`` in its own task, at most ``concurrency`` at once
+(``prefetch`` more runs are leased ahead and wait for a handler, so that the next runs are already
+here when handlers finish: the round trip to the server and PostgreSQL overlaps the work). The
 handler's return value completes the run (its result, as JSON); ``Retryable`` fails it retryably
 (re-queued while attempts remain); any other exception fails it for good. A cancellation pushed by
 the server (CancelRun) cancels the handler's task, and the run ends as cancelled.
@@ -13,11 +15,11 @@ the unacknowledged outcomes again (the server acknowledges a repeat of what alre
 and applies nothing twice). Handlers keep running across reconnects; a run the new session does
 not adopt (it was reaped meanwhile) has its handler cancelled, since its outcome would be refused.
 
-On SIGTERM (or ``stop()``): no more runs are taken; the handlers may finish until shortly before
-``grace_seconds``; those still running then are cancelled and their runs handed back (pending
-again at once, the hand-back not counting as an attempt); once every outcome is acknowledged the
-session is closed and ``run()`` returns, so that the process exits 0 with nothing left for the
-reaper.
+On SIGTERM (or ``stop()``): no more runs are taken and prefetched runs are handed back at once;
+the handlers may finish until shortly before ``grace_seconds``; those still running then are
+cancelled and their runs handed back (pending again at once, the hand-back not counting as an
+attempt); once every outcome is acknowledged the session is closed and ``run()`` returns, so that
+the process exits 0 with nothing left for the reaper.
 
 This module needs only grpcio and protobuf (and the generated switchboard.runs.v1 code).
 """
@@ -25,6 +27,7 @@ This module needs only grpcio and protobuf (and the generated switchboard.runs.v
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import json
 import logging
@@ -52,6 +55,7 @@ LANES = {
     "watcher": pb.LANE_WATCHER,
 }
 MAX_ERROR_MESSAGE = 4000
+MAX_REPORTS = 500  # outcomes per message at most (the server takes up to 1000)
 RECONNECT_FIRST_SECONDS = 0.05
 RECONNECT_MAX_SECONDS = 5.0
 RESEND_AFTER_SECONDS = 0.5  # an outcome the server could not record (UNAVAILABLE) goes again after
@@ -112,14 +116,18 @@ class Worker:
         grace_seconds: float = 30.0,
         proxy_url: str | None = None,
         tools: Tools | None = None,
+        prefetch: int | None = None,
     ):
         """``target``: a gRPC address of the runs service, a list of them (replicas: reconnects go
         to the next), or a name such as ``dns:///runs:50054``. ``token``: a worker token (or, for
         internal workers, the internal token). ``lanes``: Lane values or names; empty: every lane.
-        ``concurrency``: runs handled at once (1 to 1000). ``tools``: what builds handlers'
-        contexts; by default a WorkerTools opened on ``target`` and ``proxy_url``."""
-        if not 1 <= concurrency <= 1000:
-            raise ValueError("concurrency must be from 1 to 1000")
+        ``concurrency``: runs handled at once. ``prefetch``: runs leased ahead, waiting for a
+        handler (default: as many as ``concurrency``), so that the next runs are already here
+        when handlers finish; they are handed back at once on stop. ``tools``: what builds
+        handlers' contexts; by default a WorkerTools opened on ``target`` and ``proxy_url``."""
+        prefetch = concurrency if prefetch is None else prefetch
+        if concurrency < 1 or prefetch < 0 or concurrency + prefetch > 1000:
+            raise ValueError("concurrency must be 1 or more, prefetch 0 or more, and together at most 1000")
         self._targets = [target] if isinstance(target, str) else list(target)
         if not self._targets:
             raise ValueError("target must name at least one address")
@@ -127,6 +135,9 @@ class Worker:
         self._token = token
         self._lanes = [LANES[lane] if isinstance(lane, str) else int(lane) for lane in lanes]
         self._concurrency = concurrency
+        self._capacity = concurrency + prefetch
+        self._queued: collections.deque[_Held] = collections.deque()  # prefetched runs, not started
+        self._active = 0  # handlers running
         self._handler = handler
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._grace = grace_seconds
@@ -135,6 +146,7 @@ class Worker:
         self._held: dict[str, _Held] = {}  # run id → its lease and handler
         self._unacked: dict[tuple[str, int], pb.WorkSessionRequest] = {}  # outcomes not yet acknowledged
         self._outbox: asyncio.Queue | None = None  # the live session's messages to send
+        self._reports: pb.SessionReports | None = None  # outcomes of this loop turn, sent together
         self._closing = False  # the live session's side is (being) closed
         self._stopping: asyncio.Event | None = None
         self._gave_up: asyncio.Event | None = None
@@ -158,14 +170,7 @@ class Worker:
         self._gave_up = asyncio.Event()
         if self._stop_requested:
             self._stopping.set()
-        loop = asyncio.get_running_loop()
-        installed = []
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            try:
-                loop.add_signal_handler(sig, self.stop)
-                installed.append(sig)
-            except (NotImplementedError, RuntimeError, ValueError):  # not the main thread, or Windows
-                pass
+        installed = _on_signals(self)
         own_tools = self._tools is None
         if own_tools:
             from switchboard.worker.context import WorkerTools  # noqa: PLC0415 - only when not given
@@ -182,8 +187,7 @@ class Worker:
                 if held.task is not None:
                     held.stop_reason = held.stop_reason or "lost"
                     held.task.cancel()
-            for sig in installed:
-                loop.remove_signal_handler(sig)
+            _off_signals(self, installed)
             if own_tools and self._tools is not None:
                 await self._tools.aclose()
 
@@ -256,7 +260,7 @@ class Worker:
             self._outbox, self._closing = outbox, False
             writer = asyncio.create_task(self._write(call, outbox), name="worker-session-writer")
             for message in list(self._unacked.values()):
-                outbox.put_nowait(message)
+                self._report(message)
             watcher = asyncio.create_task(self._watch_stop(outbox), name="worker-session-stop")
             while True:
                 response = await call.read()
@@ -265,7 +269,13 @@ class Worker:
                     # something is still held (then the next session takes it).
                     return True, self._closing and self._settled()
                 kind = response.WhichOneof("message")
-                if kind == "lease":
+                if kind == "leases":
+                    for run in response.leases.runs:
+                        self._leased(run)
+                elif kind == "acks":
+                    for ack in response.acks.acks:
+                        self._acked(ack)
+                elif kind == "lease":
                     self._leased(response.lease.run)
                 elif kind == "ack":
                     self._acked(response.ack)
@@ -277,6 +287,7 @@ class Worker:
         finally:
             if self._outbox is outbox:
                 self._outbox = None
+                self._reports = None  # its outcomes are still unacknowledged: sent again on the next session
             for task in (writer, watcher):
                 if task is not None:
                     task.cancel()
@@ -287,12 +298,13 @@ class Worker:
         held: dict[str, int] = {run_id: held.run.attempt for run_id, held in self._held.items()}
         for run_id, attempt in self._unacked:
             held.setdefault(run_id, attempt)
-        pairs = list(held.items())[: self._concurrency]
+        pairs = list(held.items())[: 2 * self._capacity]
         return pb.SessionOpen(
             worker_id=self.worker_id,
             lanes=self._lanes,
-            capacity=self._concurrency,
+            capacity=self._capacity,
             held=[pb.HeldRun(run_id=run_id, attempt=attempt) for run_id, attempt in pairs],
+            batches=True,
         )
 
     def _adopted(self, adopted: set[tuple[str, int]]) -> None:
@@ -320,13 +332,33 @@ class Worker:
     def _maybe_close(self) -> None:
         """Stopping and nothing left to report: close our side; the server then ends the session."""
         if self._stopping is not None and self._stopping.is_set() and self._settled() and self._outbox and not self._closing:
+            self._send_reports(self._outbox)
             self._closing = True
             self._outbox.put_nowait(_CLOSE)
 
     def _send(self, key: tuple[str, int], message: pb.WorkSessionRequest) -> None:
         self._unacked[key] = message
-        if self._outbox is not None and not self._closing:
-            self._outbox.put_nowait(message)
+        self._report(message)
+
+    def _report(self, message: pb.WorkSessionRequest) -> None:
+        """Send an outcome on the live session, together with the others of this loop turn (one
+        `reports` message for all the handlers that finished meanwhile)."""
+        if self._outbox is None or self._closing:
+            return  # sent again when a session opens
+        if self._reports is None:
+            self._reports = pb.SessionReports()
+            asyncio.get_running_loop().call_soon(self._send_reports, self._outbox)
+        kind = message.WhichOneof("message")
+        getattr(self._reports, kind).append(getattr(message, kind))
+        if len(self._reports.complete) + len(self._reports.fail) + len(self._reports.release) >= MAX_REPORTS:
+            self._send_reports(self._outbox)
+
+    def _send_reports(self, outbox: asyncio.Queue) -> None:
+        if outbox is not self._outbox:
+            return  # that session ended; its batch was dropped and is sent again on the next
+        reports, self._reports = self._reports, None
+        if reports is not None and (reports.complete or reports.fail or reports.release):
+            outbox.put_nowait(pb.WorkSessionRequest(reports=reports))
 
     # -- runs ------------------------------------------------------------------------------------
 
@@ -339,13 +371,35 @@ class Worker:
             return
         held = _Held(run)
         self._held[run.id] = held
-        held.task = asyncio.create_task(self._handle(held), name=f"worker-run-{run.id}")
+        if self._active < self._concurrency:
+            self._start(held)
+        else:
+            self._queued.append(held)  # prefetched: starts when a handler finishes
+
+    def _start(self, held: _Held) -> None:
+        self._active += 1
+        held.task = asyncio.create_task(self._handle(held), name=f"worker-run-{held.run.id}")
+
+    def _start_queued(self) -> None:
+        while self._queued and self._active < self._concurrency:
+            held = self._queued.popleft()
+            if self._held.get(held.run.id) is held:
+                self._start(held)
 
     def _cancel(self, run_id: str, attempt: int, reason: str) -> None:
         held = self._held.get(run_id)
-        if held is not None and held.run.attempt == attempt and held.task is not None and not held.stop_reason:
-            held.stop_reason = reason
+        if held is None or held.run.attempt != attempt or held.stop_reason:
+            return
+        held.stop_reason = reason
+        if held.task is not None:
             held.task.cancel()
+            return
+        # Prefetched, never started: its outcome is known at once.
+        del self._held[run_id]
+        message = _stopped(held)
+        if message is not None:
+            self._send((run_id, attempt), message)
+        self._maybe_close()
 
     async def _handle(self, held: _Held) -> None:
         run = held.run
@@ -356,11 +410,7 @@ class Worker:
             result = await self._handler(self._tools.context_for(run))
             message = _complete(run, result)
         except asyncio.CancelledError:
-            if held.stop_reason == "cancel":
-                message = _fail(run, "cancelled: its cancellation was requested", retryable=False)
-            elif held.stop_reason == "shutdown":
-                message = pb.WorkSessionRequest(release=pb.SessionRelease(run_id=run.id, attempt=run.attempt))
-            # "lost" (or the worker itself ending): no outcome, it would be refused
+            message = _stopped(held)
         except Retryable as exc:
             message = _fail(run, _describe(exc), retryable=True)
         except Exception as exc:  # noqa: BLE001 - any other failure of the handler fails the run
@@ -368,8 +418,10 @@ class Worker:
             message = _fail(run, _describe(exc), retryable=False)
         finally:
             self._held.pop(run.id, None)
+            self._active -= 1
         if message is not None:
             self._send(key, message)
+        self._start_queued()
         self._maybe_close()
 
     def _acked(self, ack: pb.SessionAck) -> None:
@@ -390,20 +442,68 @@ class Worker:
         self._maybe_close()
 
     def _resend(self, key: tuple[str, int], message: pb.WorkSessionRequest) -> None:
-        if self._unacked.get(key) is message and self._outbox is not None and not self._closing:
-            self._outbox.put_nowait(message)
+        if self._unacked.get(key) is message:
+            self._report(message)
 
     async def _shutdown_clock(self) -> None:
         """After stop: handlers may finish until shortly before the grace period ends; then those
         still running are cancelled and handed back; at its end the worker gives up waiting."""
         assert self._stopping is not None and self._gave_up is not None
         await self._stopping.wait()
+        for held in list(self._queued):  # prefetched, not started: handed back at once
+            self._cancel(held.run.id, held.run.attempt, "shutdown")
         reserve = min(2.0, self._grace / 4)
         await asyncio.sleep(self._grace - reserve)
         for run_id, held in list(self._held.items()):
             self._cancel(run_id, held.run.attempt, "shutdown")
         await asyncio.sleep(reserve)
         self._gave_up.set()
+
+
+# The workers running in this process: SIGTERM and SIGINT stop them all (one handler per signal,
+# installed while any runs, so that several Workers in one process do not undo each other's).
+_RUNNING: set[Worker] = set()
+_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+def _stop_all() -> None:
+    for worker in list(_RUNNING):
+        worker.stop()
+
+
+def _on_signals(worker: Worker) -> bool:
+    """Register a running worker; install the signal handlers with the first. Whether they are
+    installed (not on a thread other than the main one, nor on Windows)."""
+    first = not _RUNNING
+    _RUNNING.add(worker)
+    if not first:
+        return True
+    loop = asyncio.get_running_loop()
+    try:
+        for sig in _SIGNALS:
+            loop.add_signal_handler(sig, _stop_all)
+    except (NotImplementedError, RuntimeError, ValueError):
+        return False
+    return True
+
+
+def _off_signals(worker: Worker, installed: bool) -> None:
+    _RUNNING.discard(worker)
+    if installed and not _RUNNING:
+        loop = asyncio.get_running_loop()
+        for sig in _SIGNALS:
+            loop.remove_signal_handler(sig)
+
+
+def _stopped(held: _Held) -> pb.WorkSessionRequest | None:
+    """The outcome of a run whose handler was stopped (or never started): cancelled on request,
+    handed back at shutdown, none when the run was lost (its outcome would be refused)."""
+    run = held.run
+    if held.stop_reason == "cancel":
+        return _fail(run, "cancelled: its cancellation was requested", retryable=False)
+    if held.stop_reason == "shutdown":
+        return pb.WorkSessionRequest(release=pb.SessionRelease(run_id=run.id, attempt=run.attempt))
+    return None
 
 
 def _complete(run: pb.Run, result: Any) -> pb.WorkSessionRequest:

@@ -15,7 +15,7 @@ from tests.runs.conftest import OPERATOR, worker_metadata
 from tests.runs.sessions_support import RawSession
 
 
-async def test_a_session_leases_up_to_its_capacity_and_more_as_outcomes_commit(runs, org):
+async def test_a_session_leases_up_to_its_capacity_and_more_as_outcomes_come(runs, org):
     for i in range(5):
         await runs.enqueue(org, subject_id=f"s{i}")
     session = RawSession(runs.stub, OPERATOR)
@@ -23,13 +23,22 @@ async def test_a_session_leases_up_to_its_capacity_and_more_as_outcomes_commit(r
     assert opened.session_id and not opened.adopted
     leased = await session.leases(3)
     assert {r.status for r in leased} == {pb.RUN_STATUS_RUNNING} and {r.attempt for r in leased} == {1}
+    assert await runs.pool.fetchval("SELECT count(*) FROM runs.runs WHERE status = 'pending'") == 2  # no more than 3
     await session.complete(leased[0], '{"ok": 1}')
-    ack = await session.ack()
+    # The reported run frees its slot at once (the next lease need not wait for the commit); the
+    # ack comes once the completion is durable.
+    replies = {}
+    for _ in range(2):
+        reply = await session.read()
+        kind = reply.WhichOneof("message")
+        replies[kind] = reply
+        if kind == "ack":
+            row = await runs.pool.fetchrow("SELECT status, result_json FROM runs.runs WHERE id = $1", leased[0].id)
+            assert (row["status"], row["result_json"]) == ("completed", '{"ok": 1}')
+    ack = replies["ack"].ack
     assert (ack.run_id, ack.attempt, ack.code, ack.status) == (leased[0].id, 1, 0, pb.RUN_STATUS_COMPLETED)
-    row = await runs.pool.fetchrow("SELECT status, result_json FROM runs.runs WHERE id = $1", leased[0].id)
-    assert (row["status"], row["result_json"]) == ("completed", '{"ok": 1}')
-    (fourth,) = await session.leases(1)
-    assert fourth.id not in {r.id for r in leased}
+    assert replies["lease"].lease.run.id not in {r.id for r in leased}
+    assert await runs.pool.fetchval("SELECT count(*) FROM runs.runs WHERE status = 'pending'") == 1
     session.cancel()
 
 
@@ -298,9 +307,10 @@ def _open(**fields) -> pb.WorkSessionRequest:
         ([_open(lanes=[pb.LANE_UNSPECIFIED])], "open.lanes[0]"),
         ([_open(held=[pb.HeldRun(run_id="nope", attempt=1)])], "open.held[0].run_id"),
         ([_open(held=[pb.HeldRun(run_id=str(uuid.uuid4()), attempt=0)])], "open.held[0].attempt"),
-        ([_open(held=[pb.HeldRun(run_id=str(uuid.uuid4()), attempt=1)] * 2)], "open.held"),
+        ([_open(held=[pb.HeldRun(run_id=str(uuid.uuid4()), attempt=1)] * 3)], "open.held"),
         ([_open(), _open()], "open"),
         ([_open(), pb.WorkSessionRequest()], "message"),
+        ([_open(), pb.WorkSessionRequest(reports=pb.SessionReports(release=[pb.SessionRelease(run_id=str(uuid.uuid4()), attempt=1)] * 1001))], "reports"),
     ],
     ids=lambda value: value if isinstance(value, str) else "",
 )
@@ -319,6 +329,10 @@ async def test_a_malformed_session_ends_with_invalid_argument_naming_the_field(r
         (lambda run: pb.WorkSessionRequest(complete=pb.SessionComplete(run_id=run.id, attempt=0)), "complete.attempt"),
         (lambda run: pb.WorkSessionRequest(fail=pb.SessionFail(run_id=run.id, attempt=1, error_message="  ")), "fail.error_message"),
         (lambda run: pb.WorkSessionRequest(release=pb.SessionRelease(run_id="", attempt=1)), "release.run_id"),
+        (
+            lambda run: pb.WorkSessionRequest(reports=pb.SessionReports(fail=[pb.SessionFail(run_id=run.id, attempt=1, error_message="\x00")])),
+            "reports.fail[0].error_message",
+        ),
     ],
     ids=lambda value: value if isinstance(value, str) else "",
 )
@@ -340,3 +354,49 @@ async def test_a_session_on_a_draining_replica_is_refused_as_unavailable(runs):
     runs.parts.sessions.drain()
     error = await _session_error(runs, _open())
     assert error.code() == grpc.StatusCode.UNAVAILABLE and reason_of(error) == "REPLICA_DRAINING"
+
+
+async def test_a_session_in_batches_gets_leases_and_acks_together(runs, org):
+    for i in range(4):
+        await runs.enqueue(org, subject_id=f"b{i}")
+    session = RawSession(runs.stub, OPERATOR)
+    await session.call.write(pb.WorkSessionRequest(open=pb.SessionOpen(worker_id="w1", capacity=4, batches=True)))
+    await session.read("opened")
+    leased = list((await session.read("leases")).leases.runs)
+    assert len(leased) == 4  # one claim, one message
+    reports = pb.SessionReports(
+        complete=[pb.SessionComplete(run_id=r.id, attempt=1, result_json='{"i": %d}' % i) for i, r in enumerate(leased[:2])],
+        fail=[pb.SessionFail(run_id=leased[2].id, attempt=1, error_message="no")],
+        release=[pb.SessionRelease(run_id=leased[3].id, attempt=1)],
+    )
+    await session.call.write(pb.WorkSessionRequest(reports=reports))
+    acks = []
+    while len(acks) < 4:
+        reply = await session.read()
+        if reply.WhichOneof("message") == "acks":
+            acks += reply.acks.acks
+    assert {(a.run_id, a.code, a.status) for a in acks} == {
+        (leased[0].id, 0, pb.RUN_STATUS_COMPLETED),
+        (leased[1].id, 0, pb.RUN_STATUS_COMPLETED),
+        (leased[2].id, 0, pb.RUN_STATUS_FAILED),
+        (leased[3].id, 0, pb.RUN_STATUS_PENDING),
+    }
+    assert runs.registry.get_sample_value("switchboard_runs_outcome_flushes_total") == 1  # one statement for all four
+    session.cancel()
+
+
+async def test_sessions_of_one_agent_are_bounded_per_replica(runs, org, monkeypatch):
+    monkeypatch.setattr("switchboard.services.runs.sessions.MAX_SESSIONS_PER_AGENT", 2)
+    metadata = worker_metadata(org, str(uuid.uuid4()))
+    first, second = RawSession(runs.stub, metadata), RawSession(runs.stub, metadata)
+    await first.open("w1")
+    await second.open("w2")
+    call = runs.stub.WorkSession(metadata=metadata)
+    await call.write(_open())
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await call.read()
+    assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and reason_of(caught.value) == "TOO_MANY_SESSIONS"
+    other = RawSession(runs.stub, worker_metadata(org, str(uuid.uuid4())))
+    await other.open("w3")  # another agent's workers are not held back
+    for session in (first, second, other):
+        session.cancel()

@@ -14,7 +14,7 @@ from datetime import timedelta
 
 from switchboard.worker import Retryable, Worker
 from switchboard.runs.v1 import run_service_pb2 as pb
-from tests.conftest import REPO_ROOT
+from tests.conftest import INTERNAL_TOKEN, REPO_ROOT
 from tests.runs.conftest import OPERATOR, running_runs
 from tests.runs.sessions_support import StubTools
 from tests.support.worker_keys import ISSUER
@@ -63,8 +63,7 @@ async def test_a_cancel_reaches_the_handler_within_one_second(runs, org):
             cancelled.set()
             raise
 
-    worker = Worker(f"127.0.0.1:{runs.port}", "unused", ["action"], 1, handler, tools=StubTools())
-    worker._metadata = OPERATOR  # an internal worker
+    worker = Worker(f"127.0.0.1:{runs.port}", INTERNAL_TOKEN, ["action"], 1, handler, tools=StubTools())  # an internal worker
     running = asyncio.create_task(worker.run())
     async with asyncio.timeout(5):
         await started.wait()
@@ -121,6 +120,8 @@ async def test_sigterm_finishes_or_hands_back_the_runs_held_and_exits_zero(runs,
     agent = str(uuid.uuid4())
     short = await runs.enqueue(org, subject_id="short", payload_json='{"seconds": 1.5}', agent_id=agent)
     long = await runs.enqueue(org, subject_id="long", payload_json='{"seconds": 600}', agent_id=agent)
+    # The worker handles 2 at once and prefetches 2: this one waits for a handler when SIGTERM comes.
+    queued = await runs.enqueue(org, subject_id="queued", payload_json='{"seconds": 600}', agent_id=agent)
     worker_id = f"sigterm-{uuid.uuid4().hex[:6]}"
     grace = 3.0
     process = await asyncio.create_subprocess_exec(
@@ -129,7 +130,7 @@ async def test_sigterm_finishes_or_hands_back_the_runs_held_and_exits_zero(runs,
     )  # fmt: skip
     try:
         async with asyncio.timeout(10):
-            while await runs.pool.fetchval("SELECT count(*) FROM runs.runs WHERE claimed_by = $1 AND status = 'running'", worker_id) < 2:
+            while await runs.pool.fetchval("SELECT count(*) FROM runs.runs WHERE claimed_by = $1 AND status = 'running'", worker_id) < 3:
                 await asyncio.sleep(0.05)
         process.send_signal(signal.SIGTERM)
         stopped = time.perf_counter()
@@ -143,5 +144,6 @@ async def test_sigterm_finishes_or_hands_back_the_runs_held_and_exits_zero(runs,
             await process.wait()
     finished = await runs.pool.fetchrow("SELECT status, result_json FROM runs.runs WHERE id = $1", short.id)
     assert (finished["status"], json.loads(finished["result_json"])) == ("completed", {"slept": 1.5})
-    handed_back = await runs.pool.fetchrow("SELECT status, attempt, handbacks FROM runs.runs WHERE id = $1", long.id)
-    assert tuple(handed_back.values()) == ("pending", 1, 1)  # pending at once: nothing waits for the reaper
+    for run in (long, queued):
+        handed_back = await runs.pool.fetchrow("SELECT status, attempt, handbacks FROM runs.runs WHERE id = $1", run.id)
+        assert tuple(handed_back.values()) == ("pending", 1, 1)  # pending at once: nothing waits for the reaper

@@ -259,16 +259,18 @@ class HeldRun(_message.Message):
     def __init__(self, run_id: _Optional[str] = ..., attempt: _Optional[int] = ...) -> None: ...
 
 class SessionOpen(_message.Message):
-    __slots__ = ("worker_id", "lanes", "capacity", "held")
+    __slots__ = ("worker_id", "lanes", "capacity", "held", "batches")
     WORKER_ID_FIELD_NUMBER: _ClassVar[int]
     LANES_FIELD_NUMBER: _ClassVar[int]
     CAPACITY_FIELD_NUMBER: _ClassVar[int]
     HELD_FIELD_NUMBER: _ClassVar[int]
+    BATCHES_FIELD_NUMBER: _ClassVar[int]
     worker_id: str
     lanes: _containers.RepeatedScalarFieldContainer[Lane]
     capacity: int
     held: _containers.RepeatedCompositeFieldContainer[HeldRun]
-    def __init__(self, worker_id: _Optional[str] = ..., lanes: _Optional[_Iterable[_Union[Lane, str]]] = ..., capacity: _Optional[int] = ..., held: _Optional[_Iterable[_Union[HeldRun, _Mapping]]] = ...) -> None: ...
+    batches: bool
+    def __init__(self, worker_id: _Optional[str] = ..., lanes: _Optional[_Iterable[_Union[Lane, str]]] = ..., capacity: _Optional[int] = ..., held: _Optional[_Iterable[_Union[HeldRun, _Mapping]]] = ..., batches: _Optional[bool] = ...) -> None: ...
 
 class SessionComplete(_message.Message):
     __slots__ = ("run_id", "attempt", "result_json")
@@ -304,19 +306,31 @@ class SessionStopTaking(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
 
+class SessionReports(_message.Message):
+    __slots__ = ("complete", "fail", "release")
+    COMPLETE_FIELD_NUMBER: _ClassVar[int]
+    FAIL_FIELD_NUMBER: _ClassVar[int]
+    RELEASE_FIELD_NUMBER: _ClassVar[int]
+    complete: _containers.RepeatedCompositeFieldContainer[SessionComplete]
+    fail: _containers.RepeatedCompositeFieldContainer[SessionFail]
+    release: _containers.RepeatedCompositeFieldContainer[SessionRelease]
+    def __init__(self, complete: _Optional[_Iterable[_Union[SessionComplete, _Mapping]]] = ..., fail: _Optional[_Iterable[_Union[SessionFail, _Mapping]]] = ..., release: _Optional[_Iterable[_Union[SessionRelease, _Mapping]]] = ...) -> None: ...
+
 class WorkSessionRequest(_message.Message):
-    __slots__ = ("open", "complete", "fail", "release", "stop_taking")
+    __slots__ = ("open", "complete", "fail", "release", "stop_taking", "reports")
     OPEN_FIELD_NUMBER: _ClassVar[int]
     COMPLETE_FIELD_NUMBER: _ClassVar[int]
     FAIL_FIELD_NUMBER: _ClassVar[int]
     RELEASE_FIELD_NUMBER: _ClassVar[int]
     STOP_TAKING_FIELD_NUMBER: _ClassVar[int]
+    REPORTS_FIELD_NUMBER: _ClassVar[int]
     open: SessionOpen
     complete: SessionComplete
     fail: SessionFail
     release: SessionRelease
     stop_taking: SessionStopTaking
-    def __init__(self, open: _Optional[_Union[SessionOpen, _Mapping]] = ..., complete: _Optional[_Union[SessionComplete, _Mapping]] = ..., fail: _Optional[_Union[SessionFail, _Mapping]] = ..., release: _Optional[_Union[SessionRelease, _Mapping]] = ..., stop_taking: _Optional[_Union[SessionStopTaking, _Mapping]] = ...) -> None: ...
+    reports: SessionReports
+    def __init__(self, open: _Optional[_Union[SessionOpen, _Mapping]] = ..., complete: _Optional[_Union[SessionComplete, _Mapping]] = ..., fail: _Optional[_Union[SessionFail, _Mapping]] = ..., release: _Optional[_Union[SessionRelease, _Mapping]] = ..., stop_taking: _Optional[_Union[SessionStopTaking, _Mapping]] = ..., reports: _Optional[_Union[SessionReports, _Mapping]] = ...) -> None: ...
 
 class SessionOpened(_message.Message):
     __slots__ = ("session_id", "adopted")
@@ -358,16 +372,32 @@ class SessionDrain(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
 
+class SessionLeases(_message.Message):
+    __slots__ = ("runs",)
+    RUNS_FIELD_NUMBER: _ClassVar[int]
+    runs: _containers.RepeatedCompositeFieldContainer[Run]
+    def __init__(self, runs: _Optional[_Iterable[_Union[Run, _Mapping]]] = ...) -> None: ...
+
+class SessionAcks(_message.Message):
+    __slots__ = ("acks",)
+    ACKS_FIELD_NUMBER: _ClassVar[int]
+    acks: _containers.RepeatedCompositeFieldContainer[SessionAck]
+    def __init__(self, acks: _Optional[_Iterable[_Union[SessionAck, _Mapping]]] = ...) -> None: ...
+
 class WorkSessionResponse(_message.Message):
-    __slots__ = ("opened", "lease", "ack", "cancel", "drain")
+    __slots__ = ("opened", "lease", "ack", "cancel", "drain", "leases", "acks")
     OPENED_FIELD_NUMBER: _ClassVar[int]
     LEASE_FIELD_NUMBER: _ClassVar[int]
     ACK_FIELD_NUMBER: _ClassVar[int]
     CANCEL_FIELD_NUMBER: _ClassVar[int]
     DRAIN_FIELD_NUMBER: _ClassVar[int]
+    LEASES_FIELD_NUMBER: _ClassVar[int]
+    ACKS_FIELD_NUMBER: _ClassVar[int]
     opened: SessionOpened
     lease: SessionLease
     ack: SessionAck
     cancel: SessionCancel
     drain: SessionDrain
-    def __init__(self, opened: _Optional[_Union[SessionOpened, _Mapping]] = ..., lease: _Optional[_Union[SessionLease, _Mapping]] = ..., ack: _Optional[_Union[SessionAck, _Mapping]] = ..., cancel: _Optional[_Union[SessionCancel, _Mapping]] = ..., drain: _Optional[_Union[SessionDrain, _Mapping]] = ...) -> None: ...
+    leases: SessionLeases
+    acks: SessionAcks
+    def __init__(self, opened: _Optional[_Union[SessionOpened, _Mapping]] = ..., lease: _Optional[_Union[SessionLease, _Mapping]] = ..., ack: _Optional[_Union[SessionAck, _Mapping]] = ..., cancel: _Optional[_Union[SessionCancel, _Mapping]] = ..., drain: _Optional[_Union[SessionDrain, _Mapping]] = ..., leases: _Optional[_Union[SessionLeases, _Mapping]] = ..., acks: _Optional[_Union[SessionAcks, _Mapping]] = ...) -> None: ...

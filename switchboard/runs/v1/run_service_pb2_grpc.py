@@ -135,10 +135,18 @@ class RunServiceServicer:
 
     def ClaimRun(self, request, context):
         """Claims the next runnable run (pending, `run_after` reached) of the given lanes with
-        `FOR UPDATE SKIP LOCKED`: LANE_AUTH first, then higher priority, then older. In the same
-        statement it sets RUN_STATUS_RUNNING, `claimed_by`, `attempt = attempt + 1` and
-        `last_heartbeat_at = now()`. Returns no run when none is runnable; never blocks waiting.
-        Workers with a worker token claim only runs of their organisation.
+        `FOR UPDATE SKIP LOCKED`: LANE_AUTH first, then higher priority, then the earlier turn, then
+        older. In the same statement it sets RUN_STATUS_RUNNING, `claimed_by`, `attempt = attempt + 1`
+        and `last_heartbeat_at = now()`. Returns no run when none is runnable; never blocks waiting.
+        Workers with a worker token claim only their own agent's runs.
+
+        Fair between organisations: every run takes a turn when it is enqueued, its organisation's
+        next turn but never earlier than the turn being served (the head of the queue; when nothing is
+        pending, the latest turn taken). So at equal priority organisations take turns one run each:
+        with organisation A holding 10 000 pending runs and B enqueuing 10, B's runs alternate with
+        A's from the next claim on, instead of waiting behind A's backlog; an organisation that was
+        idle banks no credit. LANE_AUTH and priority still come first. Runs put back (a retryable
+        failure, a hand-back) keep their turn.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -222,8 +230,11 @@ class RunServiceServicer:
     def WorkSession(self, request_iterator, context):
         """The worker's fast path: one bidirectional stream per worker process (a session). The worker
         opens it (`open`, first and once) with its ID, lanes and capacity; the server leases runs as
-        capacity frees, several per claim statement, and pushes them (`lease`) with the same claim
-        order and fairness as ClaimRun. The worker reports each leased run's end (`complete`, `fail`,
+        capacity frees, several per claim statement, and pushes them (`lease`, or `leases` to a worker
+        that opened with `batches`) in the same claim order, fair between organisations, as ClaimRun.
+        A worker's session sees only its own agent's runs; an internal worker's (operator token),
+        every run. Outcomes of all the replica's sessions are written together, one statement per
+        flush. The worker reports each leased run's end (`complete`, `fail`,
         `release`), fenced by (run_id, attempt) as the unary calls are; the server acknowledges each
         (`ack`) only after the change committed: an acknowledged outcome is never lost, one not yet
         acknowledged may be sent again (a repeat of a committed outcome is acknowledged again, never
@@ -232,9 +243,13 @@ class RunServiceServicer:
         The server pushes `cancel` for a held run whose cancellation was requested, and `drain` when
         its replica shuts down (stop reporting new work here: reconnect elsewhere, listing the runs
         still held in `open.held`, which the new session takes over).
-        Errors (ending the stream): INVALID_ARGUMENT when the first message is not `open`, or for a
-        malformed message (the status names the field); the unary calls' errors for an outcome come
-        back in its `ack`, not as the end of the stream.
+        Errors (ending the stream): INVALID_ARGUMENT when the first message is not `open`, for a
+        malformed `open` or a second one, an empty message, or `reports` of more than 1000 outcomes
+        (the status names the field); UNAVAILABLE (REPLICA_DRAINING) when the replica is shutting
+        down; RESOURCE_EXHAUSTED (TOO_MANY_SESSIONS) past 256 sessions of one agent, or 2000 in all,
+        on one replica. The unary calls' errors for an outcome (a malformed field included, named as
+        `complete.result_json` or `reports.fail[2].error_message`) come back in its `ack`, not as the
+        end of the stream.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

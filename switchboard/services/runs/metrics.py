@@ -42,5 +42,11 @@ class RunMetrics:
             "switchboard_runs_reaper_sweeps", "Reaper sweeps, by whether this replica held the lock.", ["acquired"], registry=registry
         )
 
-    def entered(self, lane: str, status: str) -> None:
-        self.transitions.labels(lane, status).inc()
+        self._entered: dict[tuple[str, str], object] = {}
+
+    def entered(self, lane: str, status: str, count: int = 1) -> None:
+        # The labelled child, cached: sessions count a transition per run, thousands a second.
+        child = self._entered.get((lane, status))
+        if child is None:
+            child = self._entered[(lane, status)] = self.transitions.labels(lane, status)
+        child.inc(count)  # type: ignore[attr-defined]

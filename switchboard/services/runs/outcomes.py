@@ -138,11 +138,14 @@ class OutcomeFlusher:
         except Exception as exc:  # noqa: BLE001 - every waiting outcome gets an answer, whatever failed
             self._refuse_all(batch, exc)
             return
+        kinds = collections.Counter(outcome.kind for outcome in outcomes)
+        for kind, count in kinds.items():
+            self._metrics.outcomes.labels(kind).inc(count)
+        for (lane, status), count in collections.Counter((row["lane"], row["status"]) for row in rows).items():
+            self._metrics.entered(lane, status, count)
         for outcome, done in batch:
-            self._metrics.outcomes.labels(outcome.kind).inc()
             row = changed.get((outcome.run_id, outcome.attempt))
             if row is not None:
-                self._metrics.entered(row["lane"], row["status"])
                 ack = Ack(0, status=row["status"])
             else:
                 ack = _unchanged(outcome, current.get(outcome.run_id))

@@ -20,10 +20,12 @@ predicates are in every statement); an operator's session (internal workers) see
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 import asyncpg
 
@@ -31,7 +33,7 @@ from switchboard.services.runs import domain, store
 from switchboard.services.runs.metrics import RunMetrics
 from switchboard.services.runs.outcomes import Ack, OutcomeFlusher
 from switchboard.services.runs.serialize import run_message
-from switchboard.shared.errors import FieldViolation, InvalidArgument, Unavailable
+from switchboard.shared.errors import FieldViolation, InvalidArgument, ResourceExhausted, Unavailable
 from switchboard.shared.logs import get_logger
 from switchboard.shared.validation import Violations
 from switchboard.runs.v1 import run_service_pb2 as pb
@@ -45,6 +47,14 @@ OUTCOMES_IN_FLIGHT = 256
 """Outcomes a session may have sent and not yet seen acknowledged, beyond its capacity: past
 that, the server reads no more from the stream until acks go out (HTTP/2 flow control then
 holds the worker back), so a session's memory is bounded whatever the worker sends."""
+MAX_SESSIONS = 2000
+"""Open sessions per replica at most."""
+MAX_SESSIONS_PER_AGENT = 256
+"""Open sessions of one agent's workers per replica at most: one tenant's fleet cannot take the
+replica's sessions from the others (per replica: the cluster-wide bound is the replica count
+times this)."""
+MAX_REPORTS = 1000
+"""Outcomes in one `reports` message at most."""
 INVALID_ARGUMENT = 3  # google.rpc.Code values, as acks carry them
 UNAVAILABLE = 14
 
@@ -57,6 +67,7 @@ class Opening:
     lanes: list[str]
     capacity: int
     held: list[tuple[str, int]]
+    batches: bool = False
 
 
 def parse_open(request: pb.WorkSessionRequest) -> Opening:
@@ -70,8 +81,8 @@ def parse_open(request: pb.WorkSessionRequest) -> Opening:
     lanes = domain.lanes(v, "open.lanes", list(opened.lanes), empty_means_all=True) or []
     if not 1 <= opened.capacity <= MAX_CAPACITY:
         v.add("open.capacity", f"must be from 1 to {MAX_CAPACITY}")
-    if len(opened.held) > max(opened.capacity, 1):
-        v.add("open.held", "must not list more runs than the session's capacity")
+    if len(opened.held) > 2 * max(opened.capacity, 1):
+        v.add("open.held", "must not list more than twice the session's capacity (runs handled, and runs reported but not acknowledged)")
     held = []
     for index, run in enumerate(opened.held[:MAX_CAPACITY]):
         run_id = v.uuid(f"open.held[{index}].run_id", run.run_id)
@@ -79,27 +90,41 @@ def parse_open(request: pb.WorkSessionRequest) -> Opening:
             v.add(f"open.held[{index}].attempt", "must be the attempt the run was leased with (1 or more)")
         held.append((run_id, run.attempt))
     v.check()
-    return Opening(worker_id, lanes, opened.capacity, held)
+    return Opening(worker_id, lanes, opened.capacity, held, opened.batches)
 
 
-def parse_outcome(request: pb.WorkSessionRequest, kind: str, worker_id: str, scope: store.Scope) -> store.Outcome:
-    """A complete, fail or release, checked like CompleteRun's and FailRun's fields. Raises
-    InvalidArgument naming the field (``complete.result_json``…)."""
-    message = getattr(request, kind)
+def parse_outcome(message: Any, kind: str, field: str, worker_id: str, scope: store.Scope) -> store.Outcome:
+    """A complete, fail or release (``kind``), checked like CompleteRun's and FailRun's fields.
+    Raises InvalidArgument naming the field under ``field`` (``complete.result_json``,
+    ``reports.fail[2].error_message``…)."""
     v = Violations()
-    run_id = v.uuid(f"{kind}.run_id", message.run_id)
+    run_id = v.uuid(f"{field}.run_id", message.run_id)
     if message.attempt < 1:
-        v.add(f"{kind}.attempt", "must be the attempt the run was leased with (1 or more)")
+        v.add(f"{field}.attempt", "must be the attempt the run was leased with (1 or more)")
     result_json = error_message = None
     retryable = False
     if kind == "complete":
-        result_json = domain.json_text(v, "complete.result_json", message.result_json)
+        result_json = domain.json_text(v, f"{field}.result_json", message.result_json)
     elif kind == "fail":
-        text = v.document("fail.error_message", message.error_message, max_length=1 << 20, required=True)
+        text = v.document(f"{field}.error_message", message.error_message, max_length=1 << 20, required=True)
         error_message = text.strip()[: domain.MAX_ERROR_MESSAGE]
         retryable = message.retryable
     v.check()
     return store.Outcome(kind, run_id, message.attempt, worker_id, scope, result_json, error_message, retryable)
+
+
+def reported(request: pb.WorkSessionRequest, kind: str) -> list[tuple[str, str, Any]]:
+    """The outcomes one message carries: (kind, field path, message) for each."""
+    if kind != "reports":
+        return [(kind, kind, getattr(request, kind))]
+    reports = request.reports
+    if len(reports.complete) + len(reports.fail) + len(reports.release) > MAX_REPORTS:
+        raise InvalidArgument(FieldViolation("reports", f"must carry at most {MAX_REPORTS} outcomes"))
+    return [
+        (name, f"reports.{name}[{index}]", message)
+        for name in ("complete", "fail", "release")
+        for index, message in enumerate(getattr(reports, name))
+    ]
 
 
 _END = object()
@@ -121,8 +146,11 @@ class Session:
         self.worker_id = opening.worker_id
         self.lanes = opening.lanes
         self.capacity = opening.capacity
+        self.batches = opening.batches
         self.scope = scope
-        self.held: dict[str, int] = {}  # run id → attempt
+        self._acks: list[pb.SessionAck] = []  # acks to send together (batches), once the flush's callbacks are done
+        self.held: dict[str, int] = {}  # run id → attempt: leased or adopted, outcome not yet committed
+        self.reported: set[str] = set()  # held runs whose outcome came (the worker is done with them)
         self.cancels_sent: set[tuple[str, int]] = set()
         self.outbox: asyncio.Queue = asyncio.Queue()
         self.freed = asyncio.Event()  # capacity came back
@@ -140,8 +168,20 @@ class Session:
         self.held[run_id] = attempt
         self._holders[run_id] = self
 
+    @property
+    def free(self) -> int:
+        """Capacity not in use: a run counts until the worker reports it, not until the report
+        commits, so the next lease overlaps with the flush."""
+        return self.capacity - len(self.held) + len(self.reported)
+
+    def report(self, outcome: store.Outcome) -> None:
+        if self.held.get(outcome.run_id) == outcome.attempt and outcome.run_id not in self.reported:
+            self.reported.add(outcome.run_id)
+            self.freed.set()
+
     def let_go(self, run_id: str) -> None:
         self.held.pop(run_id, None)
+        self.reported.discard(run_id)
         if self._holders.get(run_id) is self:
             del self._holders[run_id]
 
@@ -149,9 +189,31 @@ class Session:
         """Whether a run enqueued for ``agent`` ('' for none) may be this session's."""
         return self.scope.agent_id is None or self.scope.agent_id == agent
 
-    def send(self, response: pb.WorkSessionResponse, *, ack: bool = False) -> None:
+    def send(self, response: pb.WorkSessionResponse, *, acks: int = 0) -> None:
+        """Queue a response; ``acks``: how many outcomes it answers (they leave the window once
+        it is sent)."""
         if not self.closed:
-            self.outbox.put_nowait((response, ack))
+            self.outbox.put_nowait((response, acks))
+
+    def lease(self, runs: list[pb.Run]) -> None:
+        if self.batches:
+            self.send(pb.WorkSessionResponse(leases=pb.SessionLeases(runs=runs)))
+        else:
+            for run in runs:
+                self.send(pb.WorkSessionResponse(lease=pb.SessionLease(run=run)))
+
+    def answer(self, ack: pb.SessionAck) -> None:
+        """Send an ack: at once, or (batches) with the others of the same flush."""
+        if not self.batches:
+            self.send(pb.WorkSessionResponse(ack=ack), acks=1)
+            return
+        if not self._acks:
+            asyncio.get_running_loop().call_soon(self._send_acks)
+        self._acks.append(ack)
+
+    def _send_acks(self) -> None:
+        acks, self._acks = self._acks, []
+        self.send(pb.WorkSessionResponse(acks=pb.SessionAcks(acks=acks)), acks=len(acks))
 
     def stop_taking(self) -> None:
         self.taking = False
@@ -167,17 +229,11 @@ class Session:
     def acked(self, outcome: store.Outcome, ack: Ack) -> None:
         """The flusher's answer: the run leaves the session (unless the outcome was malformed or
         could not be recorded yet), and the ack goes out."""
-        if ack.code not in (INVALID_ARGUMENT, UNAVAILABLE) and self.held.get(outcome.run_id) == outcome.attempt:
+        if ack.code != UNAVAILABLE and self.held.get(outcome.run_id) == outcome.attempt:
             self.let_go(outcome.run_id)
             self.cancels_sent.discard((outcome.run_id, outcome.attempt))
-            self.freed.set()
         status = domain.STATUS_TO_PROTO[ack.status] if ack.status else pb.RUN_STATUS_UNSPECIFIED
-        self.send(
-            pb.WorkSessionResponse(
-                ack=pb.SessionAck(run_id=outcome.run_id, attempt=outcome.attempt, code=ack.code, message=ack.message, status=status)
-            ),
-            ack=True,
-        )
+        self.answer(pb.SessionAck(run_id=outcome.run_id, attempt=outcome.attempt, code=ack.code, message=ack.message, status=status))
 
 
 class SessionHub:
@@ -260,6 +316,13 @@ class SessionHub:
         drains."""
         if self._draining:
             raise Unavailable("this replica is shutting down; open the session on another", reason="REPLICA_DRAINING")
+        if len(self._sessions) >= MAX_SESSIONS:
+            raise ResourceExhausted(f"this replica holds {MAX_SESSIONS} sessions; retry, or use another replica", reason="TOO_MANY_SESSIONS")
+        if scope.agent_id is not None and sum(s.scope.agent_id == scope.agent_id for s in self._sessions.values()) >= MAX_SESSIONS_PER_AGENT:
+            raise ResourceExhausted(
+                f"agent {scope.agent_id} holds {MAX_SESSIONS_PER_AGENT} sessions on this replica; retry, or use another replica",
+                reason="TOO_MANY_SESSIONS",
+            )
         self.start()
         session = Session(opening, scope, self._holders)
         self._sessions[session.id] = session
@@ -282,11 +345,12 @@ class SessionHub:
                     return
                 if isinstance(item, _Failure):
                     raise item.error
-                response, ack = item
+                response, acks = item
                 yield response
-                if ack:
-                    session.window.release()
-                    session.in_flight -= 1
+                if acks:
+                    for _ in range(acks):
+                        session.window.release()
+                    session.in_flight -= acks
                     if not session.in_flight:
                         session.settled.set()
         finally:
@@ -326,8 +390,9 @@ class SessionHub:
         try:
             async for request in requests:
                 kind = request.WhichOneof("message")
-                if kind in ("complete", "fail", "release"):
-                    await self._submit(session, request, kind)
+                if kind in ("complete", "fail", "release", "reports"):
+                    for name, field, message in reported(request, kind):
+                        await self._submit(session, message, name, field)
                 elif kind == "stop_taking":
                     session.worker_stopping = True
                     session.stop_taking()
@@ -337,7 +402,7 @@ class SessionHub:
                 elif kind == "open":
                     raise InvalidArgument(FieldViolation("open", "a session is opened once, by its first message"))
                 else:
-                    raise InvalidArgument(FieldViolation("message", "must set one of complete, fail, release, stop_taking"))
+                    raise InvalidArgument(FieldViolation("message", "must set one of complete, fail, release, reports, stop_taking"))
             # The worker's side ended. After its stop_taking, that is a stopping worker done with
             # the session: runs still held (leased while it was stopping) go back to pending now
             # rather than to the reaper. Otherwise the worker may be on its way to another
@@ -355,20 +420,14 @@ class SessionHub:
         except BaseException as exc:  # noqa: BLE001 - handed to the stream, which ends with it
             session.outbox.put_nowait(_Failure(exc))
 
-    async def _submit(self, session: Session, request: pb.WorkSessionRequest, kind: str) -> None:
+    async def _submit(self, session: Session, message: Any, kind: str, field: str) -> None:
         try:
-            outcome = parse_outcome(request, kind, session.worker_id, session.scope)
+            outcome = parse_outcome(message, kind, field, session.worker_id, session.scope)
         except InvalidArgument as exc:
-            message = getattr(request, kind)
             await session.window.acquire()
             session.in_flight += 1
             session.settled.clear()
-            session.send(
-                pb.WorkSessionResponse(
-                    ack=pb.SessionAck(run_id=message.run_id[:64], attempt=message.attempt, code=INVALID_ARGUMENT, message=exc.message)
-                ),
-                ack=True,
-            )
+            session.answer(pb.SessionAck(run_id=message.run_id[:64], attempt=message.attempt, code=INVALID_ARGUMENT, message=exc.message))
             return
         await self._queue(session, outcome)
 
@@ -376,6 +435,7 @@ class SessionHub:
         await session.window.acquire()
         session.in_flight += 1
         session.settled.clear()
+        session.report(outcome)
         self._flusher.submit(outcome, session.acked)
 
     async def _lease(self, session: Session, recheck: Callable[[], Awaitable[None]] | None) -> None:
@@ -389,7 +449,7 @@ class SessionHub:
                     except Exception as exc:  # noqa: BLE001 - the refusal ends the stream
                         session.outbox.put_nowait(_Failure(exc))
                         return
-                free = session.capacity - len(session.held)
+                free = session.free
                 if free <= 0:
                     session.freed.clear()
                     await session.freed.wait()
@@ -401,10 +461,12 @@ class SessionHub:
                 except Exception as exc:  # noqa: BLE001 - the session outlives a failed claim; retry after the poll
                     log.warning("runs_session_claim_failed", error=type(exc).__name__)
                     rows = []
-                for row in rows:
-                    session.hold(str(row["id"]), row["attempt"])
-                    self._metrics.entered(row["lane"], "running")
-                    session.send(pb.WorkSessionResponse(lease=pb.SessionLease(run=run_message(row))))
+                if rows:
+                    for row in rows:
+                        session.hold(str(row["id"]), row["attempt"])
+                    for lane, count in collections.Counter(row["lane"] for row in rows).items():
+                        self._metrics.entered(lane, "running", count)
+                    session.lease([run_message(row) for row in rows])
                 if len(rows) < asked and session.taking:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(session.work.wait(), self.poll_seconds)
