@@ -18,15 +18,15 @@ from switchboard.worker import Worker, WorkerTools
 
 
 class RecordingWorker(Worker):
-    """Writes "<run id> <attempt>" when the server acknowledges a completion (the test compares
-    these with the table: an acknowledged completion must be there)."""
+    """Writes "<run id> <attempt> <outcome> <code>" for each ack of an outcome it sent (the test
+    compares the acknowledged completions with the table: each must be there)."""
 
     acks_fd: int
 
     def _acked(self, ack) -> None:  # the library's hook for every SessionAck
         message = self._unacked.get((ack.run_id, ack.attempt))
-        if message is not None and ack.code == 0 and message.WhichOneof("message") == "complete":
-            os.write(self.acks_fd, f"{ack.run_id} {ack.attempt}\n".encode())
+        if message is not None:
+            os.write(self.acks_fd, f"{ack.run_id} {ack.attempt} {message.WhichOneof('message')} {ack.code}\n".encode())
         super()._acked(ack)
 
 

@@ -32,7 +32,9 @@ from tests.e2e.test_up import Stack, start_stack, stop_stack, until_serving
 
 FLEET_WORKER = Path(__file__).with_name("fleet_worker.py")
 RUNS = 5000
-STALE_AFTER_SECONDS = 2
+# Short, so that the killed worker's runs are reaped within seconds; not so short that a live
+# session's heartbeat (a quarter of it) starved for a moment on a loaded 2-core machine loses its runs.
+STALE_AFTER_SECONDS = 4
 
 
 @pytest.fixture(scope="module")
@@ -114,8 +116,15 @@ async def test_four_workers_through_5000_runs_while_a_worker_and_a_runs_replica_
         async def at_least(n: int) -> bool:
             return await db.fetchval(completed, agent.id) >= n
 
-        await until(lambda: at_least(1000), within=30, what="1000 runs completed")
-        workers["w0"].kill()  # SIGKILL mid-batch: it holds up to 32 runs and unacknowledged outcomes
+        async def w0_working() -> bool:  # mid-batch: w0 holds runs and has 100 acknowledged completions
+            acks = tmp_path / "w0.acks"
+            if not acks.exists() or acks.read_bytes().count(b"\n") < 100 or not await at_least(1000):
+                return False
+            holding = "SELECT count(*) FROM runs.runs WHERE agent_id = $1 AND status = 'running' AND claimed_by = 'w0'"
+            return await db.fetchval(holding, agent.id) >= 10
+
+        await until(w0_working, within=30, what="w0 working and 1000 runs completed")
+        workers["w0"].kill()  # SIGKILL mid-batch: it holds runs and unacknowledged outcomes
         await workers["w0"].wait()
         await until(lambda: at_least(2500), within=30, what="2500 runs completed")
         replica = next(
@@ -150,20 +159,26 @@ async def test_four_workers_through_5000_runs_while_a_worker_and_a_runs_replica_
     assert Counter(r["status"] for r in rows)["completed"] == RUNS
     assert Counter(r["subject_id"] for r in rows if r["status"] == "completed") == Counter(f"s{i}" for i in range(RUNS))
     reaped = [r for r in rows if r["status"] != "completed"]
-    assert reaped, "the killed worker held runs, which the reaper must have timed out"
-    assert all(r["status"] == "timeout" and r["claimed_by"] == "w0" and r["error_message"] == "worker_heartbeat_lost" for r in reaped)
+    assert reaped, f"the killed worker held runs, which the reaper must have timed out: {Counter((r['status'], r['claimed_by']) for r in rows)}"
+    assert all(r["status"] == "timeout" and r["claimed_by"] == "w0" and r["error_message"] == "worker_heartbeat_lost" for r in reaped), Counter(
+        (r["status"], r["claimed_by"], r["error_message"]) for r in reaped
+    )
     # No acknowledged completion lost, none by two workers: every ack is in the table as that
     # worker's completion at that attempt, and no run was acknowledged to two workers.
     acked: Counter[str] = Counter()
     for name in names:
         for line in (tmp_path / f"{name}.acks").read_text().splitlines():
-            run_id, attempt = line.split()
+            run_id, attempt, outcome, code = line.split()
+            if (outcome, code) != ("complete", "0"):
+                continue
             acked[run_id] += 1
             row = by_id[run_id]
             assert (row["status"], row["attempt"], json.loads(row["result_json"])["by"]) == ("completed", int(attempt), name)
     assert max(acked.values()) == 1
-    assert sum(acked.values()) >= RUNS - 32 * 2  # at most the killed worker's window went unrecorded
-    assert all(json.loads(r["result_json"])["by"] in names for r in rows if r["status"] == "completed")
+    # The workers that stopped cleanly had every completion of theirs acknowledged before they
+    # exited (a repeat after a lost ack is acknowledged too); only the killed one's last may be not.
+    unacked = Counter(json.loads(r["result_json"])["by"] for r in rows if r["status"] == "completed" and r["id"] not in acked)
+    assert set(unacked) <= {"w0"}, unacked
 
 
 async def test_a_cancel_reaches_the_running_handler_within_a_second(stack, tmp_path):
