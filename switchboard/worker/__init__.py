@@ -6,17 +6,8 @@ Needs only grpcio, protobuf and httpx: nothing of the server's dependencies.
 
 from __future__ import annotations
 
-from typing import Any
-
+from switchboard.worker.context import RunContext, WorkerTools
+from switchboard.worker.publisher import PublishInterrupted, PublishRefused
 from switchboard.worker.session import Retryable, Worker, WorkerStopped
 
-__all__ = ["Retryable", "RunContext", "Worker", "WorkerStopped", "WorkerTools"]
-
-
-def __getattr__(name: str) -> Any:
-    # The handlers' tools live in switchboard.worker.context; imported on first use.
-    if name in ("RunContext", "WorkerTools"):
-        from switchboard.worker import context
-
-        return getattr(context, name)
-    raise AttributeError(name)
+__all__ = ["PublishInterrupted", "PublishRefused", "Retryable", "RunContext", "Worker", "WorkerStopped", "WorkerTools"]

@@ -91,7 +91,9 @@ def _forward_strategy(method: MethodDescriptor, pools: Pools) -> st.SearchStrate
 
 def strategy_for(method: MethodDescriptor, principal: str, pools: Pools) -> st.SearchStrategy:
     if method.client_streaming:
-        return _forward_strategy(method, pools)
+        if method.name == "Forward":
+            return _forward_strategy(method, pools)
+        return st.lists(request_strategy(method.input_type, pools), min_size=0, max_size=4)
     if method.name == "SweepStalePendingInteractions" and principal == "operator":
         # An operator sweeping with a short max_age legitimately deletes every organisation's old
         # questions, B's included: only ages B's fresh questions cannot reach, zero (which the
@@ -134,9 +136,11 @@ CORPUS_TARGETS = [(service, method, principal) for service, method, principal in
 
 
 def _corpus(method: MethodDescriptor, pools: Pools) -> list[tuple[str, object]]:
-    if method.client_streaming:  # Forward: the head carries the request; then one body chunk
+    if method.name == "Forward":  # the head carries the request; then one body chunk
         head = method.input_type.fields_by_name["head"].message_type
         return [(label, [{"head": case}, {"body_chunk": b"{}"}]) for label, case in corpus.cases(head, pools)]
+    if method.client_streaming:  # each hostile message alone on the stream
+        return [(label, [case]) for label, case in corpus.cases(method.input_type, pools)]
     return list(corpus.cases(method.input_type, pools))
 
 

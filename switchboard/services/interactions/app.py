@@ -61,6 +61,6 @@ async def create(settings: Settings, pool: asyncpg.Pool, *, registry: CollectorR
             ),
         ],
         on_start=[hub.start, retention.start, sweeper.start],
-        on_drain=[hub.close_subscribers],
+        on_drain=[hub.close_subscribers, event_service.close_publishers],
         on_stop=[retention.stop, sweeper.stop, card_edits.drain, hub.stop, http.aclose],
     )

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from datetime import datetime
 
 import asyncpg
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from switchboard.services.interactions import events, store
+from switchboard.services.interactions import events, publishing, store
 from switchboard.services.interactions.hub import HubClosing, StreamHub, SubscriberLagging
-from switchboard.shared.authz import Role, current_access, policy
+from switchboard.shared.authz import Role, current_access, policy, policy_of
 from switchboard.shared.errors import Aborted, Unavailable
 from switchboard.shared.headers import SUBSCRIBED_HEADER
 from switchboard.shared.validation import Violations
@@ -33,6 +35,11 @@ class EventService(event_service_pb2_grpc.EventServiceServicer):
         self._pool = pool
         self._hub = hub
         self._limits = limits
+        self._draining = asyncio.Event()
+
+    def close_publishers(self) -> None:
+        """The replica drains: PublishStream calls store what they read and end (UNAVAILABLE)."""
+        self._draining.set()
 
     async def _append(self, organization_id: str, stream: str, items: list[tuple[str, str]]) -> tuple[list[int], datetime]:
         async with self._pool.acquire() as conn:
@@ -66,6 +73,16 @@ class EventService(event_service_pb2_grpc.EventServiceServicer):
         v.check()
         sequences, created_at = await self._append(organization_id, stream, items)
         return pb.PublishBatchResponse(sequences=sequences, created_at=_timestamp(created_at))
+
+    # Each event is authorised as a Publish (a streamed request has no fields to check up front).
+    @policy(worker="organization")
+    async def PublishStream(self, requests, context: Context):
+        acks = publishing.publish_stream(
+            requests, current_access(), policy_of(EventService.Publish), self._append, self._draining
+        )
+        async with contextlib.aclosing(acks):
+            async for ack in acks:
+                yield ack
 
     @policy(user=Role.MEMBER, worker="organization", target="organization_id", stream="stream")
     async def Subscribe(self, request: pb.SubscribeRequest, context: Context):
