@@ -9,6 +9,7 @@ import uuid
 import grpc
 import pytest
 
+from switchboard.services.runs import store
 from switchboard.shared.errors import field_violations, reason_of
 from switchboard.runs.v1 import run_service_pb2 as pb
 from tests.runs.conftest import OPERATOR, worker_metadata
@@ -400,3 +401,40 @@ async def test_sessions_of_one_agent_are_bounded_per_replica(runs, org, monkeypa
     await other.open("w3")  # another agent's workers are not held back
     for session in (first, second, other):
         session.cancel()
+
+
+async def test_claims_of_several_sessions_go_in_one_statement_and_share_a_short_supply(runs, org):
+    for i in range(4):
+        await runs.enqueue(org, subject_id=f"short{i}")
+    runs.parts.sessions.start()
+    claimer = runs.parts.sessions.claimer
+    # Two requests waiting together (as sessions whose capacity freed at once): one statement.
+    first = asyncio.ensure_future(claimer.claim("w1", ["action"], store.Scope(), 3))
+    second = asyncio.ensure_future(claimer.claim("w2", ["action"], store.Scope(), 3))
+    before = claimer.statements
+    got = {"w1": await first, "w2": await second}
+    assert claimer.statements - before == 1
+    assert sorted(len(rows) for rows in got.values()) == [2, 2]  # 4 runs for 6 slots: dealt in turn
+    assert {row["claimed_by"] for row in got["w1"]} == {"w1"} and {row["claimed_by"] for row in got["w2"]} == {"w2"}
+    assert len({row["id"] for rows in got.values() for row in rows}) == 4
+
+
+async def test_a_run_claimed_for_a_session_that_went_away_is_handed_back_at_once(runs, org):
+    await runs.enqueue(org, subject_id="orphan")
+    runs.parts.sessions.start()
+    claimer = runs.parts.sessions.claimer
+    blocker = await runs.pool.acquire()
+    transaction = blocker.transaction()
+    await transaction.start()
+    await blocker.execute("LOCK TABLE runs.runs IN EXCLUSIVE MODE")  # the claim waits
+    request = asyncio.ensure_future(claimer.claim("gone", ["action"], store.Scope(), 1))
+    async with asyncio.timeout(5):
+        while not await _waiting_on_a_lock(runs.pool, "WITH next AS"):
+            await asyncio.sleep(0.01)
+    request.cancel()  # the session ends while its claim is in the database
+    await transaction.rollback()
+    await runs.pool.release(blocker)
+    async with asyncio.timeout(5):
+        while (row := await runs.pool.fetchrow("SELECT status, handbacks FROM runs.runs WHERE subject_id = 'orphan'"))["handbacks"] == 0:
+            await asyncio.sleep(0.01)
+    assert tuple(row.values()) == ("pending", 1)

@@ -1,9 +1,10 @@
 """Worker sessions (RunService.WorkSession): one bidirectional stream per worker process.
 
-A session leases runs as its capacity frees, several per claim statement, and pushes them down
-the stream; the worker's outcomes go to the replica's OutcomeFlusher (one statement per flush for
-all sessions) and come back as acks once committed. Everything else is shared by all sessions of
-the replica, so its cost does not grow with them:
+A session leases runs as its capacity frees and pushes them down the stream; its claims go to the
+replica's Claimer (one statement for the requests of all sessions that see the same runs) and the
+worker's outcomes to the replica's OutcomeFlusher (one statement per flush for all sessions),
+coming back as acks once committed. Everything else is shared by all sessions of the replica, so
+its cost does not grow with them:
 
 * one heartbeat statement per interval for every run every session holds (the session is the
   liveness signal; a session that vanishes stops heartbeating and the reaper does the rest);
@@ -31,6 +32,7 @@ import asyncpg
 
 from switchboard.services.runs import domain, store
 from switchboard.services.runs.metrics import RunMetrics
+from switchboard.services.runs.claims import Claimer
 from switchboard.services.runs.outcomes import Ack, OutcomeFlusher
 from switchboard.services.runs.serialize import run_message
 from switchboard.shared.errors import FieldViolation, InvalidArgument, ResourceExhausted, Unavailable
@@ -247,6 +249,7 @@ class SessionHub:
         flusher: OutcomeFlusher,
         metrics: RunMetrics,
         *,
+        claimer: Claimer | None = None,
         heartbeat_seconds: float,
         poll_seconds: float = 1.0,
     ):
@@ -254,6 +257,7 @@ class SessionHub:
         self._metrics = metrics
         self._dsn = dsn
         self._flusher = flusher
+        self._claimer = claimer or Claimer(pool, flusher)
         self._heartbeat = heartbeat_seconds
         self.poll_seconds = poll_seconds
         """How long an idle session waits for a wake-up before it looks again (a missed NOTIFY)."""
@@ -273,6 +277,7 @@ class SessionHub:
         if self._tasks:
             return
         self._flusher.start()
+        self._claimer.start()
         self._tasks = [
             asyncio.create_task(self._listen_loop(), name="runs-sessions-listener"),
             asyncio.create_task(self._heartbeat_loop(), name="runs-sessions-heartbeat"),
@@ -293,8 +298,13 @@ class SessionHub:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks = []
+        await self._claimer.stop()
         await self._flusher.stop()
         await self._close_listener()
+
+    @property
+    def claimer(self) -> Claimer:
+        return self._claimer
 
     @property
     def session_count(self) -> int:
@@ -439,8 +449,9 @@ class SessionHub:
         self._flusher.submit(outcome, session.acked)
 
     async def _lease(self, session: Session, recheck: Callable[[], Awaitable[None]] | None) -> None:
-        """Lease runs while the session takes them: as many as its free capacity, in one claim
-        statement; when fewer were runnable, wait for a wake-up (NOTIFY) or the poll."""
+        """Lease runs while the session takes them: as many as its free capacity (claimed together
+        with other sessions' requests); when fewer were runnable, wait for a wake-up (NOTIFY) or
+        the poll."""
         try:
             while session.taking:
                 if recheck is not None:
@@ -457,7 +468,7 @@ class SessionHub:
                 asked = min(free, LEASE_BATCH)
                 session.work.clear()
                 try:
-                    rows = await store.run_claim_many(self._pool, session.worker_id, session.lanes, session.scope, asked)
+                    rows = await self._claimer.claim(session.worker_id, session.lanes, session.scope, asked)
                 except Exception as exc:  # noqa: BLE001 - the session outlives a failed claim; retry after the poll
                     log.warning("runs_session_claim_failed", error=type(exc).__name__)
                     rows = []

@@ -118,33 +118,44 @@ async def run_get_active_match(
 # 0004_fair_turns_and_handbacks.sql), then age. Both claim statements follow it on their index.
 CLAIM_ORDER = "(lane = 'auth') DESC, priority DESC, turn, created_at, id"
 
-# $1 worker, $2 lanes, $3 how many; the agent variant adds $4 organisation and $5 agent. Two
-# statements rather than one with "$5 IS NULL OR …", so that each is planned on its own index.
+# $1 the claiming worker of each slot to fill (its length is how many runs), $2 lanes; the agent
+# variant adds $3 organisation and $4 agent. Two statements rather than one with "$4 IS NULL OR …",
+# so that each is planned on its own index. The runs picked are numbered in the claim order and go
+# to the slot of the same number; RETURNING names the slot.
 _CLAIM = """WITH next AS (
-               SELECT id FROM runs
-               WHERE status = 'pending' AND run_after <= now() AND lane = ANY($2::text[]) {scope}
-               ORDER BY {order}
-               LIMIT $3
-               FOR UPDATE SKIP LOCKED
+               SELECT id, row_number() OVER () AS slot FROM (
+                   SELECT id FROM runs
+                   WHERE status = 'pending' AND run_after <= now() AND lane = ANY($2::text[]) {scope}
+                   ORDER BY {order}
+                   LIMIT cardinality($1::text[])
+                   FOR UPDATE SKIP LOCKED
+               ) AS picked
            )
            UPDATE runs AS r
-           SET status = 'running', claimed_by = $1, attempt = r.attempt + 1, claimed_at = now(),
+           SET status = 'running', claimed_by = s.worker, attempt = r.attempt + 1, claimed_at = now(),
                last_heartbeat_at = now(), heartbeats = 0, cancel_requested = false, updated_at = now()
-           FROM next WHERE r.id = next.id
-           RETURNING r.*"""
+           FROM next JOIN unnest($1::text[]) WITH ORDINALITY AS s(worker, slot) USING (slot)
+           WHERE r.id = next.id
+           RETURNING r.*, next.slot"""
 CLAIM_ANY_SQL = _CLAIM.format(scope="", order=CLAIM_ORDER)
-CLAIM_AGENT_SQL = _CLAIM.format(scope="AND agent_id = $5 AND organization_id = $4", order=CLAIM_ORDER)
+CLAIM_AGENT_SQL = _CLAIM.format(scope="AND agent_id = $4 AND organization_id = $3", order=CLAIM_ORDER)
+
+
+async def run_claim_slots(conn: Connection, slots: list[str], lanes: list[str], scope: Scope) -> list[Record]:
+    """Claim up to ``len(slots)`` runnable runs in the claim order, in one statement, each for the
+    worker of its slot (``slot``, 1-based, in the answer). Locked rows are skipped, so concurrent
+    claimers never wait for each other nor take the same run. A worker's claim (a scope with an
+    agent) sees only its agent's runs; an operator's sees every run."""
+    if scope.agent_id is None and scope.organization_id is None:
+        return await conn.fetch(CLAIM_ANY_SQL, slots, lanes)
+    if scope.agent_id is None:  # no caller is scoped to an organisation without an agent
+        raise ValueError("a scoped claim needs the worker's agent")
+    return await conn.fetch(CLAIM_AGENT_SQL, slots, lanes, scope.organization_id, scope.agent_id)
 
 
 async def run_claim_many(conn: Connection, worker_id: str, lanes: list[str], scope: Scope, limit: int) -> list[Record]:
-    """Claim up to ``limit`` runnable runs in the claim order, in one statement. Locked rows are
-    skipped, so concurrent claimers never wait for each other nor take the same run. A worker's
-    claim (a scope with an agent) sees only its agent's runs; an operator's sees every run."""
-    if scope.agent_id is None and scope.organization_id is None:
-        return await conn.fetch(CLAIM_ANY_SQL, worker_id, lanes, limit)
-    if scope.agent_id is None:  # no caller is scoped to an organisation without an agent
-        raise ValueError("a scoped claim needs the worker's agent")
-    return await conn.fetch(CLAIM_AGENT_SQL, worker_id, lanes, limit, scope.organization_id, scope.agent_id)
+    """Claim up to ``limit`` runnable runs for one worker (see run_claim_slots)."""
+    return await run_claim_slots(conn, [worker_id] * limit, lanes, scope)
 
 
 async def run_claim(conn: Connection, worker_id: str, lanes: list[str], scope: Scope) -> Record | None:
