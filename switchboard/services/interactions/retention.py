@@ -7,13 +7,13 @@ import asyncpg
 
 from switchboard.services.interactions import store
 from switchboard.shared.logs import get_logger
-from switchboard.shared.maintenance import BatchLoop
+from switchboard.shared.lifecycle import BatchLoop
 
 log = get_logger(__name__)
 
 
 class Retention(BatchLoop):
-    loop_name = "events-retention"
+    name = "events-retention"
     done_event, failed_event, logger = "events_trimmed", "events_trim_failed", log
 
     def __init__(self, pool: asyncpg.Pool, *, keep_last: int, max_age_seconds: float, interval_seconds: float = 60.0, batch: int = 5000):

@@ -6,13 +6,13 @@ import asyncpg
 
 from switchboard.services.interactions import store
 from switchboard.shared.logs import get_logger
-from switchboard.shared.maintenance import BatchLoop
+from switchboard.shared.lifecycle import BatchLoop
 
 log = get_logger(__name__)
 
 
 class QuestionSweeper(BatchLoop):
-    loop_name = "question-sweeper"
+    name = "question-sweeper"
     done_event, failed_event, logger = "pending_questions_swept", "pending_questions_sweep_failed", log
 
     def __init__(self, pool: asyncpg.Pool, *, max_age_seconds: float = 24 * 3600.0, limit: int = 1000, interval_seconds: float = 300.0):

@@ -7,13 +7,13 @@ import asyncpg
 
 from switchboard.services.secretproxy import store
 from switchboard.shared.logs import get_logger
-from switchboard.shared.maintenance import BatchLoop
+from switchboard.shared.lifecycle import BatchLoop
 
 log = get_logger(__name__)
 
 
 class Retention(BatchLoop):
-    loop_name = "secretproxy-retention"
+    name = "secretproxy-retention"
     done_event, failed_event, logger = "audit_records_trimmed", "audit_trim_failed", log
 
     def __init__(
