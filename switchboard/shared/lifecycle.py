@@ -8,8 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
 
 import structlog
+
+if TYPE_CHECKING:
+    import asyncpg
 
 
 class Component:
@@ -83,3 +88,41 @@ class BatchLoop(BackgroundLoop):
             except Exception as exc:  # noqa: BLE001 - the loop must outlive any one batch's failure
                 self.logger.warning(self.failed_event, error=type(exc).__name__, detail=str(exc)[:200])
             await asyncio.sleep(self._interval)
+
+
+class ExclusiveBatchLoop(BatchLoop):
+    """A BatchLoop whose every batch runs in one transaction on one replica at a time: the replica
+    whose ``try_lock`` (the store's transaction-scoped advisory lock) succeeds does the batch, the
+    others skip the round. Subclasses implement ``_batch_in`` (and ``_count`` when the batch
+    returns more than a count)."""
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        try_lock: Callable[[asyncpg.Connection], Awaitable[bool]],
+        *,
+        interval_seconds: float,
+        batch: int,
+    ):
+        self._pool = pool
+        self._try_lock = try_lock
+        self._interval = interval_seconds
+        self._batch = batch
+
+    async def _batch_in(self, conn: asyncpg.Connection) -> Any:
+        """One batch, inside the locked transaction."""
+        raise NotImplementedError
+
+    def _count(self, done: Any) -> int:
+        return int(done)
+
+    async def run_once(self) -> Any:
+        """One batch if this replica gets the lock: what the batch returned (None: skipped)."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            if not await self._try_lock(conn):
+                return None
+            return await self._batch_in(conn)
+
+    async def _run_batch(self) -> int | None:
+        done = await self.run_once()
+        return None if done is None else self._count(done)

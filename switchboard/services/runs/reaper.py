@@ -55,7 +55,7 @@ class Reaper(BatchLoop):
     async def run_once(self) -> Sweep:
         """One sweep if this replica gets the lock; Sweep(acquired=False) otherwise."""
         async with self._pool.acquire() as conn, conn.transaction():
-            if not await store.run_try_reaper_lock(conn):
+            if not await store.try_reaper_lock(conn):
                 sweep = Sweep(acquired=False)
             else:
                 reaped, retries = await store.run_reap_stale(
