@@ -116,3 +116,17 @@ async def test_a_stop_before_the_first_refresh_starts_nothing(migrated_database)
         assert await health(port) == NOT_SERVING
     assert log == []  # neither started nor drained nor stopped
     assert pool.is_closing()
+
+
+async def test_each_service_serves_exactly_the_servicers_it_declares():
+    from switchboard.catalog import services
+    from tests.support.worker_keys import PUBLIC_KEYS_SETTING, SIGNING_KEY_SETTING
+
+    keys = {"worker_token_public_keys": PUBLIC_KEYS_SETTING, "worker_token_signing_key": SIGNING_KEY_SETTING}
+    for service in services():
+        app = await service.build(Settings(internal_token=INTERNAL_TOKEN, **keys), None)  # nothing touches the pool yet
+        try:
+            assert [r.service_name for r in app.registrations] == [name for name, _ in service.servicers], service.name
+        finally:
+            for close in app.closers:
+                await close()

@@ -103,3 +103,12 @@ def test_only_identity_gets_the_private_key_and_every_part_the_public_keys():
 def test_no_part_names_the_old_shared_worker_token_key():
     assert "SWITCHBOARD_WORKER_TOKEN_KEY" not in (REPO_ROOT / "compose.yaml").read_text()
     assert "WORKER_TOKEN" not in (REPO_ROOT / "Dockerfile").read_text()
+
+
+def test_a_service_setting_given_in_compose_reaches_that_service_own_settings():
+    environment = {**PARTS["secretproxy"]["environment"], "SWITCHBOARD_PROXY_UPSTREAMS": '{"demo": "https://demo.example"}'}
+    configuration = load_configuration(substituted(environment))
+    assert configuration.of("secretproxy").proxy_upstreams == '{"demo": "https://demo.example"}'
+    # The compose file passes only names some settings class declares: a renamed one would raise.
+    for part in ["migrate", *SERVICES, "edge"]:
+        load_configuration(substituted(PARTS[part]["environment"]))
