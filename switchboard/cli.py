@@ -75,14 +75,16 @@ def _main(argv: list[str] | None) -> int:
         from switchboard.policies import main as policies
 
         return policies()
-    from switchboard.shared.config import ConfigError, load_settings
+    from switchboard.catalog import load_configuration
+    from switchboard.shared.config import ConfigError
     from switchboard.shared.logs import configure_logging
 
     try:
-        settings = load_settings()
+        configuration = load_configuration()
     except ConfigError as exc:
         print(f"switchboard: {exc}", file=sys.stderr)
         return 2
+    settings = configuration.platform
     process_name = args.service if args.command == "serve" else args.command
     configure_logging(settings.log_level, process=process_name)
 
@@ -109,11 +111,11 @@ def _main(argv: list[str] | None) -> int:
         from switchboard.serve import serve_edge, serve_grpc
 
         if args.service == "edge":
-            run(serve_edge(settings, port=args.port, parent_pid=args.parent_pid, ready_fd=args.ready_fd))
+            run(serve_edge(configuration, port=args.port, parent_pid=args.parent_pid, ready_fd=args.ready_fd))
         else:
             run(
                 serve_grpc(
-                    settings,
+                    configuration,
                     args.service,
                     port=args.port,
                     metrics_port=args.metrics_port,

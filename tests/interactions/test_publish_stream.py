@@ -177,8 +177,8 @@ async def test_a_draining_replica_acks_what_it_read_then_ends_the_call_unavailab
         for i in range(200):
             queue.put_nowait(event(i, org, stream))
         acked = [await call.read()]
-        for drain in one.app.on_drain:
-            drain()
+        for component in one.app.components:  # as the replica does when it starts stopping
+            component.drain()
         # (Nothing more is sent: grpc's client reports a send that crosses the server's end of the
         # call as INTERNAL instead of the call's status; the worker library reads either as a break.)
         with pytest.raises(grpc.aio.AioRpcError) as ended:

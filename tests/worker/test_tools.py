@@ -5,6 +5,7 @@ duplicate, and an HTTP client that carries the worker's token to the secret prox
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import uuid
 from datetime import timedelta
@@ -62,7 +63,8 @@ async def test_a_runs_context_publishes_to_its_agents_stream_in_order_and_refusa
 async def test_publishing_and_subscribing_carry_on_on_another_replica(migrated_database):
     org, agent = str(uuid.uuid4()), str(uuid.uuid4())
     stream = f"agents/{agent}"
-    async with replica(migrated_database) as one, replica(migrated_database) as two:
+    async with contextlib.AsyncExitStack() as first, replica(migrated_database) as two:
+        one = await first.enter_async_context(replica(migrated_database))
         # One target, two replicas: the channel picks the first and moves to the second when it goes.
         target = f"ipv4:127.0.0.1:{one.port},127.0.0.1:{two.port}"
         async with await WorkerTools.open(target, worker_token(org, agent)) as tools:
@@ -85,7 +87,7 @@ async def test_publishing_and_subscribing_carry_on_on_another_replica(migrated_d
             async with asyncio.timeout(10):
                 await five.wait()
             in_flight = [await ctx.send("agent.output", {"n": 100 + i}) for i in range(50)]
-            await one.stop()  # drains: the subscriber is told to resume elsewhere, the publish call breaks
+            await first.aclose()  # replica one stops (drains first): the subscriber resumes elsewhere, the publish call breaks
             outcomes = await asyncio.gather(*in_flight, return_exceptions=True)
             assert all(isinstance(o, int | PublishInterrupted) for o in outcomes), outcomes
             acked = [o for o in outcomes if isinstance(o, int)]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from datetime import datetime
 
@@ -35,11 +34,8 @@ class EventService(event_service_pb2_grpc.EventServiceServicer):
         self._pool = pool
         self._hub = hub
         self._limits = limits
-        self._draining = asyncio.Event()
-
-    def close_publishers(self) -> None:
-        """The replica drains: PublishStream calls store what they read and end (UNAVAILABLE)."""
-        self._draining.set()
+        # Drained with the replica: PublishStream calls store what they read and end (UNAVAILABLE).
+        self.publishers = publishing.Draining()
 
     async def _append(self, organization_id: str, stream: str, items: list[tuple[str, str]]) -> tuple[list[int], datetime]:
         async with self._pool.acquire() as conn:
@@ -78,7 +74,7 @@ class EventService(event_service_pb2_grpc.EventServiceServicer):
     @policy(worker="organization")
     async def PublishStream(self, requests, context: Context):
         acks = publishing.publish_stream(
-            requests, current_access(), policy_of(EventService.Publish), self._append, self._draining
+            requests, current_access(), policy_of(EventService.Publish), self._append, self.publishers.draining
         )
         async with contextlib.aclosing(acks):
             async for ack in acks:

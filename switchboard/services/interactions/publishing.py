@@ -28,6 +28,7 @@ from datetime import datetime
 from switchboard.services.interactions import events
 from switchboard.shared.authz import Access, Policy, authorize
 from switchboard.shared.errors import DomainError, Unavailable
+from switchboard.shared.lifecycle import Component
 from switchboard.shared.memberships import NoMemberships
 from switchboard.shared.validation import Violations
 from switchboard.interactions.v1 import event_service_pb2 as pb
@@ -40,6 +41,19 @@ MAX_FLUSH_BYTES = events.MAX_BATCH_BYTES
 Append = Callable[[str, str, list[tuple[str, str]]], Awaitable[tuple[list[int], datetime]]]
 """Stores events of one stream in one committed statement: (organization, stream, [(type,
 payload)]) → (their sequences, the time stored)."""
+
+
+class Draining(Component):
+    """Set when the replica drains: every PublishStream call stops reading, stores and acks what it
+    read, and ends UNAVAILABLE, instead of holding the server's stop for its grace period."""
+
+    name = "publish-streams"
+
+    def __init__(self) -> None:
+        self.draining = asyncio.Event()
+
+    def drain(self) -> None:
+        self.draining.set()
 
 
 @dataclass(slots=True)
