@@ -18,7 +18,7 @@ from switchboard.shared.grpc.server import ServiceApp
 from switchboard.shared.memberships import CachedMemberships, remote_fetch
 from switchboard.shared.revocations import RevocationSync, RevokedTokens, remote_revocations
 from switchboard.shared.config import ConfigError, Settings, env_names
-from switchboard.shared.db import DatabaseProbe, create_pool
+from switchboard.shared.db import DatabaseProbe, create_pool, database_for
 from switchboard.shared.grpc.health import SERVING
 from switchboard.shared.grpc.server import ServerOptions, ServiceServer
 from switchboard.shared.logs import get_logger
@@ -97,8 +97,7 @@ async def serve_grpc(
 
     Raises ConfigError when the database URL or the tokens are not configured, or a port is taken.
     """
-    settings.require("database_url")
-    assert settings.database_url is not None
+    database = database_for(settings, service)
     authenticator_from(settings)  # fail on missing tokens before anything opens
     if service != "identity":
         refuse_signing_key(settings, service)
@@ -141,10 +140,13 @@ async def serve_grpc(
         )
         bound = await server.start(serving=False)
         server.metrics.serve(settings.bind_host, metrics_port)
+        # The probe takes the calls' route (through the pooler, if any): what it cannot reach,
+        # calls cannot either.
         probe = DatabaseProbe(
-            settings.database_url,
+            database.url,
             lambda reachable: server.health.set_dependency(DATABASE, reachable),
             application_name=f"switchboard-{service}-probe",
+            pooled=database.pooled,
         )
         probe.start()
         sync.start()

@@ -150,6 +150,26 @@ class Settings:
     """
 
     database_url: str | None = _env("DATABASE_URL", _database_url, secret=True)
+    # -- where each context's data lives (issue 17; resolved in one place: shared/db.py database_for) --
+    # "transaction": DATABASE_URL (and each context's URL) goes through a transaction pooler such as
+    # PgBouncer (pool_mode=transaction): no statement cache, no session state through it, and what
+    # needs a session (LISTEN, the migrations' lock) goes to the *_DIRECT_URL instead.
+    database_pooler: str = _env("SWITCHBOARD_DATABASE_POOLER", _choice("none", "transaction"), "none")
+    database_direct_url: str | None = _env("SWITCHBOARD_DATABASE_DIRECT_URL", _database_url, secret=True)
+    # A context's own database (its own server, if wanted), overriding DATABASE_URL for that context.
+    identity_database_url: str | None = _env("SWITCHBOARD_IDENTITY_DATABASE_URL", _database_url, secret=True)
+    identity_database_direct_url: str | None = _env("SWITCHBOARD_IDENTITY_DATABASE_DIRECT_URL", _database_url, secret=True)
+    interactions_database_url: str | None = _env("SWITCHBOARD_INTERACTIONS_DATABASE_URL", _database_url, secret=True)
+    interactions_database_direct_url: str | None = _env(
+        "SWITCHBOARD_INTERACTIONS_DATABASE_DIRECT_URL", _database_url, secret=True
+    )
+    secretproxy_database_url: str | None = _env("SWITCHBOARD_SECRETPROXY_DATABASE_URL", _database_url, secret=True)
+    secretproxy_database_direct_url: str | None = _env(
+        "SWITCHBOARD_SECRETPROXY_DATABASE_DIRECT_URL", _database_url, secret=True
+    )
+    runs_database_url: str | None = _env("SWITCHBOARD_RUNS_DATABASE_URL", _database_url, secret=True)
+    runs_database_direct_url: str | None = _env("SWITCHBOARD_RUNS_DATABASE_DIRECT_URL", _database_url, secret=True)
+    # -- end of issue 17's database settings --
     data_dir: Path = _env("SWITCHBOARD_DATA_DIR", lambda raw: Path(_non_empty(raw)), Path(".switchboard"))
     bind_host: str = _env("SWITCHBOARD_BIND_HOST", _non_empty, "127.0.0.1")
     identity_port: int = _env("SWITCHBOARD_IDENTITY_PORT", _PORT, DEFAULT_PORTS["identity"])

@@ -15,6 +15,7 @@ from switchboard.services.interactions.server import InteractionService
 from switchboard.services.interactions.sweeper import QuestionSweeper
 from switchboard.shared.crypto import KeyRing
 from switchboard.shared.config import Settings
+from switchboard.shared.db import database_for
 from switchboard.shared.grpc.server import Registration, ServiceApp
 from switchboard.interactions.v1 import (
     event_service_pb2,
@@ -29,8 +30,9 @@ SCHEMA = "interactions"
 
 async def create(settings: Settings, pool: asyncpg.Pool, *, registry: CollectorRegistry | None = None) -> ServiceApp:
     """The interactions service, its stream hub (one listening connection) and retention loop."""
+    # LISTEN needs a session of its own: the direct URL, never a transaction pooler.
     hub = StreamHub(
-        pool, settings.database_url or "", poll_seconds=settings.events_poll_seconds, max_lag=settings.events_max_lag
+        pool, database_for(settings, SCHEMA).session_url, poll_seconds=settings.events_poll_seconds, max_lag=settings.events_max_lag
     )
     retention = Retention(pool, keep_last=settings.events_retention_count, max_age_seconds=settings.events_retention_seconds)
     sweeper = QuestionSweeper(pool)
