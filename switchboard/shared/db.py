@@ -59,15 +59,13 @@ def database_for(settings: Settings, context: str) -> Database:
     if url is None:
         raise ConfigError(f"required but not set: {names['database_url']} (or {names[f'{context}_database_url']})")
     if own_direct is not None:
-        session_url = own_direct
-    elif own is not None:
-        # The shared direct URL names another database: never fall back to it for a context's own.
-        session_url = own
-        direct_name = names[f"{context}_database_direct_url"]
+        return Database(context, url, own_direct, pooled)
+    if own is not None:
+        # A context's own database never falls back to the shared direct URL: that names another.
+        session_url, direct_name = own, names[f"{context}_database_direct_url"]
     else:
-        session_url = settings.database_direct_url or url
-        direct_name = names["database_direct_url"]
-    if pooled and own_direct is None and session_url == url:
+        session_url, direct_name = settings.database_direct_url or url, names["database_direct_url"]
+    if pooled and session_url == url:
         raise ConfigError(
             f"{names['database_pooler']}={TRANSACTION_POOLER}: set {direct_name} to a URL that reaches "
             "PostgreSQL without the pooler (LISTEN and the migrations' lock need a session of their own)"
@@ -117,7 +115,7 @@ async def _keep_session(connection: asyncpg.Connection) -> None:
     on every release, as many as a one-statement call makes for its own work. No Switchboard code
     leaves session state on a pooled connection: advisory locks are transaction-scoped
     (``pg_try_advisory_xact_lock``), LISTEN runs on a dedicated connection, settings are startup
-    parameters, cursors live in transactions. asyncpg still rolls back an open transaction and
+    parameters (none behind a transaction pooler), cursors live in transactions. asyncpg still rolls back an open transaction and
     drops listeners before calling this.
     """
 
