@@ -91,8 +91,10 @@ class Layout:
         for db in self.pooled:
             assert self.bouncer is not None
             stats = self.bouncer.stats_of(db)
-            print(f"PgBouncer SHOW STATS {db}: {stats}")  # the evidence, in the report of -rP
+            pools = [row for row in self.bouncer.show("POOLS") if row["database"] == db]
+            print(f"PgBouncer SHOW STATS {db}: {stats}\nPgBouncer SHOW POOLS {db}: {pools}")  # the evidence (-rP)
             assert stats.get("total_xact_count", 0) > 0 and stats.get("total_query_count", 0) > 0, stats
+            assert [row["pool_mode"] for row in pools] == ["transaction"], pools
         for service, url in self.own.items():
             conn = await asyncpg.connect(url)
             try:
