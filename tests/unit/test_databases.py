@@ -106,6 +106,8 @@ def test_every_statement_names_its_tables_with_its_own_schema(service):
                     problems.append(f"{path.name}:{number}: reads another context's schema: {name}{rest}")
                 elif not rest and name in every:
                     problems.append(f"{path.name}:{number}: unqualified table {name} (write {service}.{name})")
+            if "copy_records_to_table(" in line and f'schema_name="{service}"' not in line:
+                problems.append(f"{path.name}:{number}: COPY without schema_name={service!r}")
     assert own and problems == []
 
 

@@ -16,6 +16,7 @@ from starlette.routing import Route
 from switchboard.services.edge.middleware import BodySizeLimit, HttpMetrics, Observe
 from switchboard.services.edge.problems import problem
 from switchboard.services.edge.proxy import proxy_request
+from switchboard.services.edge.settings import EdgeSettings
 from switchboard.services.edge.streams import stream_events
 from switchboard.services.edge.upstreams import Upstreams
 from switchboard.services.edge.webhooks import slack_interactions, telegram_update
@@ -57,8 +58,9 @@ def _with_headers(response: Response, headers: dict[str, str] | None) -> Respons
     return response
 
 
-def create_app(settings: Settings, *, upstreams: Upstreams | None = None) -> Starlette:
+def create_app(settings: Settings, *, own: EdgeSettings | None = None, upstreams: Upstreams | None = None) -> Starlette:
     """The edge application. ``upstreams`` defaults to channels built from ``settings``."""
+    own = own or EdgeSettings()
     registry = CollectorRegistry()
     upstreams = upstreams or Upstreams.from_settings(settings)
 
@@ -80,7 +82,7 @@ def create_app(settings: Settings, *, upstreams: Upstreams | None = None) -> Sta
         middleware=[
             Middleware(Observe, metrics=HttpMetrics(registry)),
             # Proxied bodies stream through to the secret proxy, which enforces its own limit.
-            Middleware(BodySizeLimit, max_bytes=settings.edge_max_body_bytes, exempt_prefix="/v1/proxy/"),
+            Middleware(BodySizeLimit, max_bytes=own.edge_max_body_bytes, exempt_prefix="/v1/proxy/"),
         ],
         # Unexpected exceptions become a 500 problem in the Observe middleware, with the request id.
         exception_handlers={HTTPException: _http_problem},

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 import asyncpg
 
 from switchboard.services.interactions import store
+from switchboard.shared.lifecycle import BackgroundLoop
 from switchboard.shared.logs import get_logger
 
 log = get_logger(__name__)
@@ -89,8 +90,10 @@ class _Stream:
         changed.set()
 
 
-class StreamHub:
+class StreamHub(BackgroundLoop):
     """One per process: the listening connection and the streams that have local subscribers."""
+
+    name = "stream-hub"
 
     def __init__(self, pool: asyncpg.Pool, dsn: str, *, poll_seconds: float = 1.0, max_lag: int = 1000):
         self._pool = pool
@@ -99,7 +102,6 @@ class StreamHub:
         self._max_lag = max_lag
         self._streams: dict[StreamKey, _Stream] = {}
         self._listener: asyncpg.Connection | None = None
-        self._task: asyncio.Task | None = None
         self._lost = asyncio.Event()
         self._closing = False
         self.listening = asyncio.Event()
@@ -108,15 +110,14 @@ class StreamHub:
 
     # -- lifecycle -------------------------------------------------------------------------------
 
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="stream-hub")
+    async def _loop(self) -> None:
+        await self._run()
 
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+    async def _after_stop(self) -> None:
         await self._close_listener()
+
+    def drain(self) -> None:
+        self.close_subscribers()
 
     def close_subscribers(self) -> None:
         """End every subscription now (they resubscribe elsewhere), so that none holds up a

@@ -19,8 +19,8 @@ import asyncpg
 from switchboard.shared import locks
 from switchboard.shared.errors import AlreadyExists
 
+Connection = asyncpg.Connection | asyncpg.Pool
 Record = asyncpg.Record
-Executor = asyncpg.Pool | asyncpg.Connection
 
 _SECRET_COLUMNS = "id, organization_id, agent_id, name, key_id, created_at, rotated_at"
 _CREDENTIAL_COLUMNS = "id, organization_id, provider, priority, key_id, created_at"
@@ -29,7 +29,7 @@ _CREDENTIAL_COLUMNS = "id, organization_id, provider, priority, key_id, created_
 
 
 async def secret_insert(
-    db: Executor,
+    conn: Connection,
     *,
     secret_id: uuid.UUID,
     organization_id: str,
@@ -41,7 +41,7 @@ async def secret_insert(
 ) -> Record:
     """Raises AlreadyExists SECRET_EXISTS when the name is taken in that scope."""
     try:
-        return await db.fetchrow(
+        return await conn.fetchrow(
             f"""
             INSERT INTO secretproxy.secrets (id, organization_id, agent_id, name, placeholder_hash, key_id, sealed_value)
             VALUES ($1, $2, $3, $4, $5, $6, $7)
@@ -58,14 +58,14 @@ async def secret_insert(
         ) from None
 
 
-async def secret_get(db: Executor, secret_id: str) -> Record | None:
-    return await db.fetchrow(f"SELECT {_SECRET_COLUMNS} FROM secretproxy.secrets WHERE id = $1", secret_id)
+async def secret_get(conn: Connection, secret_id: str) -> Record | None:
+    return await conn.fetchrow(f"SELECT {_SECRET_COLUMNS} FROM secretproxy.secrets WHERE id = $1", secret_id)
 
 
-async def secret_rotate(db: Executor, secret_id: str, organization_id: str, key_id: str, sealed_value: bytes) -> Record | None:
+async def secret_rotate(conn: Connection, secret_id: str, organization_id: str, key_id: str, sealed_value: bytes) -> Record | None:
     """None when the secret is gone or is not the organisation's (checked in the same statement,
     so a secret cannot change hands between the caller's check and the write)."""
-    return await db.fetchrow(
+    return await conn.fetchrow(
         f"""
         UPDATE secretproxy.secrets SET key_id = $3, sealed_value = $4, rotated_at = now()
         WHERE id = $1 AND organization_id = $2
@@ -75,18 +75,18 @@ async def secret_rotate(db: Executor, secret_id: str, organization_id: str, key_
     )
 
 
-async def secret_delete(db: Executor, secret_id: str, organization_id: str) -> Record | None:
-    return await db.fetchrow(
+async def secret_delete(conn: Connection, secret_id: str, organization_id: str) -> Record | None:
+    return await conn.fetchrow(
         f"DELETE FROM secretproxy.secrets WHERE id = $1 AND organization_id = $2 RETURNING {_SECRET_COLUMNS}",
         secret_id, organization_id,
     )
 
 
 async def secret_list(
-    db: Executor, organization_id: str, agent_id: str | None, *, after: tuple[str, str] | None, limit: int
+    conn: Connection, organization_id: str, agent_id: str | None, *, after: tuple[str, str] | None, limit: int
 ) -> list[Record]:
     """Ordered by name, then id; ``after`` is the (name, id) of the last row of the previous page."""
-    return await db.fetch(
+    return await conn.fetch(
         f"""
         SELECT {_SECRET_COLUMNS} FROM secretproxy.secrets
         WHERE organization_id = $1
@@ -103,7 +103,7 @@ async def secret_list(
 
 
 async def credential_insert(
-    db: Executor,
+    conn: Connection,
     *,
     credential_id: uuid.UUID,
     organization_id: str,
@@ -112,7 +112,7 @@ async def credential_insert(
     key_id: str,
     sealed_value: bytes,
 ) -> Record:
-    return await db.fetchrow(
+    return await conn.fetchrow(
         f"""
         INSERT INTO secretproxy.provider_credentials (id, organization_id, provider, priority, key_id, sealed_value)
         VALUES ($1, $2, $3, $4, $5, $6)
@@ -122,22 +122,22 @@ async def credential_insert(
     )
 
 
-async def credential_get(db: Executor, credential_id: str) -> Record | None:
-    return await db.fetchrow(f"SELECT {_CREDENTIAL_COLUMNS} FROM secretproxy.provider_credentials WHERE id = $1", credential_id)
+async def credential_get(conn: Connection, credential_id: str) -> Record | None:
+    return await conn.fetchrow(f"SELECT {_CREDENTIAL_COLUMNS} FROM secretproxy.provider_credentials WHERE id = $1", credential_id)
 
 
-async def credential_delete(db: Executor, credential_id: str, organization_id: str) -> Record | None:
-    return await db.fetchrow(
+async def credential_delete(conn: Connection, credential_id: str, organization_id: str) -> Record | None:
+    return await conn.fetchrow(
         f"DELETE FROM secretproxy.provider_credentials WHERE id = $1 AND organization_id = $2 RETURNING {_CREDENTIAL_COLUMNS}",
         credential_id, organization_id,
     )
 
 
 async def credential_list(
-    db: Executor, organization_id: str, provider: str | None, *, after: tuple[str, int, str] | None, limit: int
+    conn: Connection, organization_id: str, provider: str | None, *, after: tuple[str, int, str] | None, limit: int
 ) -> list[Record]:
     """Ordered by provider, priority descending, then id; ``after`` is the last row's position."""
-    return await db.fetch(
+    return await conn.fetch(
         f"""
         SELECT {_CREDENTIAL_COLUMNS} FROM secretproxy.provider_credentials
         WHERE organization_id = $1
@@ -153,15 +153,15 @@ async def credential_list(
 # -- egress policies ------------------------------------------------------------------------------
 
 
-async def policy_get(db: Executor, organization_id: str) -> Record | None:
-    return await db.fetchrow(
+async def policy_get(conn: Connection, organization_id: str) -> Record | None:
+    return await conn.fetchrow(
         "SELECT organization_id, rules, policy_hash, updated_at FROM secretproxy.egress_policies WHERE organization_id = $1",
         organization_id,
     )
 
 
-async def policy_set(db: Executor, organization_id: str, rules: Sequence[dict[str, Any]], policy_hash: str) -> Record:
-    return await db.fetchrow(
+async def policy_set(conn: Connection, organization_id: str, rules: Sequence[dict[str, Any]], policy_hash: str) -> Record:
+    return await conn.fetchrow(
         """
         INSERT INTO secretproxy.egress_policies (organization_id, rules, policy_hash, updated_at)
         VALUES ($1, $2::jsonb, $3, now())
@@ -221,7 +221,7 @@ LEFT JOIN LATERAL (
 
 
 async def forward_snapshot(
-    db: Executor,
+    conn: Connection,
     *,
     sources: Sequence[str],
     failed_lookup_limit: int,
@@ -234,7 +234,7 @@ async def forward_snapshot(
     """The throttle state of the sources, the secrets whose placeholders were sent (of any
     organisation: the caller refuses foreign ones and counts them as failures), the organisation's
     best credential for the provider (only when wanted) and its policy hash."""
-    row = await db.fetchrow(
+    row = await conn.fetchrow(
         _FORWARD_SNAPSHOT,
         list(sources), failed_lookup_limit, window_seconds, organization_id,
         list(placeholder_hashes), provider, want_credential,
@@ -250,9 +250,9 @@ async def forward_snapshot(
     return ForwardSnapshot(row["blocked"], secrets, credential, row["policy_hash"])
 
 
-async def record_failed_lookups(db: Executor, sources: Sequence[str], window_seconds: float) -> None:
+async def record_failed_lookups(conn: Connection, sources: Sequence[str], window_seconds: float) -> None:
     """Count one failed lookup for each source, in fixed windows that restart once expired."""
-    await db.execute(
+    await conn.execute(
         """
         INSERT INTO secretproxy.failed_lookups AS f (source, window_started_at, failures)
         SELECT unnest($1::text[]), now(), 1
@@ -273,17 +273,15 @@ AUDIT_COLUMNS = (
 )
 
 
-async def audit_insert(db: asyncpg.Pool, records: Sequence[tuple]) -> None:
+async def audit_insert(pool: asyncpg.Pool, records: Sequence[tuple]) -> None:
     """Write audit records (tuples in AUDIT_COLUMNS order) with COPY: one round trip per batch."""
-    async with db.acquire() as connection:
-        await connection.copy_records_to_table(
-            "audit_records", schema_name="secretproxy", columns=AUDIT_COLUMNS, records=records
-        )
+    async with pool.acquire() as conn:
+        await conn.copy_records_to_table("audit_records", schema_name="secretproxy", columns=AUDIT_COLUMNS, records=records)
 
 
-async def audit_trim(db: Executor, retention_seconds: float, batch_size: int) -> int:
+async def audit_trim(conn: Connection, retention_seconds: float, batch_size: int) -> int:
     """Delete up to ``batch_size`` of the oldest records older than the retention; the count."""
-    result = await db.execute(
+    result = await conn.execute(
         """
         DELETE FROM secretproxy.audit_records WHERE id IN (
             SELECT id FROM secretproxy.audit_records
@@ -296,14 +294,15 @@ async def audit_trim(db: Executor, retention_seconds: float, batch_size: int) ->
     return int(result.split()[-1])
 
 
-async def failed_lookups_trim(db: Executor, window_seconds: float) -> int:
-    result = await db.execute(
+async def failed_lookups_trim(conn: Connection, window_seconds: float) -> int:
+    result = await conn.execute(
         "DELETE FROM secretproxy.failed_lookups WHERE window_started_at <= now() - make_interval(secs => $1)",
         window_seconds,
     )
     return int(result.split()[-1])
 
 
-async def try_maintenance_lock(connection: asyncpg.Connection) -> bool:
-    """The transaction-scoped advisory lock that lets one replica at a time trim."""
-    return await connection.fetchval("SELECT pg_try_advisory_xact_lock($1)", locks.SECRETPROXY_MAINTENANCE)
+async def try_maintenance_lock(conn: asyncpg.Connection) -> bool:
+    """Take the maintenance lock (audit and failed-lookup trims) for the current transaction, or
+    return False at once."""
+    return bool(await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", locks.SECRETPROXY_MAINTENANCE))
