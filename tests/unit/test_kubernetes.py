@@ -14,7 +14,8 @@ import yaml
 
 from switchboard.cli import _parser
 from switchboard.serve import METRICS_PORT_OFFSET
-from switchboard.shared.config import SERVICES, load_settings
+from switchboard.catalog import load_configuration
+from switchboard.shared.config import SERVICES
 from switchboard.shared.grpc.health import LIVENESS
 from tests.conftest import REPO_ROOT
 from tests.support.worker_keys import PUBLIC_KEYS_SETTING, SIGNING_KEY_SETTING
@@ -54,7 +55,7 @@ SECRET_STANDINS = {
     "SWITCHBOARD_CREDENTIALS_KEYS": substituted({"k": "${SWITCHBOARD_CREDENTIALS_KEYS:?x}"})["k"],
     "SWITCHBOARD_WORKER_TOKEN_SIGNING_KEY": SIGNING_KEY_SETTING,
 }
-SETTINGS = load_settings({**CONFIG, **{k: v for k, v in SECRET_STANDINS.items() if k in SECRET_VARIABLES}})
+SETTINGS = load_configuration({**CONFIG, **{k: v for k, v in SECRET_STANDINS.items() if k in SECRET_VARIABLES}}).platform
 
 
 def container_of(kind: str, name: str) -> dict:
@@ -94,7 +95,7 @@ def test_the_configuration_is_compose_s_and_secrets_come_from_secrets():
     assert not set(CONFIG) & (SECRET_VARIABLES | IDENTITY_SECRET_VARIABLES)
     literal = substituted({k: v for k, v in compose.items() if k not in SECRET_VARIABLES})
     assert CONFIG == literal
-    load_settings({**CONFIG, **SECRET_STANDINS})  # a valid configuration: no unknown name, every value parses
+    load_configuration({**CONFIG, **SECRET_STANDINS})  # a valid configuration: no unknown name, every value parses
 
 
 @pytest.mark.parametrize("workload", [("Job", "switchboard-migrate"), *(("Deployment", s) for s in (*SERVICES, "edge"))])
