@@ -239,7 +239,6 @@ async def test_a_stop_signal_during_start_up_still_stops_the_database(tmp_path):
     assert not (data_dir / "pgdata" / "postmaster.pid").exists()
 
 
-@pytest.mark.database_layouts("pgbouncer", "four_databases")
 async def test_replicas_are_balanced_and_a_dead_one_is_replaced(tmp_path):
     stack = await start_stack(tmp_path, replicas=2)
     try:
