@@ -28,6 +28,18 @@ from tests.support import pgbouncer as bouncers
 EMBEDDED = "embedded"
 
 
+CALL_FAILED = pytest.StashKey[bool]()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator[None]:
+    """Remember whether the test itself failed: a layout's checks afterwards would only repeat it."""
+    outcome = yield
+    report = outcome.get_result()  # type: ignore[attr-defined]
+    if report.when == "call":
+        item.stash[CALL_FAILED] = report.failed
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     marker = metafunc.definition.get_closest_marker("database_layouts")
     if marker is not None and "database_layout" in metafunc.fixturenames:
@@ -119,4 +131,5 @@ async def database_layout(request: pytest.FixtureRequest) -> AsyncIterator[Layou
             yield layout
         finally:
             test_up.LAYOUT = None
-        await layout.check()
+        if not request.node.stash.get(CALL_FAILED, True):
+            await layout.check()
