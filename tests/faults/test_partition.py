@@ -59,21 +59,26 @@ class Tree:
         return f"ipv4:127.0.0.1:{self.a},127.0.0.1:{self.b}"
 
 
-def socket_path(dsn: str) -> str:
-    """The Unix socket of the embedded server's DSN (postgresql://user@/db?host=<dir>)."""
+def server_of(dsn: str) -> str | tuple[str, int]:
+    """Where the server of ``dsn`` listens: the embedded server's Unix socket
+    (postgresql://user@/db?host=<dir>), or a host and port."""
     parts = urlsplit(dsn)
     query = parse_qs(parts.query)
-    return f"{query['host'][0]}/.s.PGSQL.{query.get('port', ['5432'])[0]}"
+    if "host" in query and query["host"][0].startswith("/"):
+        return f"{query['host'][0]}/.s.PGSQL.{query.get('port', [parts.port or 5432])[0]}"
+    return parts.hostname or "127.0.0.1", parts.port or 5432
 
 
 def through(proxy_port: int, dsn: str) -> str:
+    """``dsn`` by way of the proxy (the same user, password and database)."""
     parts = urlsplit(dsn)
-    return f"postgresql://{parts.username}@127.0.0.1:{proxy_port}{parts.path}"
+    credentials = parts.netloc.rpartition("@")[0]
+    return f"postgresql://{credentials}@127.0.0.1:{proxy_port}{parts.path}"
 
 
 @contextlib.asynccontextmanager
 async def process_tree(migrated_database: str, logs: Path) -> AsyncIterator[Tree]:
-    proxy = CuttableProxy(socket_path(migrated_database))
+    proxy = CuttableProxy(server_of(migrated_database))
     await proxy.start()
     ports = {name: free_port() for name in ("identity", "a", "b", "edge")}
     env = base_env(

@@ -91,12 +91,13 @@ def start(server_dsn: str, directory: Path, *, pool_size: int = 20) -> PgBouncer
     socket_dir = query.get("host", [parts.hostname or ""])[0]
     server_port = int(query.get("port", [parts.port or 5432])[0])
     user = parts.username or "postgres"
+    password = f" password={parts.password}" if parts.password else ""
     port = _free_port()
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "users.txt").write_text(f'"{user}" ""\n')
     (directory / "pgbouncer.ini").write_text(
         f"""[databases]
-* = host={socket_dir} port={server_port} user={user}
+* = host={socket_dir} port={server_port} user={user}{password}
 
 [pgbouncer]
 listen_addr = 127.0.0.1

@@ -1,5 +1,6 @@
 """A loopback TCP proxy to PostgreSQL that a test cuts and restores: the route of one replica to its
-database, which the network can take away while clients still reach the replica."""
+database, which the network can take away while clients still reach the replica. It forwards to
+a Unix socket (the embedded server) or to a TCP address (a server given by DATABASE_URL)."""
 
 from __future__ import annotations
 
@@ -8,14 +9,15 @@ import contextlib
 
 
 class CuttableProxy:
-    """Listens on 127.0.0.1 and pipes each connection to a PostgreSQL Unix socket.
+    """Listens on 127.0.0.1 and pipes each connection to PostgreSQL (a Unix socket path, or host
+    and port).
 
     ``cut()`` is the route gone: the listener closes (a new connection is refused) and every
     connection through it is torn down. ``restore()`` listens again on the same port.
     """
 
-    def __init__(self, socket_path: str):
-        self._socket_path = socket_path
+    def __init__(self, upstream: str | tuple[str, int]):
+        self._upstream = upstream
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
         self.port = 0
@@ -44,7 +46,10 @@ class CuttableProxy:
 
     async def _pipe(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
         try:
-            server_reader, server_writer = await asyncio.open_unix_connection(self._socket_path)
+            if isinstance(self._upstream, str):
+                server_reader, server_writer = await asyncio.open_unix_connection(self._upstream)
+            else:
+                server_reader, server_writer = await asyncio.open_connection(*self._upstream)
         except OSError:
             client_writer.transport.abort()
             return
