@@ -68,7 +68,7 @@ def revocation_sync_for(settings: Settings, app: ServiceApp) -> tuple[Revocation
     channel = None
     fetch = app.revocations
     if fetch is None:
-        channel = open_channel(settings.target_of("identity"), token=settings.internal_token)
+        channel = open_channel(settings.target_of("identity"), token=settings.internal_token, health_checked=True)
         fetch = remote_revocations(channel)
     return RevocationSync(revoked, fetch, settings.revocation_refresh_seconds), channel
 
@@ -113,7 +113,7 @@ async def serve_grpc(
     memberships = app.memberships
     if memberships is None:
         if identity_channel is None:
-            identity_channel = open_channel(settings.target_of("identity"), token=settings.internal_token)
+            identity_channel = open_channel(settings.target_of("identity"), token=settings.internal_token, health_checked=True)
         memberships = CachedMemberships(remote_fetch(identity_channel), ttl_seconds=settings.membership_cache_seconds)
     stop = asyncio.create_task(wait_for_stop(parent_pid))
     try:
