@@ -38,13 +38,13 @@ CANCELLED_CHANNEL = "runs_cancelled"
 # the others were served banks no credit, even across an empty queue).
 _NEXT_TURN = """now_serving AS (
                SELECT coalesce(
-                   (SELECT turn FROM runs WHERE status = 'pending'
+                   (SELECT turn FROM runs.runs WHERE status = 'pending'
                     ORDER BY (lane = 'auth') DESC, priority DESC, turn, created_at, id LIMIT 1),
-                   (SELECT max(last_turn) FROM organization_turns),
+                   (SELECT max(last_turn) FROM runs.organization_turns),
                    0) AS turn
            ),
            clock AS (
-               INSERT INTO organization_turns AS t (organization_id, last_turn)
+               INSERT INTO runs.organization_turns AS t (organization_id, last_turn)
                VALUES ($2, (SELECT turn FROM now_serving))
                ON CONFLICT (organization_id) DO UPDATE SET last_turn = greatest(t.last_turn + 1, EXCLUDED.last_turn)
                RETURNING last_turn
@@ -78,7 +78,7 @@ async def run_insert(
     commits)."""
     return await conn.fetchrow(
         f"""WITH {_NEXT_TURN}
-           INSERT INTO runs (id, organization_id, lane, subject_id, payload_json, priority, run_after,
+           INSERT INTO runs.runs (id, organization_id, lane, subject_id, payload_json, priority, run_after,
                              idempotency_key, max_attempts, agent_id, turn)
            VALUES ($1, $2, $3, $4, $5, $6, coalesce($7, now()), $8, $9, $10, (SELECT last_turn FROM clock))
            ON CONFLICT DO NOTHING
@@ -102,7 +102,7 @@ async def run_get_active_match(
     """The active run that made run_insert do nothing: same idempotency key, or same sync subject,
     of the same agent (or of no agent, for ``agent_id`` None)."""
     return await conn.fetchrow(
-        """SELECT * FROM runs
+        """SELECT * FROM runs.runs
            WHERE organization_id = $1 AND agent_id IS NOT DISTINCT FROM $5::uuid AND status IN ('pending', 'running')
              AND (($4::text IS NOT NULL AND idempotency_key = $4) OR ($2 = 'sync' AND lane = 'sync' AND subject_id = $3))
            LIMIT 1""",
@@ -124,14 +124,14 @@ CLAIM_ORDER = "(lane = 'auth') DESC, priority DESC, turn, created_at, id"
 # to the slot of the same number; RETURNING names the slot.
 _CLAIM = """WITH next AS (
                SELECT id, row_number() OVER () AS slot FROM (
-                   SELECT id FROM runs
+                   SELECT id FROM runs.runs
                    WHERE status = 'pending' AND run_after <= now() AND lane = ANY($2::text[]) {scope}
                    ORDER BY {order}
                    LIMIT cardinality($1::text[])
                    FOR UPDATE SKIP LOCKED
                ) AS picked
            )
-           UPDATE runs AS r
+           UPDATE runs.runs AS r
            SET status = 'running', claimed_by = s.worker, attempt = r.attempt + 1, claimed_at = now(),
                last_heartbeat_at = now(), heartbeats = 0, cancel_requested = false, updated_at = now()
            FROM next JOIN unnest($1::text[]) WITH ORDINALITY AS s(worker, slot) USING (slot)
@@ -167,7 +167,7 @@ async def run_claim(conn: Connection, worker_id: str, lanes: list[str], scope: S
 async def run_heartbeat(conn: Connection, run_id: str, worker_id: str, attempt: int, scope: Scope) -> bool | None:
     """Record a heartbeat of the current claim; cancel_requested, or None when fenced out."""
     return await conn.fetchval(
-        f"""UPDATE runs SET last_heartbeat_at = now(), heartbeats = heartbeats + 1, updated_at = now()
+        f"""UPDATE runs.runs SET last_heartbeat_at = now(), heartbeats = heartbeats + 1, updated_at = now()
             WHERE {_FENCED} RETURNING cancel_requested""",
         run_id,
         worker_id,
@@ -181,7 +181,7 @@ async def run_complete(
     conn: Connection, run_id: str, worker_id: str, attempt: int, scope: Scope, result_json: str
 ) -> Record | None:
     return await conn.fetchrow(
-        f"""UPDATE runs SET status = 'completed', result_json = $6, finished_at = now(), updated_at = now()
+        f"""UPDATE runs.runs SET status = 'completed', result_json = $6, finished_at = now(), updated_at = now()
             WHERE {_FENCED} RETURNING *""",
         run_id,
         worker_id,
@@ -208,7 +208,7 @@ async def run_fail(
     count) and the error is retryable, failed for good otherwise."""
     # One statement whose WHERE is the fence: the CASEs read the row as it is when the fence holds.
     return await conn.fetchrow(
-        f"""UPDATE runs
+        f"""UPDATE runs.runs
             SET status = CASE WHEN cancel_requested THEN 'cancelled'
                               WHEN $7 AND attempt - handbacks < max_attempts THEN 'pending'
                               ELSE 'failed' END,
@@ -237,7 +237,7 @@ async def run_cancel(conn: Connection, run_id: str, scope: Scope) -> Record | No
     """Pending → cancelled at once; running → cancel_requested, and the session holding it is
     told (NOTIFY). None when the run is not active."""
     return await conn.fetchrow(
-        f"""UPDATE runs
+        f"""UPDATE runs.runs
            SET status = CASE WHEN status = 'pending' THEN 'cancelled' ELSE status END,
                cancel_requested = (status = 'running'),
                finished_at = CASE WHEN status = 'pending' THEN now() ELSE finished_at END,
@@ -253,7 +253,7 @@ async def run_cancel(conn: Connection, run_id: str, scope: Scope) -> Record | No
 
 async def run_get(conn: Connection, run_id: str, scope: Scope) -> Record | None:
     return await conn.fetchrow(
-        "SELECT * FROM runs WHERE id = $1 AND ($2::uuid IS NULL OR organization_id = $2) AND ($3::uuid IS NULL OR agent_id = $3)",
+        "SELECT * FROM runs.runs WHERE id = $1 AND ($2::uuid IS NULL OR organization_id = $2) AND ($3::uuid IS NULL OR agent_id = $3)",
         run_id,
         scope.organization_id,
         scope.agent_id,
@@ -262,7 +262,7 @@ async def run_get(conn: Connection, run_id: str, scope: Scope) -> Record | None:
 
 async def run_organization(conn: Connection, run_id: str) -> str | None:
     """The organisation a run belongs to (to authorise an acting user), or None."""
-    found = await conn.fetchval("SELECT organization_id FROM runs WHERE id = $1", run_id)
+    found = await conn.fetchval("SELECT organization_id FROM runs.runs WHERE id = $1", run_id)
     return str(found) if found else None
 
 
@@ -279,7 +279,7 @@ async def run_list(
 ) -> list[Record]:
     """An organisation's runs, newest first, after the given position."""
     return await conn.fetch(
-        """SELECT * FROM runs
+        """SELECT * FROM runs.runs
            WHERE organization_id = $1
              AND ($2::text[] IS NULL OR lane = ANY($2))
              AND ($3::text[] IS NULL OR status = ANY($3))
@@ -302,7 +302,7 @@ async def run_list(
 # The reaper's sweep: $1 stale-after seconds, $2 and $3 the watcher lane's thresholds, $4 the batch,
 # $5 and $6 the retry backoff base and cap. A constant so that tests can EXPLAIN the real statement.
 REAP_STALE_SQL = """WITH stale_workers AS (
-               SELECT id FROM runs
+               SELECT id FROM runs.runs
                WHERE status = 'running' AND lane IN ('sync', 'action', 'embed_backfill', 'auth')
                  AND last_heartbeat_at < now() - make_interval(secs => $1)
                ORDER BY last_heartbeat_at
@@ -310,7 +310,7 @@ REAP_STALE_SQL = """WITH stale_workers AS (
                FOR UPDATE SKIP LOCKED
            ),
            stale_watchers AS (
-               SELECT id FROM runs
+               SELECT id FROM runs.runs
                WHERE status = 'running' AND lane = 'watcher'
                  AND ((heartbeats = 0 AND last_heartbeat_at < now() - make_interval(secs => $2))
                       OR (heartbeats > 0 AND last_heartbeat_at < now() - make_interval(secs => $3)))
@@ -320,7 +320,7 @@ REAP_STALE_SQL = """WITH stale_workers AS (
            ),
            stale AS (SELECT id FROM stale_workers UNION ALL SELECT id FROM stale_watchers),
            reaped AS (
-               UPDATE runs AS r
+               UPDATE runs.runs AS r
                SET status = 'timeout', error_message = 'worker_heartbeat_lost', finished_at = now(), updated_at = now()
                FROM stale WHERE r.id = stale.id AND r.status = 'running'
                RETURNING r.organization_id, r.agent_id, r.lane, r.subject_id, r.payload_json, r.priority, r.attempt,
@@ -330,7 +330,7 @@ REAP_STALE_SQL = """WITH stale_workers AS (
                -- The retry carries the attempt count on (the next claim makes it attempt + 1), so a
                -- subject whose workers keep dying stops at max_attempts; a cancelled run is not
                -- retried; the backoff grows as for a retryable failure.
-               INSERT INTO runs (id, organization_id, agent_id, lane, subject_id, payload_json, priority, attempt, max_attempts,
+               INSERT INTO runs.runs (id, organization_id, agent_id, lane, subject_id, payload_json, priority, attempt, max_attempts,
                                  run_after, error_message, handbacks, turn)
                SELECT gen_random_uuid(), organization_id, agent_id, lane, subject_id, payload_json, priority, attempt, max_attempts,
                       now() + make_interval(secs => least($5 * power(2, attempt - handbacks - 1), $6) * (0.5 + random() / 2)),
@@ -376,7 +376,7 @@ async def try_reaper_lock(conn: asyncpg.Connection) -> bool:
 async def run_count_active(conn: Connection) -> list[Record]:
     """Active runs by lane and status (served by the partial indexes: cost follows active runs)."""
     return await conn.fetch(
-        "SELECT lane, status, count(*) AS n FROM runs WHERE status IN ('pending', 'running') GROUP BY lane, status"
+        "SELECT lane, status, count(*) AS n FROM runs.runs WHERE status IN ('pending', 'running') GROUP BY lane, status"
     )
 
 
@@ -390,7 +390,7 @@ async def run_count_active(conn: Connection) -> list[Record]:
 # fencing token only grows) and counting a hand-back so that max_attempts is unaffected; on a run
 # whose cancellation was requested, a fail or a release ends it as 'cancelled'. A release wakes
 # idle sessions (NOTIFY), like an enqueue.
-FINISH_MANY_SQL = f"""UPDATE runs AS r
+FINISH_MANY_SQL = f"""UPDATE runs.runs AS r
            SET status = CASE WHEN o.kind = 'complete' THEN 'completed'
                              WHEN r.cancel_requested THEN 'cancelled'
                              WHEN o.kind = 'release' THEN 'pending'
@@ -462,7 +462,7 @@ async def run_get_many(conn: Connection, run_ids: list[str], scopes: list[Scope]
     return await conn.fetch(
         """SELECT r.id, r.status, r.attempt, r.claimed_by
            FROM unnest($1::uuid[], $2::uuid[], $3::uuid[]) AS s(id, org, agent)
-           JOIN runs AS r ON r.id = s.id
+           JOIN runs.runs AS r ON r.id = s.id
             AND (s.org IS NULL OR r.organization_id = s.org) AND (s.agent IS NULL OR r.agent_id = s.agent)""",
         run_ids,
         [s.organization_id for s in scopes],
@@ -485,7 +485,7 @@ async def run_heartbeat_many(conn: Connection, held: list[HeldRun]) -> list[Reco
     still held (id, attempt, cancel_requested). Runs missing from the answer are no longer their
     worker's (reaped, or finished)."""
     return await conn.fetch(
-        """UPDATE runs AS r SET last_heartbeat_at = now(), heartbeats = r.heartbeats + 1, updated_at = now()
+        """UPDATE runs.runs AS r SET last_heartbeat_at = now(), heartbeats = r.heartbeats + 1, updated_at = now()
            FROM unnest($1::uuid[], $2::int[], $3::text[], $4::uuid[], $5::uuid[]) AS h(id, attempt, worker, org, agent)
            WHERE r.id = h.id AND r.attempt = h.attempt AND r.claimed_by = h.worker AND r.status = 'running'
              AND (h.org IS NULL OR r.organization_id = h.org) AND (h.agent IS NULL OR r.agent_id = h.agent)
