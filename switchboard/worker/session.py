@@ -153,6 +153,8 @@ class Worker:
         self._stop_requested = False
         self.sessions_opened = 0
         """How many sessions this worker opened (reconnects included)."""
+        self.connect_failures = 0
+        """How many times a session could not be opened (the next address was tried after)."""
 
     # -- public ----------------------------------------------------------------------------------
 
@@ -227,11 +229,18 @@ class Worker:
             if finished:
                 return
             failures = 0 if opened else failures + 1
+            if not opened:
+                self.connect_failures += 1
             index += 1
             if failures:
                 delay = min(RECONNECT_MAX_SECONDS, RECONNECT_FIRST_SECONDS * 2 ** (failures - 1)) * (0.5 + random.random() / 2)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._gave_up.wait(), delay)
+                # Wait the backoff out, or less when giving up, or when stopping with nothing left.
+                waits = [asyncio.ensure_future(self._gave_up.wait())]
+                if not self._stopping.is_set() or self._settled():
+                    waits.append(asyncio.ensure_future(self._stopping.wait()))
+                await asyncio.wait(waits, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
+                for wait in waits:
+                    wait.cancel()
         if not self._settled():
             log.warning(
                 "worker gave up after the grace period with %d runs held and %d outcomes unacknowledged",
