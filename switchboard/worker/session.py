@@ -69,6 +69,14 @@ _FATAL = frozenset(
     }
 )
 _OK, _INVALID_ARGUMENT, _UNAVAILABLE = 0, 3, 14
+CHANNEL_OPTIONS = [
+    ("grpc.lb_policy_name", "round_robin"),  # a dns:/// name: each new channel may land elsewhere
+    # A server that vanished without a word (its host gone) is noticed within ~30 s, and the worker
+    # reconnects elsewhere; the services accept a ping every 10 s.
+    ("grpc.keepalive_time_ms", 20_000),
+    ("grpc.keepalive_timeout_ms", 10_000),
+    ("grpc.http2.max_pings_without_data", 0),
+]
 _CLOSE = object()
 
 
@@ -252,7 +260,7 @@ class Worker:
         """One session: (whether it opened, whether the worker is finished). Returns on `drain`
         (the call is cancelled, not closed: the runs stay the worker's, for the next session)."""
         assert self._stopping is not None
-        channel = grpc.aio.insecure_channel(target, options=[("grpc.lb_policy_name", "round_robin")])
+        channel = grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS)
         outbox: asyncio.Queue = asyncio.Queue()
         writer: asyncio.Task | None = None
         watcher: asyncio.Task | None = None
