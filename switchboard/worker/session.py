@@ -69,6 +69,14 @@ _FATAL = frozenset(
     }
 )
 _OK, _INVALID_ARGUMENT, _UNAVAILABLE = 0, 3, 14
+CHANNEL_OPTIONS = [
+    ("grpc.lb_policy_name", "round_robin"),  # a dns:/// name: each new channel may land elsewhere
+    # A server that vanished without a word (its host gone) is noticed within ~30 s, and the worker
+    # reconnects elsewhere; the services accept a ping every 10 s.
+    ("grpc.keepalive_time_ms", 20_000),
+    ("grpc.keepalive_timeout_ms", 10_000),
+    ("grpc.http2.max_pings_without_data", 0),
+]
 _CLOSE = object()
 
 
@@ -153,6 +161,8 @@ class Worker:
         self._stop_requested = False
         self.sessions_opened = 0
         """How many sessions this worker opened (reconnects included)."""
+        self.connect_failures = 0
+        """How many times a session could not be opened (the next address was tried after)."""
 
     # -- public ----------------------------------------------------------------------------------
 
@@ -227,11 +237,18 @@ class Worker:
             if finished:
                 return
             failures = 0 if opened else failures + 1
+            if not opened:
+                self.connect_failures += 1
             index += 1
             if failures:
                 delay = min(RECONNECT_MAX_SECONDS, RECONNECT_FIRST_SECONDS * 2 ** (failures - 1)) * (0.5 + random.random() / 2)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._gave_up.wait(), delay)
+                # Wait the backoff out, or less when giving up, or when stopping with nothing left.
+                waits = [asyncio.ensure_future(self._gave_up.wait())]
+                if not self._stopping.is_set() or self._settled():
+                    waits.append(asyncio.ensure_future(self._stopping.wait()))
+                await asyncio.wait(waits, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
+                for wait in waits:
+                    wait.cancel()
         if not self._settled():
             log.warning(
                 "worker gave up after the grace period with %d runs held and %d outcomes unacknowledged",
@@ -243,7 +260,7 @@ class Worker:
         """One session: (whether it opened, whether the worker is finished). Returns on `drain`
         (the call is cancelled, not closed: the runs stay the worker's, for the next session)."""
         assert self._stopping is not None
-        channel = grpc.aio.insecure_channel(target, options=[("grpc.lb_policy_name", "round_robin")])
+        channel = grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS)
         outbox: asyncio.Queue = asyncio.Queue()
         writer: asyncio.Task | None = None
         watcher: asyncio.Task | None = None

@@ -71,6 +71,7 @@ DOMAIN_REFUSALS = {"EGRESS_DENIED"}  # Forward to an upstream the organisation's
 # agent (or organisation) gets an empty answer, which is its refusal.
 EMPTY_IS_REFUSAL = {
     "ClaimRun": lambda r: not r.HasField("run"),
+    "WorkSession": lambda r: r is None,  # opened, but no run leased within a second
     "ListRuns": lambda r: len(r.runs) == 0,
     "ClaimPendingQuestion": lambda r: not r.claimed,
     "AnswerQuestion": lambda r: r.outcome == interactions_pb.ANSWER_OUTCOME_NOT_PENDING,
@@ -438,6 +439,7 @@ BUILDERS: dict[str, Callable[[World], Awaitable[Any]]] = {
     "GetRun": lambda w: _with_pending(w, lambda run_id: runs_pb.GetRunRequest(run_id=run_id)),
     "ListRuns": lambda w: _with_pending(w, lambda run_id: runs_pb.ListRunsRequest(organization_id=w.a)),
     "ReapStaleRuns": const(lambda w: runs_pb.ReapStaleRunsRequest()),
+    "WorkSession": lambda w: _session(w),
 }
 
 
@@ -452,6 +454,11 @@ async def _member_request(w: World, request: type, **extra: Any) -> Any:
 async def _claim(w: World) -> runs_pb.ClaimRunRequest:
     await pending_run(w)
     return runs_pb.ClaimRunRequest(worker_id="matrix", lanes=[runs_pb.LANE_ACTION])
+
+
+async def _session(w: World) -> runs_pb.WorkSessionRequest:
+    await pending_run(w)
+    return runs_pb.WorkSessionRequest(open=runs_pb.SessionOpen(worker_id="matrix", lanes=[runs_pb.LANE_ACTION], capacity=1, batches=True))
 
 
 async def _fenced(w: World, request: type, **extra: Any) -> Any:
@@ -498,6 +505,18 @@ async def call(w: World, service: str, rpc: str, request: Any, metadata: tuple) 
             await stream.write(request)
             await stream.done_writing()
             return grpc.StatusCode.OK, "", await stream.read()
+        if rpc == "WorkSession":  # the answer is the first lease, or None when none came
+            stream = method(metadata=metadata, timeout=10)
+            try:
+                await stream.write(request)
+                await stream.read()  # opened
+                try:
+                    async with asyncio.timeout(1):
+                        return grpc.StatusCode.OK, "", await stream.read()
+                except TimeoutError:
+                    return grpc.StatusCode.OK, "", None
+            finally:
+                stream.cancel()
         if rpc == "Subscribe":
             stream = method(request, metadata=metadata, timeout=10)
             try:

@@ -147,3 +147,22 @@ async def test_sigterm_finishes_or_hands_back_the_runs_held_and_exits_zero(runs,
     for run in (long, queued):
         handed_back = await runs.pool.fetchrow("SELECT status, attempt, handbacks FROM runs.runs WHERE id = $1", run.id)
         assert tuple(handed_back.values()) == ("pending", 1, 1)  # pending at once: nothing waits for the reaper
+
+
+async def test_a_worker_that_reaches_no_replica_keeps_trying_and_stops_at_once_holding_nothing(monkeypatch):
+    from tests.conftest import free_port
+
+    monkeypatch.setattr("switchboard.worker.session.RECONNECT_FIRST_SECONDS", 1.0)  # backoffs of 0.5 s and more
+
+    async def handler(context) -> None:
+        raise AssertionError("no run can be leased")
+
+    worker = Worker([f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"], INTERNAL_TOKEN, [], 1, handler, tools=StubTools())
+    running = asyncio.create_task(worker.run())
+    async with asyncio.timeout(5):
+        while worker.connect_failures < 2:  # it went on to the next address, and is backing off again
+            await asyncio.sleep(0.01)
+    worker.stop()
+    async with asyncio.timeout(0.4):  # not the rest of a 1-2 s backoff, nor the grace period: nothing is held
+        await running
+    assert worker.sessions_opened == 0

@@ -14,7 +14,8 @@ from switchboard.services.runs import domain, lifecycle, store
 from switchboard.services.runs.metrics import RunMetrics
 from switchboard.services.runs.reaper import Reaper
 from switchboard.services.runs.serialize import run_message
-from switchboard.services.runs.sessions import SessionHub, parse_open
+from switchboard.services.runs.session_messages import parse_open
+from switchboard.services.runs.sessions import SessionHub
 from switchboard.shared.authz import Role, Target, current_access, policy
 from switchboard.shared.errors import NotFound
 from switchboard.shared.pagination import decode_page_token, page_of

@@ -21,6 +21,10 @@ from switchboard.shared.metrics import RpcMetrics
 log = get_logger(__name__)
 
 
+KEEPALIVE_SECONDS = 20
+KEEPALIVE_TIMEOUT_SECONDS = 10
+
+
 @dataclass(frozen=True)
 class Registration:
     """One servicer to serve: its fully qualified service name and how to add it to a server."""
@@ -69,6 +73,13 @@ class ServiceServer:
                 ("grpc.max_send_message_length", options.max_message_bytes),
                 # Several replicas may bind the same port only by mistake; fail loudly instead.
                 ("grpc.so_reuseport", 0),
+                # Long-lived calls (worker sessions, subscriptions) whose peer vanished without a
+                # word (a host gone, a partition) end within ~30 s instead of at TCP's timeout: a
+                # worker session is its runs' liveness, so a dead one must not heartbeat them.
+                ("grpc.keepalive_time_ms", KEEPALIVE_SECONDS * 1000),
+                ("grpc.keepalive_timeout_ms", KEEPALIVE_TIMEOUT_SECONDS * 1000),
+                # ... and clients may ping as often to find a dead server (the worker library does).
+                ("grpc.http2.min_recv_ping_interval_without_data_ms", KEEPALIVE_SECONDS * 1000 // 2),
             ],
         )
         for registration in registrations:
