@@ -44,6 +44,7 @@ from switchboard.interactions.v1 import event_service_pb2 as events_pb
 from switchboard.interactions.v1 import event_service_pb2_grpc, interaction_service_pb2_grpc
 from switchboard.interactions.v1 import interaction_service_pb2 as interactions_pb
 from switchboard.policies import servicers
+from switchboard.services.interactions.event_server import EventService
 from switchboard.runs.v1 import run_service_pb2 as runs_pb
 from switchboard.runs.v1 import run_service_pb2_grpc
 from switchboard.secretproxy.v1 import secret_proxy_service_pb2 as proxy_pb
@@ -417,6 +418,9 @@ BUILDERS: dict[str, Callable[[World], Awaitable[Any]]] = {
     "PublishBatch": const(lambda w: events_pb.PublishBatchRequest(
         stream=f"agents/{w.a1}", organization_id=w.a, events=[events_pb.EventInput(type="t", payload_json="{}")]
     )),  # fmt: skip
+    "PublishStream": const(lambda w: events_pb.PublishStreamRequest(
+        tag=1, stream=f"agents/{w.a1}", organization_id=w.a, type="agent.output", payload_json="{}"
+    )),  # fmt: skip
     "Subscribe": const(lambda w: events_pb.SubscribeRequest(stream=f"agents/{w.a1}", organization_id=w.a)),
     # secret proxy
     "PutSecret": const(lambda w: proxy_pb.PutSecretRequest(organization_id=w.a, name=f"S{unique()}", value="v")),
@@ -475,6 +479,8 @@ ROLES = {"owner": Role.OWNER, "admin": Role.ADMIN, "member": Role.MEMBER}
 
 
 def expected_allowed(rpc: str, policy: Policy, principal: str) -> bool:
+    if rpc == "PublishStream":  # each event is authorised as a Publish (its ack carries a refusal)
+        policy = policy_of(EventService.Publish)
     if principal == "nobody":
         return False
     if principal == "operator":
@@ -505,6 +511,17 @@ async def call(w: World, service: str, rpc: str, request: Any, metadata: tuple) 
             await stream.write(request)
             await stream.done_writing()
             return grpc.StatusCode.OK, "", await stream.read()
+        if rpc == "PublishStream":  # the answer is the event's ack, a refusal in it as a status
+            stream = method(metadata=metadata, timeout=10)
+            try:
+                await stream.write(request)
+                await stream.done_writing()
+                ack = await stream.read()
+            finally:
+                stream.cancel()
+            if ack is grpc.aio.EOF:
+                return grpc.StatusCode.OK, "", None
+            return _CODES[ack.code], "", ack
         if rpc == "WorkSession":  # the answer is the first lease, or None when none came
             stream = method(metadata=metadata, timeout=10)
             try:
@@ -526,6 +543,9 @@ async def call(w: World, service: str, rpc: str, request: Any, metadata: tuple) 
         return grpc.StatusCode.OK, "", await method(request, metadata=metadata, timeout=10)
     except grpc.aio.AioRpcError as error:
         return error.code(), reason_of(error), None
+
+
+_CODES = {code.value[0]: code for code in grpc.StatusCode}
 
 
 def refused(rpc: str, code: grpc.StatusCode, reason: str, response: Any) -> bool:
