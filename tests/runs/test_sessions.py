@@ -43,10 +43,11 @@ async def test_a_session_leases_up_to_its_capacity_and_more_as_outcomes_come(run
     session.cancel()
 
 
-async def _waiting_on_a_lock(pool, query_start: str) -> bool:
+async def _waiting_on_a_lock(pool, query_pattern: str) -> bool:
+    """Whether a statement LIKE the pattern waits for a lock (``%`` matches anything after it)."""
     return bool(
         await pool.fetchval(
-            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE $1", query_start + "%"
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE $1", query_pattern + "%"
         )
     )
 
@@ -59,17 +60,19 @@ async def test_an_ack_never_precedes_the_commit_of_its_outcome(runs, org):
     blocker = await runs.pool.acquire()
     transaction = blocker.transaction()
     await transaction.start()
-    await blocker.execute("SELECT 1 FROM runs.runs WHERE id = $1 FOR UPDATE", run.id)
-    await session.complete(run, '{"n": 1}')
-    acked = asyncio.create_task(session.ack())
-    # The flush's UPDATE is now waiting for the row: it has not committed, so nothing is acked.
-    async with asyncio.timeout(5):
-        while not await _waiting_on_a_lock(runs.pool, "UPDATE runs AS r"):
-            await asyncio.sleep(0.01)
-    assert not acked.done()
-    assert await runs.pool.fetchval("SELECT status FROM runs.runs WHERE id = $1", run.id) == "running"
-    await transaction.rollback()
-    await runs.pool.release(blocker)
+    try:
+        await blocker.execute("SELECT 1 FROM runs.runs WHERE id = $1 FOR UPDATE", run.id)
+        await session.complete(run, '{"n": 1}')
+        acked = asyncio.create_task(session.ack())
+        # The flush's UPDATE is now waiting for the row: it has not committed, so nothing is acked.
+        async with asyncio.timeout(5):
+            while not await _waiting_on_a_lock(runs.pool, "UPDATE runs.runs AS r%WHEN o.kind = 'complete'"):
+                await asyncio.sleep(0.01)
+        assert not acked.done()
+        assert await runs.pool.fetchval("SELECT status FROM runs.runs WHERE id = $1", run.id) == "running"
+    finally:
+        await transaction.rollback()
+        await runs.pool.release(blocker)
     ack = await acked
     assert (ack.code, ack.status) == (0, pb.RUN_STATUS_COMPLETED)
     assert await runs.pool.fetchval("SELECT status FROM runs.runs WHERE id = $1", run.id) == "completed"
@@ -426,14 +429,16 @@ async def test_a_run_claimed_for_a_session_that_went_away_is_handed_back_at_once
     blocker = await runs.pool.acquire()
     transaction = blocker.transaction()
     await transaction.start()
-    await blocker.execute("LOCK TABLE runs.runs IN EXCLUSIVE MODE")  # the claim waits
-    request = asyncio.ensure_future(claimer.claim("gone", ["action"], store.Scope(), 1))
-    async with asyncio.timeout(5):
-        while not await _waiting_on_a_lock(runs.pool, "WITH next AS"):
-            await asyncio.sleep(0.01)
-    request.cancel()  # the session ends while its claim is in the database
-    await transaction.rollback()
-    await runs.pool.release(blocker)
+    try:
+        await blocker.execute("LOCK TABLE runs.runs IN EXCLUSIVE MODE")  # the claim waits
+        request = asyncio.ensure_future(claimer.claim("gone", ["action"], store.Scope(), 1))
+        async with asyncio.timeout(5):
+            while not await _waiting_on_a_lock(runs.pool, "WITH next AS"):
+                await asyncio.sleep(0.01)
+        request.cancel()  # the session ends while its claim is in the database
+    finally:
+        await transaction.rollback()
+        await runs.pool.release(blocker)
     async with asyncio.timeout(5):
         while (row := await runs.pool.fetchrow("SELECT status, handbacks FROM runs.runs WHERE subject_id = 'orphan'"))["handbacks"] == 0:
             await asyncio.sleep(0.01)
