@@ -30,7 +30,11 @@ SCHEMA = "interactions"
 async def create(settings: Settings, pool: asyncpg.Pool, *, registry: CollectorRegistry | None = None) -> ServiceApp:
     """The interactions service, its stream hub (one listening connection) and retention loop."""
     hub = StreamHub(
-        pool, settings.database_url or "", poll_seconds=settings.events_poll_seconds, max_lag=settings.events_max_lag
+        pool,
+        settings.database_url or "",
+        poll_seconds=settings.events_poll_seconds,
+        max_lag=settings.events_max_lag,
+        registry=registry,
     )
     retention = Retention(pool, keep_last=settings.events_retention_count, max_age_seconds=settings.events_retention_seconds)
     sweeper = QuestionSweeper(pool)
