@@ -19,7 +19,10 @@ from switchboard.services.edge.proxy import proxy_request
 from switchboard.services.edge.streams import stream_events
 from switchboard.services.edge.upstreams import Upstreams
 from switchboard.services.edge.webhooks import slack_interactions, telegram_update
-from switchboard.shared.auth import WorkerTokens
+from switchboard.services.edge.fanout import StreamFanout
+from switchboard.shared.auth import Authenticator, WorkerTokens
+from switchboard.shared.revocations import Fetch, RevocationSync, RevokedTokens, remote_revocations
+from switchboard.shared.subscriber_limits import SubscriberLimits
 from switchboard.shared.config import Settings
 from switchboard.shared.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from switchboard.shared.worker_keys import parse_public_keys
@@ -57,14 +60,46 @@ def _with_headers(response: Response, headers: dict[str, str] | None) -> Respons
     return response
 
 
-def create_app(settings: Settings, *, upstreams: Upstreams | None = None) -> Starlette:
-    """The edge application. ``upstreams`` defaults to channels built from ``settings``."""
+def create_app(settings: Settings, *, upstreams: Upstreams | None = None, revocations: Fetch | None = None) -> Starlette:
+    """The edge application. ``upstreams`` defaults to channels built from ``settings``, and then
+    ``revocations`` to the identity service's list. With a source of revocations (and worker token
+    keys), the SSE clients of a stream share one upstream subscription (fanout.py): the edge can
+    then check each client's token before each delivery itself; without one, each client keeps
+    its own upstream call, where the service checks it."""
     registry = CollectorRegistry()
-    upstreams = upstreams or Upstreams.from_settings(settings)
+    if upstreams is None:
+        upstreams = Upstreams.from_settings(settings)
+        revocations = revocations or remote_revocations(upstreams.channels["identity"])
+    public_keys = settings.worker_token_public_keys
+    worker_tokens = WorkerTokens(parse_public_keys(public_keys)) if public_keys else None
+    sync: RevocationSync | None = None
+    fanout: StreamFanout | None = None
+    if revocations is not None and worker_tokens is not None and settings.internal_token:
+        # Stale beyond six missed refreshes, as in the services: then clients are not shared.
+        revoked = RevokedTokens(max_staleness_seconds=max(2.0, 6 * settings.revocation_refresh_seconds))
+        sync = RevocationSync(revoked, revocations, settings.revocation_refresh_seconds)
+        fanout = StreamFanout(
+            upstreams.channels["interactions"],
+            Authenticator(settings.internal_token, worker_tokens, revoked),
+            SubscriberLimits(
+                settings.events_max_subscribers,
+                settings.events_max_subscribers_per_stream,
+                settings.events_max_subscribers_per_organization,
+                settings.events_max_subscribers_per_agent,
+                settings.events_max_subscribers_per_user,
+            ),
+            internal_token=settings.internal_token,
+        )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if sync is not None:
+            sync.start()
         yield
+        if sync is not None:
+            await sync.stop()
+        if fanout is not None:
+            await fanout.close()
         await upstreams.close()
 
     app = Starlette(
@@ -89,6 +124,7 @@ def create_app(settings: Settings, *, upstreams: Upstreams | None = None) -> Sta
     app.state.upstreams = upstreams
     app.state.registry = registry
     app.state.settings = settings
-    public_keys = settings.worker_token_public_keys
-    app.state.worker_tokens = WorkerTokens(parse_public_keys(public_keys)) if public_keys else None
+    app.state.worker_tokens = worker_tokens
+    app.state.fanout = fanout
+    app.state.revocations = sync
     return app
