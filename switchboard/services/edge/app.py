@@ -16,7 +16,7 @@ from starlette.routing import Route
 from switchboard.services.edge.middleware import BodySizeLimit, HttpMetrics, Observe
 from switchboard.services.edge.problems import problem
 from switchboard.services.edge.proxy import proxy_request
-from switchboard.services.edge.streams import stream_events
+from switchboard.services.edge.streams import KEEP_ALIVE_SECONDS, stream_events
 from switchboard.services.edge.upstreams import Upstreams
 from switchboard.services.edge.webhooks import slack_interactions, telegram_update
 from switchboard.services.edge.fanout import StreamFanout
@@ -89,6 +89,7 @@ def create_app(settings: Settings, *, upstreams: Upstreams | None = None, revoca
                 settings.events_max_subscribers_per_user,
             ),
             internal_token=settings.internal_token,
+            keep_alive=KEEP_ALIVE_SECONDS,
         )
 
     @contextlib.asynccontextmanager

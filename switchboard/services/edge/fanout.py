@@ -28,6 +28,7 @@ from collections.abc import AsyncIterator
 import grpc
 from sse_starlette.sse import ServerSentEvent
 
+from switchboard.services.edge.sse import KEEP_ALIVE
 from switchboard.shared.auth import AUTHORIZATION_HEADER, Authenticator, WorkerPrincipal
 from switchboard.shared.authz import Access
 from switchboard.shared.errors import DomainError, error_info
@@ -97,7 +98,7 @@ class Feed:
     """The edge's one subscription to a stream: every event after ``base`` up to ``tail`` as SSE
     frames (gaps are events trimmed before they were read), ``epoch`` counting the resets."""
 
-    def __init__(self, key: StreamKey, call: grpc.aio.UnaryStreamCall, window_rows: int):
+    def __init__(self, key: StreamKey, call: grpc.aio.UnaryStreamCall, window_rows: int, keep_alive: float):
         self.key = key
         self.clients = 0
         self.base: int | None = None  # None until the service said where the head is
@@ -108,7 +109,12 @@ class Feed:
         self._items: list[tuple[int, bytes]] = []
         self._rows = window_rows
         self._call = call
+        self.pings = 0  # bumped when the stream was quiet for ``keep_alive`` seconds
+        self._quiet = True
         self._task = asyncio.create_task(self._pump(), name="edge-stream-feed")
+        # One timer per stream rather than one per client and event: every client of a quiet
+        # stream sends a keep-alive comment when this ticks.
+        self._ticker = asyncio.create_task(self._tick(keep_alive), name="edge-stream-keep-alive")
 
     def covers(self, position: int) -> bool:
         return self.ended is None and self.base is not None and self.base <= position <= self.tail
@@ -119,7 +125,16 @@ class Feed:
 
     def close(self) -> None:
         self._task.cancel()
+        self._ticker.cancel()
         self._call.cancel()
+
+    async def _tick(self, keep_alive: float) -> None:
+        while True:
+            await asyncio.sleep(keep_alive)
+            if self._quiet:
+                self.pings += 1
+                self._wake()
+            self._quiet = True
 
     def _wake(self) -> None:
         changed, self.changed = self.changed, asyncio.Event()
@@ -133,6 +148,7 @@ class Feed:
                     event = message.event
                     self._items.append((event.sequence, event_frame(event.sequence, event.type, event.payload_json)))
                     self.tail = event.sequence
+                    self._quiet = False
                     if len(self._items) > self._rows:
                         drop = len(self._items) - self._rows
                         self.base = self._items[drop - 1][0]
@@ -168,7 +184,9 @@ class StreamFanout:
         *,
         internal_token: str,
         window_rows: int = WINDOW_ROWS,
+        keep_alive: float = 15.0,
     ):
+        self._keep_alive = keep_alive
         self._stub = event_service_pb2_grpc.EventServiceStub(channel)
         self._metadata = ((AUTHORIZATION_HEADER, f"Bearer {internal_token}"),)  # the edge's own
         self._authenticator = authenticator
@@ -204,7 +222,7 @@ class StreamFanout:
                 metadata=self._metadata,
                 wait_for_ready=True,
             )
-            feed = self._feeds[key] = Feed(key, call, self._rows)
+            feed = self._feeds[key] = Feed(key, call, self._rows, self._keep_alive)
             self.upstream_opened += 1
         feed.clients += 1
         return feed
@@ -240,12 +258,14 @@ class StreamFanout:
                     while not feed.covers(position):
                         if reading is None:
                             reading = asyncio.ensure_future(own.read())
-                        if feed.ended is None:
-                            moved = asyncio.ensure_future(feed.changed.wait())
-                            await asyncio.wait((reading, moved), return_when=asyncio.FIRST_COMPLETED)
-                            moved.cancel()
-                            if not reading.done():
-                                continue
+                        waits = (reading,) if feed.ended is not None else (reading, asyncio.ensure_future(feed.changed.wait()))
+                        await asyncio.wait(waits, timeout=self._keep_alive, return_when=asyncio.FIRST_COMPLETED)
+                        for other in waits[1:]:
+                            other.cancel()
+                        if not reading.done():
+                            if not any(w.done() for w in waits):
+                                yield KEEP_ALIVE  # nothing for a while: a comment keeps proxies from closing
+                            continue
                         message = await reading
                         reading = None
                         if message is grpc.aio.EOF:
@@ -262,7 +282,7 @@ class StreamFanout:
                     if reading is not None:
                         reading.cancel()
                     own.cancel()
-                epoch = feed.epoch
+                epoch, pinged = feed.epoch, feed.pings
                 while True:
                     changed = feed.changed
                     if feed.epoch != epoch:
@@ -280,20 +300,33 @@ class StreamFanout:
                             "ABORTED", f"the client could not keep up; resubscribe after sequence {position}", position
                         )
                         return
+                    # What the window holds after the position goes out in one write (a client
+                    # that was a few events behind catches up in one), each event checked.
+                    out: list[bytes] = []
+                    refused: DomainError | None = None
                     for sequence, frame in feed.after(position):
                         try:
                             self._authenticator.still_valid(principal)  # before each delivery
                         except DomainError as exc:
-                            yield error_frame(exc.code.name, exc.message, position)
-                            return
+                            refused = exc
+                            break
                         if sequence > position + 1:
-                            yield trimmed_frame(position, sequence)  # trimmed before the feed read it
-                        yield frame
+                            out.append(trimmed_frame(position, sequence))  # trimmed before the feed read it
+                        out.append(frame)
                         position = sequence
+                    if refused is not None:
+                        out.append(error_frame(refused.code.name, refused.message, position))
+                        yield b"".join(out)
+                        return
                     if feed.tail > position and not feed.after(position):  # trimmed up to the tail
-                        yield trimmed_frame(position, feed.tail + 1)
+                        out.append(trimmed_frame(position, feed.tail + 1))
                         position = feed.tail
-                    if feed.changed is changed:
+                    if out:
+                        yield out[0] if len(out) == 1 else b"".join(out)
+                    elif feed.pings != pinged:
+                        pinged = feed.pings
+                        yield KEEP_ALIVE
+                    elif feed.changed is changed:
                         await changed.wait()
         finally:
             self._leave(feed)

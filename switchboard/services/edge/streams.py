@@ -22,6 +22,7 @@ from starlette.responses import Response
 
 from switchboard.services.edge.fanout import StreamFanout
 from switchboard.services.edge.problems import problem, problem_from_status
+from switchboard.services.edge.sse import FrameStream
 from switchboard.shared.auth import WorkerTokens
 from switchboard.shared.errors import DomainError, Unauthenticated, error_info
 from switchboard.shared.headers import SUBSCRIBED_HEADER
@@ -30,6 +31,7 @@ from switchboard.interactions.v1 import event_service_pb2 as pb
 from switchboard.interactions.v1 import event_service_pb2_grpc
 
 KEEP_ALIVE_SECONDS = 15
+HEADERS = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
 SUBSCRIBE_WAIT_SECONDS = 10
 
 
@@ -91,14 +93,12 @@ async def stream_events(request: Request) -> Response:
         if refused is not None:
             call.cancel()
             return problem_from_status(refused.code, refused.message)
-        frames = fanout.events(worker, key, after, call)
-    else:
-        frames = _events(call)
+        return FrameStream(fanout.events(worker, key, after, call), HEADERS)
     return EventSourceResponse(
-        frames,
+        _events(call),
         ping=KEEP_ALIVE_SECONDS,
         ping_message_factory=lambda: ServerSentEvent(comment="keep-alive"),
-        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+        headers=HEADERS,
     )
 
 
