@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from switchboard.shared.config import SERVICES, ConfigError, load_settings
+from switchboard.shared.config import SERVICES, ConfigError
 from switchboard.shared.logs import configure_logging
 from switchboard.supervisor import MAX_REPLICAS
 
@@ -55,11 +55,14 @@ def main(argv: list[str] | None = None) -> int:
         from switchboard.policies import main as policies
 
         return policies()
+    from switchboard.catalog import load_configuration
+
     try:
-        settings = load_settings()
+        configuration = load_configuration()
     except ConfigError as exc:
         print(f"switchboard: {exc}", file=sys.stderr)
         return 2
+    settings = configuration.platform
     process_name = args.service if args.command == "serve" else args.command
     configure_logging(settings.log_level, process=process_name)
 
@@ -86,11 +89,11 @@ def main(argv: list[str] | None = None) -> int:
         from switchboard.serve import serve_edge, serve_grpc
 
         if args.service == "edge":
-            run(serve_edge(settings, port=args.port, parent_pid=args.parent_pid, ready_fd=args.ready_fd))
+            run(serve_edge(configuration, port=args.port, parent_pid=args.parent_pid, ready_fd=args.ready_fd))
         else:
             run(
                 serve_grpc(
-                    settings,
+                    configuration,
                     args.service,
                     port=args.port,
                     metrics_port=args.metrics_port,

@@ -12,22 +12,11 @@ COLUMNS = ("operator", "owner", "admin", "member", "worker of the agent", "worke
 
 
 def servicers() -> list[tuple[str, type]]:
-    """(full service name, servicer class) of every service, in a stable order."""
-    from switchboard.services.identity.agent_server import AgentService
-    from switchboard.services.identity.server import IdentityService
-    from switchboard.services.interactions.event_server import EventService
-    from switchboard.services.interactions.server import InteractionService
-    from switchboard.services.runs.server import RunService
-    from switchboard.services.secretproxy.server import SecretProxyService
+    """(full service name, servicer class) of every service, in a stable order: as each declared
+    Service lists them."""
+    from switchboard.catalog import services
 
-    return [
-        ("switchboard.identity.v1.IdentityService", IdentityService),
-        ("switchboard.identity.v1.AgentService", AgentService),
-        ("switchboard.interactions.v1.InteractionService", InteractionService),
-        ("switchboard.interactions.v1.EventService", EventService),
-        ("switchboard.secretproxy.v1.SecretProxyService", SecretProxyService),
-        ("switchboard.runs.v1.RunService", RunService),
-    ]
+    return [servicer for service in services() for servicer in service.servicers]
 
 
 def rpcs() -> Iterator[tuple[str, str, Policy | None]]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import math
 import os
 from collections.abc import Iterator
@@ -12,32 +11,23 @@ from collections.abc import Iterator
 import grpc
 import uvicorn
 
+from switchboard.catalog import Configuration, service as service_named
+from switchboard.peers import remote_fetch, remote_revocations
 from switchboard.shared.auth import Authenticator, WorkerTokens
-from switchboard.shared.grpc.client import open_channel
-from switchboard.shared.grpc.server import ServiceApp
-from switchboard.shared.memberships import CachedMemberships, remote_fetch
-from switchboard.shared.revocations import RevocationSync, RevokedTokens, remote_revocations
 from switchboard.shared.config import ConfigError, Settings, env_names
-from switchboard.shared.db import DatabaseProbe, create_pool
-from switchboard.shared.grpc.health import SERVING
-from switchboard.shared.grpc.server import ServerOptions, ServiceServer
+from switchboard.shared.db import create_pool
+from switchboard.shared.grpc.client import open_channel
 from switchboard.shared.logs import get_logger
+from switchboard.shared.memberships import CachedMemberships
 from switchboard.shared.metrics import RpcMetrics
 from switchboard.shared.process import port_is_free, signal_ready, wait_for_stop
+from switchboard.shared.revocations import RevocationSync, RevokedTokens
+from switchboard.shared.service import ServiceApp, run_service, server_options
 from switchboard.shared.worker_keys import parse_public_keys
 
 log = get_logger(__name__)
 
-# Each gRPC service is a module with SCHEMA and ``async def create(settings, pool) -> ServiceApp``.
-SERVICE_APPS = {
-    "identity": "switchboard.services.identity.app",
-    "interactions": "switchboard.services.interactions.app",
-    "secretproxy": "switchboard.services.secretproxy.app",
-    "runs": "switchboard.services.runs.app",
-}
 METRICS_PORT_OFFSET = 1000
-DATABASE = "database"
-"""The dependency name under which a gRPC process's health follows its database probe."""
 
 
 def require_free_port(host: str, port: int, variable: str) -> None:
@@ -48,13 +38,14 @@ def require_free_port(host: str, port: int, variable: str) -> None:
 
 
 def authenticator_from(
-    settings: Settings, revoked: RevokedTokens | None = None, *, require_organization: bool = True
+    settings: Settings, revoked: RevokedTokens | None = None, *, worker_tokens: WorkerTokens | None = None
 ) -> Authenticator:
     """Internal callers by the internal token, workers by the verification key set (public keys
-    only). Raises ConfigError when either is not configured."""
+    only; ``worker_tokens`` when the service verifies them its own way). Raises ConfigError when
+    either is not configured."""
     settings.require("internal_token", "worker_token_public_keys")
     assert settings.internal_token is not None and settings.worker_token_public_keys is not None
-    tokens = WorkerTokens(parse_public_keys(settings.worker_token_public_keys), require_organization=require_organization)
+    tokens = worker_tokens or WorkerTokens(parse_public_keys(settings.worker_token_public_keys))
     return Authenticator(settings.internal_token, tokens, revoked)
 
 
@@ -83,95 +74,72 @@ def revocation_sync_for(settings: Settings, app: ServiceApp) -> tuple[Revocation
 
 
 async def serve_grpc(
-    settings: Settings,
-    service: str,
+    configuration: Configuration,
+    name: str,
     *,
     port: int | None = None,
     metrics_port: int | None = None,
     parent_pid: int | None = None,
     ready_fd: int | None = None,
 ) -> None:
-    """Run one replica of ``service`` until SIGINT/SIGTERM (or the parent's exit), then drain.
-    Its health follows the database: NOT_SERVING while a probe cannot reach it, SERVING again
-    once it can. ``ready_fd`` (from ``up``) is told once the process serves.
+    """Run one replica of the service ``name`` until SIGINT/SIGTERM (or the parent's exit), then
+    drain (see shared/service.run_service for the order). Its health follows the database:
+    NOT_SERVING while a probe cannot reach it, SERVING again once it can. ``ready_fd`` (from
+    ``up``) is told once the process serves.
 
     Raises ConfigError when the database URL or the tokens are not configured, or a port is taken.
     """
+    settings = configuration.platform
     settings.require("database_url")
     assert settings.database_url is not None
     authenticator_from(settings)  # fail on missing tokens before anything opens
-    if service != "identity":
-        refuse_signing_key(settings, service)
-    module = importlib.import_module(SERVICE_APPS[service])
+    if name != "identity":
+        refuse_signing_key(settings, name)
+    service = service_named(name)
     names = env_names()
-    port = settings.port_of(service) if port is None else port
+    port = settings.port_of(name) if port is None else port
     if metrics_port is None:
         metrics_port = settings.metrics_port if settings.metrics_port is not None else port + METRICS_PORT_OFFSET
     if port:  # 0 asks the system for a free port
-        require_free_port(settings.bind_host, port, names[f"{service}_port"])
+        require_free_port(settings.bind_host, port, names[f"{name}_port"])
     require_free_port(settings.bind_host, metrics_port, names["metrics_port"])
-    pool = await create_pool(settings, module.SCHEMA, application_name=f"switchboard-{service}")
+    pool = await create_pool(settings, service.schema, application_name=f"switchboard-{name}")
+    metrics = RpcMetrics()
     try:
-        metrics = RpcMetrics()
-        app = await module.create(settings, pool, registry=metrics.registry)
-        sync, identity_channel = revocation_sync_for(settings, app)
-        memberships = app.memberships
-        if memberships is None:
-            if identity_channel is None:
-                identity_channel = open_channel(settings.target_of("identity"), token=settings.internal_token)
-            memberships = CachedMemberships(
-                remote_fetch(identity_channel), ttl_seconds=settings.membership_cache_seconds
-            )
-        authenticator = authenticator_from(
-            settings, sync.revoked, require_organization=not app.accepts_tokens_without_organization
-        )
-        server = ServiceServer(
-            app.registrations,
-            ServerOptions(
-                host=settings.bind_host,
-                port=port,
-                default_deadline_seconds=settings.default_deadline_seconds,
-                shutdown_grace_seconds=settings.shutdown_grace_seconds,
-                drain_delay_seconds=settings.drain_delay_seconds,
-                max_message_bytes=settings.grpc_max_message_bytes,
-            ),
-            authenticator=authenticator,
-            metrics=metrics,
-            memberships=memberships,
-        )
-        bound = await server.start(serving=False)
-        server.metrics.serve(settings.bind_host, metrics_port)
-        probe = DatabaseProbe(
-            settings.database_url,
-            lambda reachable: server.health.set_dependency(DATABASE, reachable),
-            application_name=f"switchboard-{service}-probe",
-        )
-        probe.start()
-        sync.start()
-        stop = asyncio.create_task(wait_for_stop(parent_pid))
-        # SERVING means ready for every caller, workers included: their tokens can be checked
-        # against revocations only once the list has been fetched.
-        await asyncio.wait({stop, asyncio.create_task(sync.refreshed.wait())}, return_when=asyncio.FIRST_COMPLETED)
-        if not stop.done():
-            for start in app.on_start:
-                start()
-            await server.health.set_all(SERVING)
-            log.info("service_started", service=service, port=bound, metrics_port=metrics_port, pid=os.getpid())
-            signal_ready(ready_fd)
-        reason = await stop
-        log.info("service_stopping", service=service, reason=reason)
-        for drain in app.on_drain:
-            drain()
-        await server.stop()
-        await probe.stop()
-        await sync.stop()
-        if identity_channel is not None:
-            await identity_channel.close()
-        for stop in app.on_stop:
-            await stop()
-    finally:
+        app = await service.build(settings, pool, configuration.of(name), registry=metrics.registry)
+    except BaseException:
         await pool.close()
-    log.info("service_stopped", service=service)
+        raise
+    sync, identity_channel = revocation_sync_for(settings, app)
+    memberships = app.memberships
+    if memberships is None:
+        if identity_channel is None:
+            identity_channel = open_channel(settings.target_of("identity"), token=settings.internal_token)
+        memberships = CachedMemberships(remote_fetch(identity_channel), ttl_seconds=settings.membership_cache_seconds)
+    stop = asyncio.create_task(wait_for_stop(parent_pid))
+    try:
+        async with run_service(
+            app,
+            pool,
+            options=server_options(settings, port),
+            authenticator=authenticator_from(settings, sync.revoked, worker_tokens=app.worker_tokens),
+            memberships=memberships,
+            metrics=metrics,
+            metrics_port=metrics_port,
+            database_url=settings.database_url,
+            name=name,
+            revocations=sync,
+            closers=[identity_channel.close] if identity_channel is not None else (),
+            stopping=stop,
+        ) as server:
+            if not stop.done():
+                log.info("service_started", service=name, port=server.port, metrics_port=metrics_port, pid=os.getpid())
+                signal_ready(ready_fd)
+            reason = await stop
+            log.info("service_stopping", service=name, reason=reason)
+    finally:
+        stop.cancel()
+    log.info("service_stopped", service=name)
 
 
 class _EdgeServer(uvicorn.Server):
@@ -191,17 +159,18 @@ class _EdgeServer(uvicorn.Server):
 
 
 async def serve_edge(
-    settings: Settings, *, port: int | None = None, parent_pid: int | None = None, ready_fd: int | None = None
+    configuration: Configuration, *, port: int | None = None, parent_pid: int | None = None, ready_fd: int | None = None
 ) -> None:
     """Run the HTTP edge until SIGINT/SIGTERM (or the parent's exit); open requests finish first.
     ``ready_fd`` (from ``up``) is told once it listens. Raises ConfigError when its port is taken."""
     from switchboard.services.edge.app import create_app
 
+    settings = configuration.platform
     refuse_signing_key(settings, "the edge")
     port = settings.edge_port if port is None else port
     if port:
         require_free_port(settings.bind_host, port, env_names()["edge_port"])
-    app = create_app(settings)
+    app = create_app(settings, own=configuration.of("edge"))
     server = _EdgeServer(
         uvicorn.Config(
             app,

@@ -14,7 +14,7 @@ from google.rpc import error_details_pb2
 from switchboard.shared.config import Settings
 from switchboard.shared.errors import Unavailable
 from switchboard.shared.logs import get_logger
-from switchboard.shared.maintenance import BackgroundLoop
+from switchboard.shared.lifecycle import BackgroundLoop
 
 log = get_logger(__name__)
 
@@ -134,7 +134,7 @@ class DatabaseProbe(BackgroundLoop):
     is not an outage, and must not turn health NOT_SERVING.
     """
 
-    loop_name = "database-probe"
+    name = "database-probe"
 
     def __init__(
         self,
@@ -188,8 +188,7 @@ class DatabaseProbe(BackgroundLoop):
             await self.run_once()
             await asyncio.sleep(self._interval)
 
-    async def stop(self) -> None:
-        await super().stop()
+    async def _after_stop(self) -> None:
         await self._discard_connection()
 
     async def _discard_connection(self) -> None:

@@ -1,7 +1,7 @@
 """Acting users' roles, asked of the identity service and remembered briefly.
 
 A service that lets a user act in an organisation asks identity for the user's role there
-(``IdentityService.GetMembership``). Answers are kept per process in a bounded cache for a few
+(``IdentityService.GetMembership``, asked through switchboard/peers.py). Answers are kept per process in a bounded cache for a few
 seconds (``SWITCHBOARD_MEMBERSHIP_CACHE_SECONDS``, default 5; a refusal for 1 s), so a removed or
 demoted admin loses access within that time on every replica. Identity unreachable means the
 answer cannot be had: UNAVAILABLE, never a guess (fail closed).
@@ -13,8 +13,6 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 
-import grpc
-
 from switchboard.shared.authz import Role
 from switchboard.shared.errors import Unavailable
 
@@ -23,7 +21,6 @@ Fetch = Callable[[str, str], Awaitable[Role | None]]
 DEFAULT_TTL_SECONDS = 5.0
 NEGATIVE_TTL_SECONDS = 1.0
 MAX_ENTRIES = 10_000
-LOOKUP_TIMEOUT_SECONDS = 2.0
 
 
 class CachedMemberships:
@@ -58,31 +55,6 @@ class CachedMemberships:
             while len(self._entries) > self._max_entries:
                 self._entries.popitem(last=False)
         return role
-
-
-def remote_fetch(channel: grpc.aio.Channel, *, timeout_seconds: float = LOOKUP_TIMEOUT_SECONDS) -> Fetch:
-    """A role lookup through identity's GetMembership over ``channel`` (which carries the token)."""
-    from switchboard.identity.v1 import identity_service_pb2 as pb
-    from switchboard.identity.v1 import identity_service_pb2_grpc, resources_pb2
-
-    stub = identity_service_pb2_grpc.IdentityServiceStub(channel)
-    roles = {resources_pb2.ROLE_MEMBER: Role.MEMBER, resources_pb2.ROLE_ADMIN: Role.ADMIN, resources_pb2.ROLE_OWNER: Role.OWNER}
-
-    async def fetch(organization_id: str, user_id: str) -> Role | None:
-        try:
-            response = await stub.GetMembership(
-                pb.GetMembershipRequest(organization_id=organization_id, user_id=user_id), timeout=timeout_seconds
-            )
-        except grpc.aio.AioRpcError as exc:
-            if exc.code() == grpc.StatusCode.NOT_FOUND:
-                return None
-            raise Unavailable(
-                "cannot resolve the acting user's role: the identity service did not answer; retry shortly",
-                reason="IDENTITY_UNAVAILABLE",
-            ) from None
-        return roles.get(response.membership.role)
-
-    return fetch
 
 
 class NoMemberships:

@@ -1,5 +1,5 @@
 """Revoked worker tokens, known locally: verifiers check tokens without a network call, and learn
-of revocations by polling the identity service, so a revocation is honoured within one refresh.
+of revocations by polling a source (the identity service, through switchboard/peers.py), so a revocation is honoured within one refresh.
 
 If the list cannot be refreshed for too long, worker calls are refused (UNAVAILABLE) rather than
 trusted on a stale list: failing closed is the rule where tenant access is at stake.
@@ -12,13 +12,9 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
 
 from switchboard.shared.logs import get_logger
-from switchboard.shared.maintenance import BackgroundLoop
-
-if TYPE_CHECKING:
-    import grpc
+from switchboard.shared.lifecycle import BackgroundLoop
 
 log = get_logger(__name__)
 
@@ -75,7 +71,7 @@ class RevokedTokens:
 class RevocationSync(BackgroundLoop):
     """One maintenance loop: refresh ``revoked`` from ``fetch`` every ``interval`` seconds."""
 
-    loop_name = "revocation-sync"
+    name = "revocation-sync"
 
     def __init__(self, revoked: RevokedTokens, fetch: Fetch, interval_seconds: float):
         self.revoked = revoked
@@ -101,37 +97,3 @@ class RevocationSync(BackgroundLoop):
             ok = await self.run_once()
             # Until the first success, retry sooner: worker calls are refused meanwhile.
             await asyncio.sleep(self._interval if ok or self.revoked.is_fresh else min(self._interval, 0.5))
-
-
-
-
-def remote_revocations(channel: "grpc.aio.Channel") -> Fetch:
-    """A Fetch that pages through the identity service's ListRevokedWorkerTokens."""
-    from google.protobuf.timestamp_pb2 import Timestamp
-
-    from switchboard.identity.v1 import identity_service_pb2, identity_service_pb2_grpc
-
-    stub = identity_service_pb2_grpc.IdentityServiceStub(channel)
-
-    async def fetch(since: datetime | None) -> list[Revocation]:
-        request = identity_service_pb2.ListRevokedWorkerTokensRequest(page_size=1000)
-        if since is not None:
-            stamp = Timestamp()
-            stamp.FromDatetime(since)
-            request.revoked_since.CopyFrom(stamp)
-        found: list[Revocation] = []
-        while True:
-            # wait_for_ready: while identity is still starting, wait for it (within the timeout)
-            # instead of failing at once.
-            reply = await stub.ListRevokedWorkerTokens(request, timeout=5, wait_for_ready=True)
-            found += [
-                Revocation(
-                    t.token_id, t.revoked_at.ToDatetime(tzinfo=UTC), t.expires_at.ToDatetime(tzinfo=UTC)
-                )
-                for t in reply.revoked_tokens
-            ]
-            if not reply.next_page_token:
-                return found
-            request.page_token = reply.next_page_token
-
-    return fetch

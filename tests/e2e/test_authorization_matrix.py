@@ -34,7 +34,8 @@ from switchboard.shared.config import Settings
 from switchboard.shared.crypto import new_key_list
 from switchboard.shared.db import create_pool
 from switchboard.shared.errors import reason_of
-from switchboard.shared.memberships import CachedMemberships, remote_fetch
+from switchboard.peers import remote_fetch
+from switchboard.shared.memberships import CachedMemberships
 from switchboard.shared.revocations import RevocationSync, RevokedTokens
 from switchboard.identity.v1 import agent_service_pb2 as agents_pb
 from switchboard.identity.v1 import agent_service_pb2_grpc, identity_service_pb2_grpc, resources_pb2
@@ -133,8 +134,6 @@ async def running_services(database_url: str) -> AsyncIterator[tuple[dict[str, A
             pool = await create_pool(settings, schema, application_name=f"matrix-{schema}")
             app = await module.create(settings, pool)
             _, channel = await stack.enter_async_context(serving(app, pool, authenticator, memberships=memberships))
-            for start in app.on_start:
-                start()
             if schema == "interactions":
                 stubs["InteractionService"] = interaction_service_pb2_grpc.InteractionServiceStub(channel)
                 stubs["EventService"] = event_service_pb2_grpc.EventServiceStub(channel)

@@ -14,6 +14,7 @@ import asyncpg
 import grpc
 from prometheus_client import CollectorRegistry
 
+from switchboard.catalog import Configuration, configure
 from switchboard.services.edge.app import create_app
 from switchboard.services.edge.upstreams import Upstreams
 from switchboard.services.identity import app as identity_app
@@ -21,7 +22,10 @@ from switchboard.services.interactions import app as interactions_app
 from switchboard.services.runs import app as runs_app
 from switchboard.services.secretproxy import app as secretproxy_app
 from switchboard.shared.auth import Authenticator
-from switchboard.shared.memberships import CachedMemberships, remote_fetch
+from switchboard.peers import remote_fetch
+from switchboard.services.interactions.hub import StreamHub
+from switchboard.services.secretproxy.audit import AuditLog
+from switchboard.shared.memberships import CachedMemberships
 from switchboard.shared.config import Settings
 from switchboard.shared.crypto import new_key_list
 from switchboard.shared.db import create_pool
@@ -58,14 +62,14 @@ class Stack:
         return self.pools["identity"]
 
 
-def _settings(database_url: str, identity_port: int, upstream_url: str) -> Settings:
+def _settings(database_url: str, identity_port: int, upstream_url: str) -> Configuration:
     upstreams = {
         "echo": {"base_url": upstream_url, "allow_private": True},
         "loopback-denied": upstream_url,  # not exempted from the deny of private addresses
         "closed": {"base_url": f"http://127.0.0.1:{free_port()}", "allow_private": True},  # nothing listens
         "header-key": {"base_url": upstream_url, "allow_private": True, "credential_header": "x-api-key"},
     }
-    return Settings(
+    return configure(
         database_url=database_url,
         internal_token=INTERNAL_TOKEN,
         worker_token_public_keys=PUBLIC_KEYS_SETTING,
@@ -83,33 +87,31 @@ def _settings(database_url: str, identity_port: int, upstream_url: str) -> Setti
     )
 
 
-async def _serve(stack: contextlib.AsyncExitStack, name: str, settings: Settings) -> tuple[int, grpc.aio.Channel, asyncpg.Pool]:
+async def _serve(stack: contextlib.AsyncExitStack, name: str, configuration: Configuration) -> tuple[int, grpc.aio.Channel, asyncpg.Pool]:
     module = {"identity": identity_app, "interactions": interactions_app, "secretproxy": secretproxy_app, "runs": runs_app}[name]
+    settings = configuration.platform
     pool = await create_pool(settings, name, application_name=f"tests-fuzz-{name}")
     if name == "identity":  # only identity holds the signing key, as in a deployment
         settings = dataclasses.replace(settings, worker_token_signing_key=SIGNING_KEY_SETTING)
-    app = await module.create(settings, pool, registry=CollectorRegistry())
+    app = await module.create(settings, pool, own=configuration.of(name), registry=CollectorRegistry())
     authenticator = Authenticator(INTERNAL_TOKEN, verifier(require_organization=name != "secretproxy"))
     memberships = None
     if name != "identity":  # acting users' roles from the real identity, as `serve` asks them
         lookups = open_channel(settings.target_of("identity"), token=INTERNAL_TOKEN)
         stack.push_async_callback(lookups.close)
         memberships = CachedMemberships(remote_fetch(lookups))
-    port, channel = await stack.enter_async_context(
-        serving(app, pool, authenticator, shutdown_grace_seconds=1, memberships=memberships)
-    )
-
-    def drain() -> None:
-        for hook in app.on_drain:
-            hook()
-
-    stack.callback(drain)  # runs before the server stops: live subscriptions end at once
-    if name == "interactions":
-        for start in app.on_start:  # the stream hub (and its retention and sweeper loops)
-            start()
-        await app.on_drain[0].__self__.listening.wait()
+    # Every component of interactions (the stream hub, its retention and sweeper loops) and the
+    # proxy's audit writer; not the reaper nor the proxy's retention (the fuzz checks no timing).
+    components = None
+    if name == "runs":
+        components = ()
     elif name == "secretproxy":
-        app.on_start[0]()  # the audit writer
+        components = [app.component(AuditLog)]
+    port, channel = await stack.enter_async_context(
+        serving(app, pool, authenticator, shutdown_grace_seconds=1, memberships=memberships, components=components)
+    )
+    if name == "interactions":
+        await app.component(StreamHub).listening.wait()
     return port, channel, pool
 
 
@@ -123,10 +125,10 @@ async def running_stack(database_url: str) -> AsyncIterator[Stack]:
         upstream_url = await stack.enter_async_context(serve_asgi(upstream.app()))
         stack.callback(upstream.stall.set)  # release any request still parked in /stall
         channels, pools, ports = {}, {}, {}
-        settings = _settings(database_url, 0, upstream_url)
+        configuration = _settings(database_url, 0, upstream_url)
         for name in SERVICES:  # identity first: the secret proxy resolves organisations through it
-            settings = dataclasses.replace(settings, identity_target=f"127.0.0.1:{ports.get('identity', 0)}")
-            ports[name], channels[name], pools[name] = await _serve(stack, name, settings)
+            configuration = configuration.replace(identity_target=f"127.0.0.1:{ports.get('identity', 0)}")
+            ports[name], channels[name], pools[name] = await _serve(stack, name, configuration)
         edge_settings = Settings(internal_token=INTERNAL_TOKEN, worker_token_public_keys=PUBLIC_KEYS_SETTING)
         upstreams = Upstreams({name: open_channel(f"127.0.0.1:{ports[name]}", token=INTERNAL_TOKEN) for name in SERVICES})
         edge_url = await stack.enter_async_context(serve_asgi(create_app(edge_settings, upstreams=upstreams)))

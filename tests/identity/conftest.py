@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -12,9 +11,9 @@ import asyncpg
 import grpc
 import pytest
 
+from switchboard.catalog import configure
 from switchboard.services.identity import app as identity_app
 from switchboard.shared.auth import Authenticator
-from switchboard.shared.config import Settings
 from switchboard.shared.db import create_pool
 from switchboard.shared.revocations import RevocationSync, RevokedTokens
 from switchboard.identity.v1 import identity_service_pb2 as pb
@@ -55,18 +54,16 @@ class Identity:
 
 @contextlib.asynccontextmanager
 async def running_identity(database_url: str, **overrides: object) -> AsyncIterator[Identity]:
-    settings = dataclasses.replace(
-        Settings(
-            database_url=database_url,
-            internal_token=INTERNAL_TOKEN,
-            worker_token_signing_key=SIGNING_KEY_SETTING,
-            worker_token_public_keys=PUBLIC_KEYS_SETTING,
-            db_pool_max_size=30,
-        ),
-        **overrides,
-    )
+    configuration = configure(
+        database_url=database_url,
+        internal_token=INTERNAL_TOKEN,
+        worker_token_signing_key=SIGNING_KEY_SETTING,
+        worker_token_public_keys=PUBLIC_KEYS_SETTING,
+        db_pool_max_size=30,
+    ).replace(**overrides)
+    settings = configuration.platform
     pool = await create_pool(settings, "identity", application_name="tests-identity")
-    app = await identity_app.create(settings, pool)
+    app = await identity_app.create(settings, pool, own=configuration.of("identity"))
     assert app.revocations is not None
     revocations = RevocationSync(RevokedTokens(max_staleness_seconds=3600), app.revocations, 3600)
     await revocations.run_once()

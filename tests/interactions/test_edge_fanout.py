@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 
 from switchboard.services.edge.app import create_app
+from switchboard.services.edge.settings import EdgeSettings
 from switchboard.services.edge.upstreams import Upstreams
 from switchboard.shared.config import Settings
 from switchboard.shared.grpc.client import open_channel
@@ -31,6 +32,8 @@ LIMITS = {
     "events_max_subscribers_per_organization": 100,
     "events_max_subscribers_per_agent": 100,
 }
+
+EDGE_LIMITS = EdgeSettings(edge_sse_max_clients_per_stream=100, edge_sse_max_clients_per_agent=100)
 
 
 @dataclass
@@ -59,9 +62,9 @@ async def edge_over(database_url: str) -> AsyncIterator[Edge]:
         async def fetch(since: datetime | None) -> list[Revocation]:  # identity's list, as the edge polls it
             return list(revoked)
 
-        settings = Settings(internal_token=INTERNAL_TOKEN, worker_token_public_keys=PUBLIC_KEYS_SETTING, **LIMITS)
+        settings = Settings(internal_token=INTERNAL_TOKEN, worker_token_public_keys=PUBLIC_KEYS_SETTING)
         upstreams = Upstreams({"interactions": open_channel(f"127.0.0.1:{service.port}", token=INTERNAL_TOKEN)})
-        app = create_app(settings, upstreams=upstreams, revocations=fetch)
+        app = create_app(settings, own=EDGE_LIMITS, upstreams=upstreams, revocations=fetch)
         async with serve_asgi(app) as url:
             await app.state.revocations.refreshed.wait()
             yield Edge(url, app, service, revoked)

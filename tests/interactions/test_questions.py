@@ -227,7 +227,7 @@ async def test_the_periodic_sweep_runs_on_one_replica_at_a_time(service, slack):
     org, agent = str(uuid.uuid4()), str(uuid.uuid4())
     # The replica's own sweeper would take part too (its first sweep may start late on a busy
     # machine): only the three under test sweep here.
-    own = next(start.__self__ for start in service.app.on_start if isinstance(start.__self__, QuestionSweeper))
+    own = service.app.component(QuestionSweeper)
     await own.stop()
     connection = await slack_connection(service, slack, org)
     await service.pool.executemany(

@@ -15,6 +15,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from switchboard.services.edge.app import create_app
+from switchboard.services.edge.settings import EdgeSettings
 from switchboard.services.edge.upstreams import Upstreams
 from switchboard.services.identity import app as identity_app
 from switchboard.services.interactions import app as interactions_app
@@ -62,11 +63,11 @@ async def upstream_servers() -> AsyncIterator[dict[str, ServiceServer]]:
 
 @pytest.fixture
 async def edge(upstream_servers) -> AsyncIterator[httpx.AsyncClient]:
-    settings = Settings(internal_token=INTERNAL_TOKEN, edge_max_body_bytes=MAX_BODY)
+    settings = Settings(internal_token=INTERNAL_TOKEN)
     upstreams = Upstreams(
         {name: open_channel(f"127.0.0.1:{s.port}", token=INTERNAL_TOKEN) for name, s in upstream_servers.items()}
     )
-    app = create_app(settings, upstreams=upstreams)
+    app = create_app(settings, own=EdgeSettings(edge_max_body_bytes=MAX_BODY), upstreams=upstreams)
     app.router.routes.append(Route("/test/echo", _echo_body, methods=["POST"]))  # a route that reads bodies
     app.router.routes.append(Route("/test/crash", _crash, methods=["GET"]))
     # A socket that already listens: requests queue in its backlog until uvicorn accepts them, so

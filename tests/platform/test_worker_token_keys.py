@@ -22,6 +22,7 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 
+from switchboard.catalog import configure
 from switchboard.services.edge.app import create_app
 from switchboard.services.edge.upstreams import Upstreams
 from switchboard.services.identity import app as identity_app
@@ -34,7 +35,6 @@ from switchboard.shared.crypto import new_key_list
 from switchboard.shared.db import create_pool
 from switchboard.shared.errors import reason_of
 from switchboard.shared.grpc.client import open_channel
-from switchboard.shared.grpc.server import ServerOptions, ServiceServer
 from switchboard.shared.worker_keys import SigningKey, public_keys_setting
 from switchboard.identity.v1 import identity_service_pb2 as identity_pb
 from switchboard.identity.v1 import identity_service_pb2_grpc
@@ -44,6 +44,7 @@ from switchboard.secretproxy.v1 import secret_proxy_service_pb2, secret_proxy_se
 from switchboard.serve import authenticator_from, serve_edge, serve_grpc
 from tests.conftest import INTERNAL_TOKEN
 from tests.support.asgi import serve_asgi
+from tests.support.serving import serving
 
 OPERATOR = (("authorization", f"Bearer {INTERNAL_TOKEN}"),)
 APPS = {"identity": identity_app, "interactions": interactions_app, "secretproxy": secretproxy_app, "runs": runs_app}
@@ -106,29 +107,22 @@ async def deployed(database_url: str, *, signing: SigningKey, published: list[Si
         db_pool_max_size=4,
     )
     async with contextlib.AsyncExitStack() as stack:
-        servers: dict[str, ServiceServer] = {}
+        ports: dict[str, int] = {}
         for name, module in APPS.items():  # identity first: the others reach it
             if name == "identity":
                 settings = dataclasses.replace(common, worker_token_signing_key=signing.setting())
             else:
-                settings = dataclasses.replace(common, identity_target=f"127.0.0.1:{servers['identity'].port}")
+                settings = dataclasses.replace(common, identity_target=f"127.0.0.1:{ports['identity']}")
             pool = await create_pool(settings, module.SCHEMA, application_name=f"tests-{name}")
-            stack.push_async_callback(pool.close)
             app = await module.create(settings, pool)
-            for stop in reversed(app.on_stop):
-                stack.push_async_callback(stop)
-            server = ServiceServer(
-                app.registrations,
-                ServerOptions(host="127.0.0.1", port=0, shutdown_grace_seconds=1),
-                authenticator=authenticator_from(settings, require_organization=not app.accepts_tokens_without_organization),
+            authenticator = authenticator_from(settings, worker_tokens=app.worker_tokens)
+            ports[name], _ = await stack.enter_async_context(
+                serving(app, pool, authenticator, shutdown_grace_seconds=1, components=())
             )
-            await server.start()
-            stack.push_async_callback(server.stop)
-            servers[name] = server
-        channels = {name: grpc.aio.insecure_channel(f"127.0.0.1:{s.port}") for name, s in servers.items()}
+        channels = {name: grpc.aio.insecure_channel(f"127.0.0.1:{port}") for name, port in ports.items()}
         for channel in channels.values():
             stack.push_async_callback(channel.close)
-        upstreams = Upstreams({name: open_channel(f"127.0.0.1:{s.port}", token=INTERNAL_TOKEN) for name, s in servers.items()})
+        upstreams = Upstreams({name: open_channel(f"127.0.0.1:{port}", token=INTERNAL_TOKEN) for name, port in ports.items()})
         url = await stack.enter_async_context(serve_asgi(create_app(common, upstreams=upstreams)))
         edge = await stack.enter_async_context(httpx.AsyncClient(base_url=url, timeout=10))
         yield Deployment(channels, edge)
@@ -253,7 +247,7 @@ async def test_identity_refuses_to_start_with_a_signing_key_the_services_cannot_
 @pytest.mark.parametrize("service", ["interactions", "secretproxy", "runs", "edge"])
 async def test_no_service_but_identity_starts_with_the_private_key(service):
     # Nothing is opened before the refusal: the database URL points nowhere.
-    settings = Settings(
+    configuration = configure(
         database_url="postgresql://nobody@127.0.0.1:1/none",
         internal_token=INTERNAL_TOKEN,
         worker_token_public_keys=K1.public_setting(),
@@ -261,9 +255,9 @@ async def test_no_service_but_identity_starts_with_the_private_key(service):
     )
     with pytest.raises(ConfigError, match="SWITCHBOARD_WORKER_TOKEN_SIGNING_KEY is for the identity service only"):
         if service == "edge":
-            await serve_edge(settings, port=0)
+            await serve_edge(configuration, port=0)
         else:
-            await serve_grpc(settings, service, port=0)
+            await serve_grpc(configuration, service, port=0)
 
 
 def test_services_verify_with_public_keys_only():

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -14,10 +13,11 @@ import grpc
 import pytest
 from prometheus_client import CollectorRegistry
 
+from switchboard.catalog import configure
 from switchboard.services.runs import app as runs_app
 from switchboard.services.runs.reaper import Reaper
+from switchboard.services.runs.settings import RunsSettings
 from switchboard.shared.auth import Authenticator
-from switchboard.shared.config import Settings
 from switchboard.shared.db import create_pool
 from switchboard.runs.v1 import run_service_pb2 as pb
 from switchboard.runs.v1 import run_service_pb2_grpc
@@ -40,7 +40,7 @@ def worker_metadata(organization_id: str, agent_id: str | None = None) -> tuple[
 class Runs:
     stub: run_service_pb2_grpc.RunServiceStub
     pool: asyncpg.Pool
-    settings: Settings
+    settings: RunsSettings
     registry: CollectorRegistry
     channel: grpc.aio.Channel | None = None
 
@@ -66,23 +66,19 @@ class Runs:
 
 @contextlib.asynccontextmanager
 async def running_runs(database_url: str, *, start_reaper: bool = False, **overrides: object) -> AsyncIterator[Runs]:
-    settings = dataclasses.replace(
-        Settings(
-            database_url=database_url,
-            internal_token=INTERNAL_TOKEN,
-            worker_token_public_keys=PUBLIC_KEYS_SETTING,
-            db_pool_max_size=40,
-        ),
-        **overrides,
-    )
-    pool = await create_pool(settings, "runs", application_name="tests-runs")
+    configuration = configure(
+        database_url=database_url,
+        internal_token=INTERNAL_TOKEN,
+        worker_token_public_keys=PUBLIC_KEYS_SETTING,
+        db_pool_max_size=40,
+    ).replace(**overrides)
+    pool = await create_pool(configuration.platform, "runs", application_name="tests-runs")
     registry = CollectorRegistry()
-    app = await runs_app.create(settings, pool, registry=registry)
-    async with serving(app, pool, Authenticator(INTERNAL_TOKEN, verifier())) as (_, channel):
-        if start_reaper:
-            for start in app.on_start:
-                start()
-        yield Runs(run_service_pb2_grpc.RunServiceStub(channel), pool, settings, registry, channel)
+    own = configuration.of("runs")
+    app = await runs_app.create(configuration.platform, pool, own=own, registry=registry)
+    # The reaper runs only when a test asks: most drive their own sweeps.
+    async with serving(app, pool, Authenticator(INTERNAL_TOKEN, verifier()), components=None if start_reaper else ()) as (_, channel):
+        yield Runs(run_service_pb2_grpc.RunServiceStub(channel), pool, own, registry, channel)
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ makes is remembered, and the log lines of the test are checked to contain none o
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 import uuid
 from collections.abc import AsyncIterator, Sequence
@@ -15,13 +14,13 @@ from datetime import timedelta
 import asyncpg
 import pytest
 
+from switchboard.catalog import Configuration, configure
 from switchboard.services.secretproxy import app as secretproxy_app
 from switchboard.services.secretproxy.audit import AuditLog
 from switchboard.shared.auth import Authenticator
-from switchboard.shared.config import Settings
 from switchboard.shared.crypto import new_key_list
 from switchboard.shared.db import create_pool
-from switchboard.shared.grpc.server import ServiceApp
+from switchboard.shared.service import ServiceApp
 from switchboard.shared.logs import capture_log_lines
 from switchboard.identity.v1 import identity_service_pb2 as identity_pb
 from switchboard.secretproxy.v1 import secret_proxy_service_pb2 as pb
@@ -76,7 +75,7 @@ class Proxy:
 
     @property
     def audit(self) -> AuditLog:
-        return self.app.on_start[0].__self__  # the AuditLog whose start is the first hook
+        return self.app.component(AuditLog)
 
     def worker(self, organization_id: str | None, agent_id: str | None = None) -> Worker:
         agent_id = agent_id or str(uuid.uuid4())
@@ -166,7 +165,7 @@ class Proxy:
         return await self.pool.fetch("SELECT * FROM secretproxy.audit_records ORDER BY id")
 
 
-def proxy_settings(database_url: str, upstream_url: str, identity_port: int, **overrides: object) -> Settings:
+def proxy_settings(database_url: str, upstream_url: str, identity_port: int, **overrides: object) -> Configuration:
     upstreams = {
         "echo": {"base_url": upstream_url, "allow_private": True},
         # The same loopback server, not exempted from the deny of private addresses.
@@ -174,28 +173,25 @@ def proxy_settings(database_url: str, upstream_url: str, identity_port: int, **o
         "closed": {"base_url": f"http://127.0.0.1:{free_port()}", "allow_private": True},
         "header-key": {"base_url": upstream_url, "allow_private": True, "credential_header": "x-api-key"},
     }
-    return dataclasses.replace(
-        Settings(
-            database_url=database_url,
-            internal_token=INTERNAL_TOKEN,
-            worker_token_public_keys=PUBLIC_KEYS_SETTING,
-            credentials_keys=CREDENTIALS_KEYS,
-            identity_target=f"127.0.0.1:{identity_port}",
-            proxy_upstreams=json.dumps(upstreams),
-            db_pool_max_size=20,
-        ),
-        **overrides,
-    )
+    return configure(
+        database_url=database_url,
+        internal_token=INTERNAL_TOKEN,
+        worker_token_public_keys=PUBLIC_KEYS_SETTING,
+        credentials_keys=CREDENTIALS_KEYS,
+        identity_target=f"127.0.0.1:{identity_port}",
+        proxy_upstreams=json.dumps(upstreams),
+        db_pool_max_size=20,
+    ).replace(**overrides)
 
 
 @contextlib.asynccontextmanager
 async def running_proxy(database_url: str, identity: Identity, upstream: FakeUpstream, upstream_url: str, **overrides: object) -> AsyncIterator[Proxy]:
-    settings = proxy_settings(database_url, upstream_url, identity.port, **overrides)
-    pool = await create_pool(settings, "secretproxy", application_name="tests-secretproxy")
-    app = await secretproxy_app.create(settings, pool)
+    configuration = proxy_settings(database_url, upstream_url, identity.port, **overrides)
+    pool = await create_pool(configuration.platform, "secretproxy", application_name="tests-secretproxy")
+    app = await secretproxy_app.create(configuration.platform, pool, own=configuration.of("secretproxy"))
     authenticator = Authenticator(INTERNAL_TOKEN, verifier(require_organization=False))
-    async with serving(app, pool, authenticator, shutdown_grace_seconds=2) as (port, channel):
-        app.on_start[0]()  # the audit writer (the retention loop is tested on its own)
+    # The audit writer runs; the retention loop is tested on its own.
+    async with serving(app, pool, authenticator, shutdown_grace_seconds=2, components=[app.component(AuditLog)]) as (port, channel):
         yield Proxy(secret_proxy_service_pb2_grpc.SecretProxyServiceStub(channel), pool, app, upstream, upstream_url, identity, port)
 
 

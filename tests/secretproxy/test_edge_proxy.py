@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from switchboard.services.edge.app import create_app
+from switchboard.services.edge.settings import EdgeSettings
 from switchboard.services.edge.upstreams import Upstreams
 from switchboard.services.secretproxy import placeholders
 from switchboard.shared.config import Settings
@@ -24,9 +25,9 @@ from tests.support.worker_keys import PUBLIC_KEYS_SETTING
 
 @contextlib.asynccontextmanager
 async def edge_for(proxy: Proxy) -> AsyncIterator[httpx.AsyncClient]:
-    settings = Settings(internal_token=INTERNAL_TOKEN, worker_token_public_keys=PUBLIC_KEYS_SETTING, edge_max_body_bytes=1024)
+    settings = Settings(internal_token=INTERNAL_TOKEN, worker_token_public_keys=PUBLIC_KEYS_SETTING)
     upstreams = Upstreams({"secretproxy": open_channel(f"127.0.0.1:{proxy.port}", token=INTERNAL_TOKEN)})
-    async with serve_asgi(create_app(settings, upstreams=upstreams)) as url, httpx.AsyncClient(base_url=url, timeout=30) as client:
+    async with serve_asgi(create_app(settings, own=EdgeSettings(edge_max_body_bytes=1024), upstreams=upstreams)) as url, httpx.AsyncClient(base_url=url, timeout=30) as client:
         yield client
 
 

@@ -8,7 +8,8 @@ import re
 import pytest
 import yaml
 
-from switchboard.shared.config import SERVICES, load_settings
+from switchboard.catalog import load_configuration
+from switchboard.shared.config import SERVICES
 from switchboard.shared.crypto import new_key_list
 from switchboard.shared.worker_keys import parse_public_keys, parse_signing_key
 from switchboard.cli import _parser
@@ -30,6 +31,11 @@ def substituted(env: dict[str, str]) -> dict[str, str]:
         return re.sub(r"\$\{[A-Z_]+:\?[^}]*\}", "x" * 40, value)
 
     return {key: one(value) for key, value in env.items()}
+
+
+def settings_of(environment: dict[str, str]):
+    """The platform's settings of a part, every class read (an unknown name anywhere would raise)."""
+    return load_configuration(environment).platform
 
 
 def test_every_part_is_present():
@@ -56,7 +62,7 @@ def test_health_checks_use_the_cli_for_the_same_service(part):
 
 @pytest.mark.parametrize("part", ["migrate", *SERVICES, "edge"])
 def test_environment_is_a_valid_configuration_with_consistent_ports(part):
-    settings = load_settings(substituted(PARTS[part]["environment"]))  # unknown names would raise
+    settings = settings_of(substituted(PARTS[part]["environment"]))  # unknown names would raise
     assert settings.database_url and "@postgres:5432/" in settings.database_url
     assert settings.bind_host == "0.0.0.0"
     for service in SERVICES:
@@ -74,7 +80,7 @@ def test_services_start_after_migrations_and_the_edge_after_healthy_services():
 
 def test_only_the_edge_is_published_on_the_host_at_its_configured_port():
     published = {part: spec.get("ports") for part, spec in PARTS.items() if spec.get("ports")}
-    edge_port = load_settings(substituted(PARTS["edge"]["environment"])).edge_port
+    edge_port = settings_of(substituted(PARTS["edge"]["environment"])).edge_port
     assert published == {"edge": [f"${{EDGE_HOST_PORT:-8080}}:{edge_port}"]}
 
 
@@ -82,9 +88,9 @@ def test_only_identity_gets_the_private_key_and_every_part_the_public_keys():
     holders = {part for part, spec in PARTS.items() if "SWITCHBOARD_WORKER_TOKEN_SIGNING_KEY" in spec.get("environment", {})}
     assert holders == {"identity"}
     for part in ["migrate", *SERVICES, "edge"]:
-        settings = load_settings(substituted(PARTS[part]["environment"]))
+        settings = settings_of(substituted(PARTS[part]["environment"]))
         assert settings.worker_token_public_keys == PUBLIC_KEYS_SETTING
-    identity = load_settings(substituted(PARTS["identity"]["environment"]))
+    identity = settings_of(substituted(PARTS["identity"]["environment"]))
     assert identity.worker_token_signing_key == SIGNING_KEY_SETTING
     # Both come from the operator's environment, never from a value written in the file.
     raw = PARTS["identity"]["environment"]
@@ -97,3 +103,12 @@ def test_only_identity_gets_the_private_key_and_every_part_the_public_keys():
 def test_no_part_names_the_old_shared_worker_token_key():
     assert "SWITCHBOARD_WORKER_TOKEN_KEY" not in (REPO_ROOT / "compose.yaml").read_text()
     assert "WORKER_TOKEN" not in (REPO_ROOT / "Dockerfile").read_text()
+
+
+def test_a_service_setting_given_in_compose_reaches_that_service_own_settings():
+    environment = {**PARTS["secretproxy"]["environment"], "SWITCHBOARD_PROXY_UPSTREAMS": '{"demo": "https://demo.example"}'}
+    configuration = load_configuration(substituted(environment))
+    assert configuration.of("secretproxy").proxy_upstreams == '{"demo": "https://demo.example"}'
+    # The compose file passes only names some settings class declares: a renamed one would raise.
+    for part in ["migrate", *SERVICES, "edge"]:
+        load_configuration(substituted(PARTS[part]["environment"]))

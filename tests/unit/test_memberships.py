@@ -8,7 +8,8 @@ import pytest
 
 from switchboard.shared.authz import Role
 from switchboard.shared.errors import Unavailable
-from switchboard.shared.memberships import CachedMemberships, remote_fetch
+from switchboard.peers import remote_fetch
+from switchboard.shared.memberships import CachedMemberships
 from tests.conftest import free_port
 
 

@@ -16,12 +16,14 @@ from starlette.routing import Route
 from switchboard.services.edge.middleware import BodySizeLimit, HttpMetrics, Observe
 from switchboard.services.edge.problems import problem
 from switchboard.services.edge.proxy import proxy_request
+from switchboard.services.edge.settings import EdgeSettings
 from switchboard.services.edge.streams import KEEP_ALIVE_SECONDS, stream_events
 from switchboard.services.edge.upstreams import Upstreams
 from switchboard.services.edge.webhooks import slack_interactions, telegram_update
 from switchboard.services.edge.fanout import StreamFanout
 from switchboard.shared.auth import Authenticator, WorkerTokens
-from switchboard.shared.revocations import Fetch, RevocationSync, RevokedTokens, remote_revocations
+from switchboard.peers import remote_revocations
+from switchboard.shared.revocations import Fetch, RevocationSync, RevokedTokens
 from switchboard.shared.subscriber_limits import SubscriberLimits
 from switchboard.shared.config import Settings
 from switchboard.shared.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
@@ -60,12 +62,15 @@ def _with_headers(response: Response, headers: dict[str, str] | None) -> Respons
     return response
 
 
-def create_app(settings: Settings, *, upstreams: Upstreams | None = None, revocations: Fetch | None = None) -> Starlette:
+def create_app(
+    settings: Settings, *, own: EdgeSettings | None = None, upstreams: Upstreams | None = None, revocations: Fetch | None = None
+) -> Starlette:
     """The edge application. ``upstreams`` defaults to channels built from ``settings``, and then
     ``revocations`` to the identity service's list. With a source of revocations (and worker token
     keys), the SSE clients of a stream share one upstream subscription (fanout.py): the edge can
     then check each client's token before each delivery itself; without one, each client keeps
     its own upstream call, where the service checks it."""
+    own = own or EdgeSettings()
     registry = CollectorRegistry()
     if upstreams is None:
         upstreams = Upstreams.from_settings(settings)
@@ -82,11 +87,10 @@ def create_app(settings: Settings, *, upstreams: Upstreams | None = None, revoca
             upstreams.channels["interactions"],
             Authenticator(settings.internal_token, worker_tokens, revoked),
             SubscriberLimits(
-                settings.events_max_subscribers,
-                settings.events_max_subscribers_per_stream,
-                settings.events_max_subscribers_per_organization,
-                settings.events_max_subscribers_per_agent,
-                settings.events_max_subscribers_per_user,
+                own.edge_sse_max_clients,
+                own.edge_sse_max_clients_per_stream,
+                own.edge_sse_max_clients_per_organization,
+                own.edge_sse_max_clients_per_agent,
             ),
             internal_token=settings.internal_token,
             keep_alive=KEEP_ALIVE_SECONDS,
@@ -116,7 +120,7 @@ def create_app(settings: Settings, *, upstreams: Upstreams | None = None, revoca
         middleware=[
             Middleware(Observe, metrics=HttpMetrics(registry)),
             # Proxied bodies stream through to the secret proxy, which enforces its own limit.
-            Middleware(BodySizeLimit, max_bytes=settings.edge_max_body_bytes, exempt_prefix="/v1/proxy/"),
+            Middleware(BodySizeLimit, max_bytes=own.edge_max_body_bytes, exempt_prefix="/v1/proxy/"),
         ],
         # Unexpected exceptions become a 500 problem in the Observe middleware, with the request id.
         exception_handlers={HTTPException: _http_problem},

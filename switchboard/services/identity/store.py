@@ -5,7 +5,9 @@ Constraint violations that callers act on are turned into domain errors here, by
 
 from __future__ import annotations
 
+import contextlib
 import uuid
+from collections.abc import Iterator
 from datetime import datetime
 
 import asyncpg
@@ -347,7 +349,22 @@ async def worker_tokens_revoke_for_agent(conn: Connection, agent_id: str) -> int
 
 
 async def agent_delete(conn: Connection, agent_id: str) -> None:
-    await conn.execute("DELETE FROM agents WHERE id = $1", agent_id)
+    """Raises FailedPrecondition while user-authored objects still belong to the agent."""
+    with _refused_while_user_objects_remain(agent_id):
+        await conn.execute("DELETE FROM agents WHERE id = $1", agent_id)
+
+
+@contextlib.contextmanager
+def _refused_while_user_objects_remain(agent_id: str) -> Iterator[None]:
+    """An uninstall step refused by a foreign key: a user-authored object still needs what it deletes."""
+    try:
+        yield
+    except asyncpg.ForeignKeyViolationError:
+        raise FailedPrecondition(
+            f"agent {agent_id} still has user-authored objects (or they point at its watchers); "
+            "archive or move them before uninstalling",
+            reason="USER_OBJECTS_REMAIN",
+        ) from None
 
 
 # -- schema objects ----------------------------------------------------------------------------
@@ -457,15 +474,17 @@ async def objects_count_managed(conn: Connection, kind: str, agent_id: str) -> i
 
 
 async def objects_delete_managed(conn: Connection, kind: str, agent_id: str) -> int:
-    """Delete the agent's managed objects of one kind (their watcher versions go with them)."""
+    """Delete the agent's managed objects of one kind (their watcher versions go with them).
+    Raises FailedPrecondition while a user-authored object points at one of them."""
     if kind == "watcher":
         # Break the watcher → current version link first; the versions then go by cascade.
         await conn.execute(
             "UPDATE watchers SET current_version_id = NULL WHERE agent_id = $1 AND template_agent_id IS NOT NULL", agent_id
         )
-    status = await conn.execute(
-        f"DELETE FROM {OBJECT_TABLES[kind]} WHERE agent_id = $1 AND template_agent_id IS NOT NULL", agent_id
-    )
+    with _refused_while_user_objects_remain(agent_id):
+        status = await conn.execute(
+            f"DELETE FROM {OBJECT_TABLES[kind]} WHERE agent_id = $1 AND template_agent_id IS NOT NULL", agent_id
+        )
     return int(status.split()[-1])
 
 

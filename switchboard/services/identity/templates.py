@@ -215,17 +215,12 @@ async def _bring_up_to_date(
 async def uninstall(pool: asyncpg.Pool, principal: Principal, agent_id: str) -> dict[str, int]:
     """Remove an installed agent and the objects it manages; user-authored objects are never
     touched (while any still belongs to the agent or points at a managed watcher, refuse)."""
-    try:
-        async with pool.acquire() as conn, conn.transaction():
-            await _installed_agent(conn, principal, agent_id)
-            removed = {kind: await store.objects_delete_managed(conn, kind, agent_id) for kind in reversed(KINDS)}
-            # Its workers' tokens die with it (and stay listed as revoked until they expire).
-            await store.worker_tokens_revoke_for_agent(conn, agent_id)
-            await store.agent_delete(conn, agent_id)
-    except asyncpg.ForeignKeyViolationError:
-        raise FailedPrecondition(
-            f"agent {agent_id} still has user-authored objects (or they point at its watchers); "
-            "archive or move them before uninstalling",
-            reason="USER_OBJECTS_REMAIN",
-        ) from None
+    async with pool.acquire() as conn, conn.transaction():
+        await _installed_agent(conn, principal, agent_id)
+        # A user-authored object still pointing at what goes is refused by a foreign key: the
+        # store raises FailedPrecondition (USER_OBJECTS_REMAIN) and the whole uninstall rolls back.
+        removed = {kind: await store.objects_delete_managed(conn, kind, agent_id) for kind in reversed(KINDS)}
+        # Its workers' tokens die with it (and stay listed as revoked until they expire).
+        await store.worker_tokens_revoke_for_agent(conn, agent_id)
+        await store.agent_delete(conn, agent_id)
     return removed

@@ -12,10 +12,12 @@ from switchboard.services.interactions.events import SubscriberLimits
 from switchboard.services.interactions.hub import StreamHub
 from switchboard.services.interactions.retention import Retention
 from switchboard.services.interactions.server import InteractionService
+from switchboard.services.interactions.settings import InteractionsSettings
 from switchboard.services.interactions.sweeper import QuestionSweeper
-from switchboard.shared.crypto import KeyRing
 from switchboard.shared.config import Settings
-from switchboard.shared.grpc.server import Registration, ServiceApp
+from switchboard.shared.crypto import KeyRing
+from switchboard.shared.grpc.server import Registration
+from switchboard.shared.service import Service, ServiceApp
 from switchboard.interactions.v1 import (
     event_service_pb2,
     event_service_pb2_grpc,
@@ -25,18 +27,23 @@ from switchboard.interactions.v1 import (
 
 SCHEMA = "interactions"
 """The PostgreSQL schema this service owns (and the folder of its migrations)."""
+INTERACTION_SERVICE = interaction_service_pb2.DESCRIPTOR.services_by_name["InteractionService"].full_name
+EVENT_SERVICE = event_service_pb2.DESCRIPTOR.services_by_name["EventService"].full_name
 
 
-async def create(settings: Settings, pool: asyncpg.Pool, *, registry: CollectorRegistry | None = None) -> ServiceApp:
-    """The interactions service, its stream hub (one listening connection) and retention loop."""
+async def create(
+    settings: Settings,
+    pool: asyncpg.Pool,
+    *,
+    own: InteractionsSettings | None = None,
+    registry: CollectorRegistry | None = None,
+) -> ServiceApp:
+    """The interactions service, its stream hub (one listening connection) and maintenance loops."""
+    own = own or InteractionsSettings()
     hub = StreamHub(
-        pool,
-        settings.database_url or "",
-        poll_seconds=settings.events_poll_seconds,
-        max_lag=settings.events_max_lag,
-        registry=registry,
+        pool, settings.database_url or "", poll_seconds=own.events_poll_seconds, max_lag=own.events_max_lag, registry=registry
     )
-    retention = Retention(pool, keep_last=settings.events_retention_count, max_age_seconds=settings.events_retention_seconds)
+    retention = Retention(pool, keep_last=own.events_retention_count, max_age_seconds=own.events_retention_seconds)
     sweeper = QuestionSweeper(pool)
     http = httpx.AsyncClient()
     keys = KeyRing(settings.credentials_keys) if settings.credentials_keys else None
@@ -46,25 +53,33 @@ async def create(settings: Settings, pool: asyncpg.Pool, *, registry: CollectorR
         pool,
         hub,
         SubscriberLimits(
-            settings.events_max_subscribers,
-            settings.events_max_subscribers_per_stream,
-            settings.events_max_subscribers_per_organization,
-            settings.events_max_subscribers_per_agent,
-            settings.events_max_subscribers_per_user,
+            own.events_max_subscribers,
+            own.events_max_subscribers_per_stream,
+            own.events_max_subscribers_per_organization,
+            own.events_max_subscribers_per_agent,
+            own.events_max_subscribers_per_user,
         ),
     )
     return ServiceApp(
         registrations=[
             Registration(
-                interaction_service_pb2.DESCRIPTOR.services_by_name["InteractionService"].full_name,
+                INTERACTION_SERVICE,
                 lambda server: interaction_service_pb2_grpc.add_InteractionServiceServicer_to_server(interactions, server),
             ),
             Registration(
-                event_service_pb2.DESCRIPTOR.services_by_name["EventService"].full_name,
-                lambda server: event_service_pb2_grpc.add_EventServiceServicer_to_server(event_service, server),
+                EVENT_SERVICE, lambda server: event_service_pb2_grpc.add_EventServiceServicer_to_server(event_service, server)
             ),
         ],
-        on_start=[hub.start, retention.start, sweeper.start],
-        on_drain=[hub.close_subscribers],
-        on_stop=[retention.stop, sweeper.stop, card_edits.drain, hub.stop, http.aclose],
+        # Stopped in reverse: the loops, then the hub, then pending card edits (before their client closes).
+        components=[card_edits, hub, retention, sweeper],
+        closers=[http.aclose],
     )
+
+
+SERVICE = Service(
+    name="interactions",
+    schema=SCHEMA,
+    settings=InteractionsSettings,
+    create=create,
+    servicers=[(INTERACTION_SERVICE, InteractionService), (EVENT_SERVICE, EventService)],
+)

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
 
+from switchboard.shared.lifecycle import Component
 from switchboard.shared.logs import get_logger
 
 log = get_logger(__name__)
@@ -15,8 +16,10 @@ FIRST_PAUSE_SECONDS = 0.5
 MAX_PENDING = 1000
 
 
-class CardEdits:
+class CardEdits(Component):
     """Runs card edits as background tasks; a failed edit is retried, then given up (logged)."""
+
+    name = "card-edits"
 
     def __init__(self) -> None:
         self._tasks: set[asyncio.Task] = set()
@@ -41,7 +44,7 @@ class CardEdits:
             pause *= 2
         log.error("card_edit_given_up", question_id=question_id)
 
-    async def drain(self, timeout: float = 5.0) -> None:
+    async def stop(self, timeout: float = 5.0) -> None:
         """Give pending edits a moment to finish, then cancel the rest (at shutdown)."""
         if self._tasks:
             await asyncio.wait(set(self._tasks), timeout=timeout)

@@ -32,6 +32,7 @@ from prometheus_client import CollectorRegistry, Counter
 
 from switchboard.services.interactions import store
 from switchboard.services.interactions.window import StreamItem, Window
+from switchboard.shared.lifecycle import BackgroundLoop
 from switchboard.shared.logs import get_logger
 
 log = get_logger(__name__)
@@ -115,8 +116,10 @@ class TableReads:
         return self.registry.get_sample_value("switchboard_events_table_reads_total", {"read": kind}) or 0.0
 
 
-class StreamHub:
+class StreamHub(BackgroundLoop):
     """One per process: the listening connection and the streams that have local subscribers."""
+
+    name = "stream-hub"
 
     def __init__(
         self,
@@ -137,7 +140,6 @@ class StreamHub:
         self._window_bytes = window_bytes
         self._streams: dict[StreamKey, _Stream] = {}
         self._listener: asyncpg.Connection | None = None
-        self._task: asyncio.Task | None = None
         self._lost = asyncio.Event()
         self._closing = False
         self.listening = asyncio.Event()
@@ -147,17 +149,20 @@ class StreamHub:
 
     # -- lifecycle -------------------------------------------------------------------------------
 
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="stream-hub")
+    async def _loop(self) -> None:
+        await self._run()
 
-    async def stop(self) -> None:
-        tasks = [t for t in (self._task, *(s.reader for s in self._streams.values())) if t is not None]
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
+    async def _after_stop(self) -> None:
+        readers = [s.reader for s in self._streams.values() if s.reader is not None]
+        for reader in readers:
+            reader.cancel()
+        for reader in readers:
             with contextlib.suppress(asyncio.CancelledError):
-                await task
+                await reader
         await self._close_listener()
+
+    def drain(self) -> None:
+        self.close_subscribers()
 
     def close_subscribers(self) -> None:
         """End every subscription now (they resubscribe elsewhere), so that none holds up a

@@ -108,7 +108,8 @@ async def events_trim(conn: asyncpg.Connection, keep_last: int, max_age_seconds:
     return int(status.split()[-1])
 
 
-async def retention_try_lock(conn: asyncpg.Connection) -> bool:
+async def try_retention_lock(conn: asyncpg.Connection) -> bool:
+    """Take retention's lock for the current transaction, or return False at once."""
     return bool(await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", locks.INTERACTIONS_RETENTION))
 
 
@@ -370,7 +371,8 @@ async def questions_sweep(conn: Connection, max_age_seconds: float, limit: int) 
     return [str(r["id"]) for r in sorted(rows, key=lambda r: (r["created_at"], str(r["id"])))]
 
 
-async def sweep_try_lock(conn: asyncpg.Connection) -> bool:
+async def try_sweep_lock(conn: asyncpg.Connection) -> bool:
+    """Take the question sweep's lock for the current transaction, or return False at once."""
     return bool(await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", locks.INTERACTIONS_SWEEP))
 
 

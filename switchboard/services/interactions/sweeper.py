@@ -5,29 +5,23 @@ from __future__ import annotations
 import asyncpg
 
 from switchboard.services.interactions import store
+from switchboard.shared.lifecycle import ExclusiveBatchLoop
 from switchboard.shared.logs import get_logger
-from switchboard.shared.maintenance import BatchLoop
 
 log = get_logger(__name__)
 
 
-class QuestionSweeper(BatchLoop):
-    loop_name = "question-sweeper"
+class QuestionSweeper(ExclusiveBatchLoop):
+    name = "question-sweeper"
     done_event, failed_event, logger = "pending_questions_swept", "pending_questions_sweep_failed", log
 
     def __init__(self, pool: asyncpg.Pool, *, max_age_seconds: float = 24 * 3600.0, limit: int = 1000, interval_seconds: float = 300.0):
-        self._pool = pool
+        super().__init__(pool, store.try_sweep_lock, interval_seconds=interval_seconds, batch=limit)
         self._max_age = max_age_seconds
-        self._batch = limit
-        self._interval = interval_seconds
 
-    async def run_once(self) -> list[str] | None:
-        """One bounded sweep if this replica holds the lock; the deleted ids (None: skipped)."""
-        async with self._pool.acquire() as conn, conn.transaction():
-            if not await store.sweep_try_lock(conn):
-                return None
-            return await store.questions_sweep(conn, self._max_age, self._batch)
+    async def _batch_in(self, conn: asyncpg.Connection) -> list[str]:
+        """The ids of the questions deleted."""
+        return await store.questions_sweep(conn, self._max_age, self._batch)
 
-    async def _run_batch(self) -> int | None:
-        deleted = await self.run_once()
-        return None if deleted is None else len(deleted)
+    def _count(self, done: list[str]) -> int:
+        return len(done)

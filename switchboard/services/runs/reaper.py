@@ -7,7 +7,6 @@ is reaped at most once and its retry created at most once, whoever runs it.
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 
 import asyncpg
@@ -21,7 +20,7 @@ from switchboard.services.runs.domain import (
 )
 from switchboard.services.runs.metrics import RunMetrics
 from switchboard.shared.logs import get_logger
-from switchboard.shared.maintenance import BackgroundLoop
+from switchboard.shared.lifecycle import BatchLoop
 
 log = get_logger(__name__)
 
@@ -33,8 +32,10 @@ class Sweep:
     retries_created: int = 0
 
 
-class Reaper(BackgroundLoop):
-    loop_name = "runs-reaper"
+class Reaper(BatchLoop):
+    name = "runs-reaper"
+    # run_once logs what it reaped, with the retries it created.
+    done_event, failed_event, logger = None, "reaper_sweep_failed", log
 
     def __init__(
         self,
@@ -54,7 +55,7 @@ class Reaper(BackgroundLoop):
     async def run_once(self) -> Sweep:
         """One sweep if this replica gets the lock; Sweep(acquired=False) otherwise."""
         async with self._pool.acquire() as conn, conn.transaction():
-            if not await store.run_try_reaper_lock(conn):
+            if not await store.try_reaper_lock(conn):
                 sweep = Sweep(acquired=False)
             else:
                 reaped, retries = await store.run_reap_stale(
@@ -82,15 +83,9 @@ class Reaper(BackgroundLoop):
         for row in await store.run_count_active(self._pool):
             self._metrics.active.labels(row["lane"], row["status"]).set(row["n"])
 
-    async def _loop(self) -> None:
-        while True:
-            try:
-                sweep = await self.run_once()
-                if sweep.acquired:
-                    await self._refresh_active_gauge()
-                # A full batch means more is waiting: go again at once rather than in 30 s.
-                if sweep.reaped >= self._batch:
-                    continue
-            except Exception as exc:  # noqa: BLE001 - the loop must outlive any one sweep's failure
-                log.warning("reaper_sweep_failed", error=type(exc).__name__, detail=str(exc)[:200])
-            await asyncio.sleep(self._interval)
+    async def _run_batch(self) -> int | None:
+        sweep = await self.run_once()
+        if not sweep.acquired:
+            return None
+        await self._refresh_active_gauge()
+        return sweep.reaped

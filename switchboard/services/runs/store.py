@@ -313,7 +313,7 @@ async def run_reap_stale(
     return int(row["reaped"]), int(row["retries"])
 
 
-async def run_try_reaper_lock(conn: asyncpg.Connection) -> bool:
+async def try_reaper_lock(conn: asyncpg.Connection) -> bool:
     """Take the reaper's lock for the current transaction, or return False at once."""
     return bool(await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", locks.RUNS_REAPER))
 

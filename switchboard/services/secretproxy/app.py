@@ -13,11 +13,15 @@ from switchboard.services.secretproxy.forwarding import Forwarder, ForwardLimits
 from switchboard.services.secretproxy.organizations import OrganizationResolver
 from switchboard.services.secretproxy.retention import Retention
 from switchboard.services.secretproxy.server import SecretProxyService
+from switchboard.services.secretproxy.settings import SecretProxySettings
 from switchboard.services.secretproxy.upstreams import parse_upstreams
+from switchboard.shared.auth import WorkerTokens
 from switchboard.shared.config import Settings
 from switchboard.shared.crypto import KeyRing
 from switchboard.shared.grpc.client import open_channel
-from switchboard.shared.grpc.server import Registration, ServiceApp
+from switchboard.shared.grpc.server import Registration
+from switchboard.shared.service import Service, ServiceApp
+from switchboard.shared.worker_keys import parse_public_keys
 from switchboard.secretproxy.v1 import (
     secret_proxy_service_pb2,
     secret_proxy_service_pb2_grpc,
@@ -25,24 +29,30 @@ from switchboard.secretproxy.v1 import (
 
 SCHEMA = "secretproxy"
 """The PostgreSQL schema this service owns (and the folder of its migrations)."""
+SECRET_PROXY_SERVICE = secret_proxy_service_pb2.DESCRIPTOR.services_by_name["SecretProxyService"].full_name
 
 
-async def create(settings: Settings, pool: asyncpg.Pool, *, registry: CollectorRegistry | None = None) -> ServiceApp:
+async def create(
+    settings: Settings,
+    pool: asyncpg.Pool,
+    *,
+    own: SecretProxySettings | None = None,
+    registry: CollectorRegistry | None = None,
+) -> ServiceApp:
     """The secretproxy service, its audit writer and its retention loop."""
+    own = own or SecretProxySettings()
     settings.require("internal_token")
     assert settings.internal_token is not None
     keys = KeyRing(settings.credentials_keys) if settings.credentials_keys else None
-    upstreams = parse_upstreams(settings.proxy_upstreams)
+    upstreams = parse_upstreams(own.proxy_upstreams)
     identity = open_channel(settings.target_of("identity"), token=settings.internal_token)
-    organizations = OrganizationResolver(identity, timeout_seconds=settings.proxy_identity_timeout_seconds)
+    organizations = OrganizationResolver(identity, timeout_seconds=own.proxy_identity_timeout_seconds)
     audit = AuditLog(pool)
-    http = UpstreamClients(
-        connect_timeout=settings.proxy_connect_timeout_seconds, read_timeout=settings.proxy_read_timeout_seconds
-    )
+    http = UpstreamClients(connect_timeout=own.proxy_connect_timeout_seconds, read_timeout=own.proxy_read_timeout_seconds)
     retention = Retention(
         pool,
-        audit_retention_seconds=settings.proxy_audit_retention_seconds,
-        lookup_window_seconds=settings.proxy_failed_lookup_window_seconds,
+        audit_retention_seconds=own.proxy_audit_retention_seconds,
+        lookup_window_seconds=own.proxy_failed_lookup_window_seconds,
     )
     forwarder = Forwarder(
         pool,
@@ -50,31 +60,40 @@ async def create(settings: Settings, pool: asyncpg.Pool, *, registry: CollectorR
         upstreams=upstreams,
         organizations=organizations,
         resolver=Resolver(),
-        verdicts=TtlLru(settings.proxy_verdict_cache_size, settings.proxy_verdict_cache_seconds),
+        verdicts=TtlLru(own.proxy_verdict_cache_size, own.proxy_verdict_cache_seconds),
         audit=audit,
         http=http,
         limits=ForwardLimits(
-            max_body_bytes=settings.proxy_max_body_bytes,
-            body_idle_seconds=settings.proxy_read_timeout_seconds,
-            failed_lookup_limit=settings.proxy_failed_lookup_limit,
-            failed_lookup_window_seconds=settings.proxy_failed_lookup_window_seconds,
+            max_body_bytes=own.proxy_max_body_bytes,
+            body_idle_seconds=own.proxy_read_timeout_seconds,
+            failed_lookup_limit=own.proxy_failed_lookup_limit,
+            failed_lookup_window_seconds=own.proxy_failed_lookup_window_seconds,
         ),
         internal_token=settings.internal_token,
     )
     servicer = SecretProxyService(pool, keys, upstreams, organizations, forwarder)
-
-    async def close_clients() -> None:
-        await http.aclose()
-        await identity.close()
-
+    # Tokens from older issuers carry no organisation: the proxy resolves the agent's itself (and
+    # refuses when it cannot), so it alone accepts them.
+    public_keys = settings.worker_token_public_keys
+    worker_tokens = WorkerTokens(parse_public_keys(public_keys), require_organization=False) if public_keys else None
     return ServiceApp(
         registrations=[
             Registration(
-                secret_proxy_service_pb2.DESCRIPTOR.services_by_name["SecretProxyService"].full_name,
+                SECRET_PROXY_SERVICE,
                 lambda server: secret_proxy_service_pb2_grpc.add_SecretProxyServiceServicer_to_server(servicer, server),
             ),
         ],
-        on_start=[audit.start, retention.start],
-        on_stop=[retention.stop, audit.stop, close_clients],
-        accepts_tokens_without_organization=True,
+        # Stopped in reverse: retention, then the audit writer (which flushes what is left).
+        components=[audit, retention],
+        closers=[http.aclose, identity.close],
+        worker_tokens=worker_tokens,
     )
+
+
+SERVICE = Service(
+    name="secretproxy",
+    schema=SCHEMA,
+    settings=SecretProxySettings,
+    create=create,
+    servicers=[(SECRET_PROXY_SERVICE, SecretProxyService)],
+)

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 import asyncpg
 
 from switchboard.services.secretproxy import store
+from switchboard.shared.lifecycle import BackgroundLoop
 from switchboard.shared.logs import get_logger
 
 log = get_logger(__name__)
@@ -65,7 +66,9 @@ def _printable(text: str) -> str:
     return text.replace("\x00", "\\x00")
 
 
-class AuditLog:
+class AuditLog(BackgroundLoop):
+    name = "secretproxy-audit"
+
     def __init__(self, pool: asyncpg.Pool, *, batch_size: int = 500, flush_interval: float = 0.2, max_pending: int = 100_000):
         self._pool = pool
         self._batch_size = batch_size
@@ -74,7 +77,6 @@ class AuditLog:
         self._pending: list[tuple] = []
         self._wake = asyncio.Event()
         self._lock = asyncio.Lock()
-        self._task: asyncio.Task | None = None
         self._count = 0
         self._counted = asyncio.Event()
 
@@ -118,15 +120,8 @@ class AuditLog:
             except asyncpg.DataError as exc:
                 log.error("audit_record_dropped", error=type(exc).__name__)
 
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._loop(), name="secretproxy-audit")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        await self.flush()
+    async def _after_stop(self) -> None:
+        await self.flush()  # what was recorded before the stop is written, not lost
 
     async def _loop(self) -> None:
         while True:

@@ -4,8 +4,8 @@ and a graceful stop (NOT_SERVING first, then ``server.stop(grace)``)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -13,7 +13,6 @@ from grpc_reflection.v1alpha import reflection
 
 from switchboard.shared.auth import Authenticator
 from switchboard.shared.authz import Memberships
-from switchboard.shared.revocations import Fetch
 from switchboard.shared.grpc.health import SERVING, HealthService
 from switchboard.shared.grpc.pipeline import RequestPipeline
 from switchboard.shared.logs import get_logger
@@ -28,26 +27,6 @@ class Registration:
 
     service_name: str
     add_to_server: Callable[[grpc.aio.Server], None]
-
-
-@dataclass(frozen=True)
-class ServiceApp:
-    """What a service hands to the server: its servicers, and what to stop after the server."""
-
-    registrations: Sequence[Registration]
-    # Background loops to start once the server serves, and what to stop after it stopped.
-    on_start: Sequence[Callable[[], None]] = field(default_factory=tuple)
-    # Called when draining begins, before the server waits for calls in flight: end long-lived
-    # streams here so that they do not hold up the stop for the whole grace period.
-    on_drain: Sequence[Callable[[], None]] = field(default_factory=tuple)
-    on_stop: Sequence[Callable[[], Awaitable[None]]] = field(default_factory=tuple)
-    # Where this service learns of revoked worker tokens; None means from the identity service.
-    revocations: Fetch | None = None
-    # Accept worker tokens that carry no organisation (older issuers): only for a service that
-    # resolves the agent's organisation itself and refuses when it cannot (the secret proxy).
-    accepts_tokens_without_organization: bool = False
-    # Where acting users' roles come from; None means from the identity service (cached briefly).
-    memberships: Memberships | None = None
 
 
 @dataclass(frozen=True)
