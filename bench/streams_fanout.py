@@ -233,22 +233,27 @@ async def latency(system) -> list[float]:
     return samples
 
 
-async def fanout(system, subscribers: int, streams: int, events: int) -> tuple[float, float]:
-    """(deliveries per second, server CPU microseconds per delivery)."""
+async def fanout(system, subscribers: int, streams: int, events: int, parts: dict | None = None) -> tuple[float, float]:
+    """(deliveries per second, server CPU microseconds per delivery); ``parts`` (name → _Cpu)
+    get their own CPU per delivery over the same time, for profiling."""
     clients, names = await _subscribed(system, subscribers, streams)
     try:
         per_stream = events // streams
         done = clients.expect(lambda _: per_stream)
         cpu = system.cpu.seconds()
+        split = {name: part.seconds() for name, part in (parts or {}).items()}
         started = time.perf_counter()
         for i in range(per_stream * streams):
             await system.publish(names[i % streams], event(i))
         await asyncio.wait_for(done, 180)
         elapsed = time.perf_counter() - started
         cpu = system.cpu.seconds() - cpu
+        split = {name: part.seconds() - split[name] for name, part in (parts or {}).items()}
     finally:
         clients.close()
     deliveries = subscribers * per_stream
+    for name, seconds in split.items():
+        parts[name] = seconds / deliveries * 1e6  # type: ignore[index]
     return deliveries / elapsed, cpu / deliveries * 1e6
 
 

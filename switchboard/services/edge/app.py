@@ -17,6 +17,7 @@ from switchboard.services.edge.middleware import BodySizeLimit, HttpMetrics, Obs
 from switchboard.services.edge.problems import problem
 from switchboard.services.edge.proxy import proxy_request
 from switchboard.services.edge.settings import EdgeSettings
+from switchboard.services.edge.sse import KeepSend
 from switchboard.services.edge.streams import KEEP_ALIVE_SECONDS, stream_events
 from switchboard.services.edge.upstreams import Upstreams
 from switchboard.services.edge.webhooks import slack_interactions, telegram_update
@@ -118,6 +119,7 @@ def create_app(
             Route("/v1/proxy/{upstream}/{path:path}", proxy_request, methods=PROXY_METHODS),
         ],
         middleware=[
+            Middleware(KeepSend),
             Middleware(Observe, metrics=HttpMetrics(registry)),
             # Proxied bodies stream through to the secret proxy, which enforces its own limit.
             Middleware(BodySizeLimit, max_bytes=own.edge_max_body_bytes, exempt_prefix="/v1/proxy/"),

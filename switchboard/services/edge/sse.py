@@ -13,9 +13,25 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 KEEP_ALIVE = b": keep-alive\r\n\r\n"
+SEND_KEY = "switchboard.send"
+
+
+class KeepSend:
+    """The outermost of the edge's own middleware: keeps the ``send`` it is given in the scope, so
+    that a stream of frames sends its body past the wrappers below it, which only watch for the
+    response's start (the request log, the body limit, the exception handlers): per frame and
+    client, that is several calls fewer (py-spy: about a sixth of the edge's time per delivery)."""
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            scope[SEND_KEY] = send
+        await self.app(scope, receive, send)
 
 
 class FrameStream:
@@ -28,7 +44,7 @@ class FrameStream:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await send({"type": "http.response.start", "status": 200, "headers": self._headers})
-        streaming = asyncio.ensure_future(self._stream(send))
+        streaming = asyncio.ensure_future(self._stream(scope.get(SEND_KEY, send)))
         watching = asyncio.ensure_future(_disconnected(receive))
         try:
             await asyncio.wait((streaming, watching), return_when=asyncio.FIRST_COMPLETED)
