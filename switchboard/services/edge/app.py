@@ -93,7 +93,6 @@ def create_app(
                 own.edge_sse_max_clients_per_organization,
                 own.edge_sse_max_clients_per_agent,
             ),
-            internal_token=settings.internal_token,
             keep_alive=KEEP_ALIVE_SECONDS,
         )
 

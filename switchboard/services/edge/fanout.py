@@ -29,7 +29,7 @@ import grpc
 from sse_starlette.sse import ServerSentEvent
 
 from switchboard.services.edge.sse import KEEP_ALIVE
-from switchboard.shared.auth import AUTHORIZATION_HEADER, Authenticator, WorkerPrincipal
+from switchboard.shared.auth import Authenticator, WorkerPrincipal
 from switchboard.shared.authz import Access
 from switchboard.shared.errors import DomainError, error_info
 from switchboard.shared.logs import get_logger
@@ -182,13 +182,11 @@ class StreamFanout:
         authenticator: Authenticator,
         limits: SubscriberLimits,
         *,
-        internal_token: str,
         window_rows: int = WINDOW_ROWS,
         keep_alive: float = 15.0,
     ):
         self._keep_alive = keep_alive
         self._stub = event_service_pb2_grpc.EventServiceStub(channel)
-        self._metadata = ((AUTHORIZATION_HEADER, f"Bearer {internal_token}"),)  # the edge's own
         self._authenticator = authenticator
         self._limits = limits
         self._rows = window_rows
@@ -217,9 +215,9 @@ class StreamFanout:
     def _join(self, key: StreamKey) -> Feed:
         feed = self._feeds.get(key)
         if feed is None or feed.ended is not None:
+            # As the edge itself (the channel's internal token): the service sees one subscription.
             call = self._stub.Subscribe(
                 pb.SubscribeRequest(stream=key[1], organization_id=key[0], after_sequence=_BEYOND_ANY),
-                metadata=self._metadata,
                 wait_for_ready=True,
             )
             feed = self._feeds[key] = Feed(key, call, self._rows, self._keep_alive)
