@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import socket
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -148,3 +149,34 @@ async def test_a_foreign_or_revoked_token_never_rides_on_the_feed_and_a_revocati
             again = await http.get(f"/v1/streams/{stream}/events", headers={"Authorization": f"Bearer {mine.token}"})
             assert again.status_code == 401 and "revoked" in again.text
         assert edge.fanout.upstream_opened == 1  # no refused client ever opened or joined one
+
+
+async def test_an_sse_client_that_does_not_read_is_ended_with_where_to_resume_and_the_others_go_on(migrated_database):
+    org, agent = str(uuid.uuid4()), str(uuid.uuid4())
+    stream, token = f"agents/{agent}", worker(org, agent).token
+    big = json.dumps({"pad": "z" * 60_000})
+    async with edge_over(migrated_database) as edge, httpx.AsyncClient(base_url=edge.url, timeout=httpx.Timeout(10, read=20)) as http:
+        await publish(edge.service, org, stream, 1)
+        # A client that stops reading: a small receive buffer, so that the server's writes to it
+        # stall soon and the feed's window (4 MiB) moves on without it.
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.connect(("127.0.0.1", int(edge.url.rsplit(":", 1)[1])))
+        reader, writer = await asyncio.open_connection(sock=sock)
+        writer.write(f"GET /v1/streams/{stream}/events HTTP/1.1\r\nHost: edge\r\nAuthorization: Bearer {token}\r\nLast-Event-ID: 0\r\n\r\n".encode())
+        async with asyncio.timeout(30), sse(http, stream, token, after=1) as reading:
+            assert (await reader.readline()).startswith(b"HTTP/1.1 200")
+            for batch in range(12):  # 240 events of 60 kB: far more than the window and the buffers
+                await edge.service.stub.PublishBatch(
+                    pb.PublishBatchRequest(stream=stream, organization_id=org, events=[pb.EventInput(type="t", payload_json=big)] * 20),
+                    metadata=OPERATOR,
+                )
+                for sequence in range(2 + 20 * batch, 22 + 20 * batch):  # the client that reads gets every one
+                    assert (await anext(reading))[1] == str(sequence)
+            # Now the slow one reads: what was buffered, in order, then the end with its position.
+            body = (await reader.read()).decode()
+        ids = [int(line[4:]) for line in body.splitlines() if line.startswith("id: ")]
+        assert ids == list(range(1, len(ids) + 1)) and len(ids) < 241
+        error = json.loads(body.rsplit("event: error", 1)[1].split("data: ", 1)[1].split("\r\n", 1)[0])
+        assert (error["code"], error["resume_after_sequence"]) == ("ABORTED", str(ids[-1]))
+        writer.close()

@@ -41,6 +41,7 @@ log = get_logger(__name__)
 
 StreamKey = tuple[str, str]  # (organization_id, stream)
 WINDOW_ROWS = 1000
+WINDOW_BYTES = 4 << 20  # a feed's frames in memory at most (events are up to 1 MiB each)
 # The feed opens after this sequence: beyond any head, so that the first answer is the head.
 _BEYOND_ANY = 2**63 - 1
 
@@ -96,7 +97,8 @@ class FeedEnded(Exception):
 
 class Feed:
     """The edge's one subscription to a stream: every event after ``base`` up to ``tail`` as SSE
-    frames (gaps are events trimmed before they were read), ``epoch`` counting the resets."""
+    frames (gaps are events trimmed before they were read), ``epoch`` counting the resets; at most
+    ``window_rows`` frames and WINDOW_BYTES."""
 
     def __init__(self, key: StreamKey, call: grpc.aio.UnaryStreamCall, window_rows: int, keep_alive: float):
         self.key = key
@@ -107,6 +109,7 @@ class Feed:
         self.ended: FeedEnded | None = None
         self.changed = asyncio.Event()
         self._items: list[tuple[int, bytes]] = []
+        self._bytes = 0
         self._rows = window_rows
         self._call = call
         self.pings = 0  # bumped when the stream was quiet for ``keep_alive`` seconds
@@ -122,6 +125,16 @@ class Feed:
     def after(self, position: int) -> list[tuple[int, bytes]]:
         start = bisect_right(self._items, position, key=_sequence)
         return self._items[start:]
+
+    def _bound(self) -> None:
+        """Drop the oldest frames beyond the window's rows or bytes (the newest always stays)."""
+        drop = 0
+        while len(self._items) - drop > 1 and (len(self._items) - drop > self._rows or self._bytes > WINDOW_BYTES):
+            self._bytes -= len(self._items[drop][1])
+            drop += 1
+        if drop:
+            self.base = self._items[drop - 1][0]
+            del self._items[:drop]
 
     def close(self) -> None:
         self._task.cancel()
@@ -146,17 +159,17 @@ class Feed:
                 kind = message.WhichOneof("kind")
                 if kind == "event":
                     event = message.event
-                    self._items.append((event.sequence, event_frame(event.sequence, event.type, event.payload_json)))
+                    frame = event_frame(event.sequence, event.type, event.payload_json)
+                    self._items.append((event.sequence, frame))
+                    self._bytes += len(frame)
                     self.tail = event.sequence
                     self._quiet = False
-                    if len(self._items) > self._rows:
-                        drop = len(self._items) - self._rows
-                        self.base = self._items[drop - 1][0]
-                        del self._items[:drop]
+                    self._bound()
                 elif kind == "reset":
                     # The first answer (the feed opened beyond the head), or the stream's storage
                     # was reset under it: the window starts again at the head.
                     self._items.clear()
+                    self._bytes = 0
                     self.base = self.tail = message.reset.head_sequence
                     self.epoch += 1
                 else:  # trimmed: nothing is stored up to the first available one
