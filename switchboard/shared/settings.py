@@ -36,10 +36,13 @@ class Prefix:
     shared: bool = False
 
 
-def setting(env: str, parse: Callable[[str], Any], default: Any = None, *, secret: bool = False) -> Any:
+def setting(
+    env: str, parse: Callable[[str], Any], default: Any = None, *, secret: bool = False, aliases: tuple[str, ...] = ()
+) -> Any:
     """A field read from the variable ``env`` with ``parse`` (which raises ValueError saying what
-    it expected); ``None`` means unset. Secrets stay out of ``repr``."""
-    return field(default=default, metadata={"env": env, "parse": parse}, repr=not secret)
+    it expected); ``None`` means unset. ``aliases``: older names of the same variable, still read
+    (setting two of them to different values is an error). Secrets stay out of ``repr``."""
+    return field(default=default, metadata={"env": env, "parse": parse, "aliases": aliases}, repr=not secret)
 
 
 class EnvSettings:
@@ -52,6 +55,11 @@ class EnvSettings:
     def env_names(cls) -> dict[str, str]:
         """Attribute name → environment variable name, for every setting of this class."""
         return {f.name: f.metadata["env"] for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+
+    @classmethod
+    def known_names(cls) -> set[str]:
+        """Every variable this class reads: the names and their aliases."""
+        return {name for f in dataclasses.fields(cls) for name in (f.metadata["env"], *f.metadata["aliases"])}  # type: ignore[arg-type]
 
     def require(self, *names: str) -> None:
         """Fail with ConfigError naming the variable of every attribute in ``names`` that is unset."""
@@ -71,9 +79,12 @@ def load(environ: Mapping[str, str], classes: Iterable[type[EnvSettings]]) -> di
     for cls in classes:
         values: dict[str, Any] = {}
         for f in dataclasses.fields(cls):  # type: ignore[arg-type]
-            name = f.metadata["env"]
-            raw = environ.get(name)
-            if raw is None or raw == "":
+            given = {n: environ[n] for n in (f.metadata["env"], *f.metadata["aliases"]) if environ.get(n)}
+            if not given:
+                continue
+            name, raw = next(iter(given.items()))
+            if len(set(given.values())) > 1:
+                problems.append(f"{name}: set again, to another value, as {', '.join(list(given)[1:])}: set one")
                 continue
             try:
                 values[f.name] = f.metadata["parse"](raw)
@@ -90,7 +101,7 @@ def unknown_variables(environ: Iterable[str], classes: Iterable[type[EnvSettings
     """A problem for each name under a claimed prefix that no class declares, with the declared
     name it most likely misspells."""
     classes = list(classes)
-    known = {name for cls in classes for name in cls.env_names().values()}
+    known = {name for cls in classes for name in cls.known_names()}
     prefixes = {prefix for cls in classes for prefix in cls.PREFIXES}
     problems = []
     for name in sorted(environ):

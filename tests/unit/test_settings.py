@@ -94,13 +94,24 @@ def test_each_context_reads_its_own_variables_into_its_own_class():
 
 
 def test_every_variable_and_every_attribute_is_declared_once():
-    names = [name for cls in ALL_CLASSES for name in cls.env_names().values()]
+    names = [name for cls in ALL_CLASSES for name in cls.known_names()]
     attributes = [f.name for cls in ALL_CLASSES for f in dataclasses.fields(cls)]
     assert len(names) == len(set(names)) and len(attributes) == len(set(attributes))
     # Each variable is under a prefix its class claims (or is a standard name), so a typo of it is caught.
     for cls in ALL_CLASSES:
-        for name in cls.env_names().values():
+        for name in cls.known_names():
             assert name == "DATABASE_URL" or any(name.startswith(p.text) for c in ALL_CLASSES for p in c.PREFIXES), name
+
+
+def test_the_runs_settings_are_read_under_their_switchboard_name_and_their_first_name():
+    assert load_configuration({"SWITCHBOARD_RUNS_REAPER_BATCH_SIZE": "7"}).of("runs").runs_reaper_batch_size == 7
+    assert load_configuration({"RUNS_REAPER_BATCH_SIZE": "8"}).of("runs").runs_reaper_batch_size == 8
+    both = {"RUNS_REAPER_BATCH_SIZE": "9", "SWITCHBOARD_RUNS_REAPER_BATCH_SIZE": "9"}
+    assert load_configuration(both).of("runs").runs_reaper_batch_size == 9
+    with pytest.raises(ConfigError, match="SWITCHBOARD_RUNS_REAPER_BATCH_SIZE: set again, to another value, as RUNS_REAPER_BATCH_SIZE"):
+        load_configuration({**both, "RUNS_REAPER_BATCH_SIZE": "10"})
+    with pytest.raises(ConfigError, match=r"did you mean SWITCHBOARD_RUNS_REAPER_STALE_AFTER_SECONDS\?"):
+        load_configuration({"SWITCHBOARD_RUNS_REAPER_STALE_AFTER_SECOND": "5"})
 
 
 def test_configure_routes_each_value_to_the_class_that_declares_it():
@@ -147,11 +158,13 @@ def test_the_readme_documents_every_variable_and_no_other():
     text = (REPO_ROOT / "README.md").read_text()
     section = text[text.index("## Configuration") :]
     section = section[: section.index("\n## ", 1)]
-    declared = {name for cls in ALL_CLASSES for name in cls.env_names().values()}
+    declared = {name for cls in ALL_CLASSES for name in cls.known_names()}
     declared_targets = {f"SWITCHBOARD_{s.upper()}_TARGET" for s in SERVICES}
     documented = set()
     for cell in re.findall(r"^\| (`[^|]+`) \|", section, flags=re.M):
-        first, *suffixes = re.findall(r"`([A-Z_<>]+)`", cell)
+        names = re.findall(r"`([A-Z_<>]+)`", cell)
+        first, suffixes = names[0], [n for n in names[1:] if n.startswith("_")]
+        documented |= {n for n in names[1:] if not n.startswith("_")}  # "`A` or `B`": an older name
         if first == "SWITCHBOARD_<SERVICE>_TARGET":
             documented |= declared_targets
             continue
