@@ -24,6 +24,7 @@ import contextlib
 import json
 from bisect import bisect_right
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
 import grpc
 from sse_starlette.sse import ServerSentEvent
@@ -250,95 +251,114 @@ class StreamFanout:
     ) -> AsyncIterator[bytes]:
         """The SSE frames of one client whose own call ``own`` the service accepted: caught up on
         that call, then from the stream's feed, its token checked again before each delivery."""
-        position = after
+        client = _Client(principal, after)
         feed = self._join(key)
         try:
-            # Checked before the client was answered; a join that raced another for the last slot
-            # is ended here, with where to resume.
             with contextlib.ExitStack() as held:
+                # Checked before the client was answered; a join that raced another for the last
+                # slot is ended here, with where to resume.
                 try:
                     held.enter_context(self._limits.slot(_access(principal), *key))
                 except DomainError as exc:
                     own.cancel()
-                    yield error_frame(exc.code.name, exc.message, position)
+                    yield error_frame(exc.code.name, exc.message, client.position)
                     return
-                # Catch-up on the client's own call, until the feed covers the position (the
-                # feed may get there while the call has nothing new: whichever comes first).
-                reading: asyncio.Future | None = None
-                try:
-                    while not feed.covers(position):
-                        if reading is None:
-                            reading = asyncio.ensure_future(own.read())
-                        waits = (reading,) if feed.ended is not None else (reading, asyncio.ensure_future(feed.changed.wait()))
-                        await asyncio.wait(waits, timeout=self._keep_alive, return_when=asyncio.FIRST_COMPLETED)
-                        for other in waits[1:]:
-                            other.cancel()
-                        if not reading.done():
-                            if not any(w.done() for w in waits):
-                                yield KEEP_ALIVE  # nothing for a while: a comment keeps proxies from closing
-                            continue
-                        message = await reading
-                        reading = None
-                        if message is grpc.aio.EOF:
-                            return
-                        position, frame = frames_of(message)
+                # (aclosing: a client that leaves mid-way cancels its own call now, not at the GC.)
+                async with contextlib.aclosing(self._catch_up(client, feed, own)) as frames:
+                    async for frame in frames:
                         yield frame
-                except grpc.aio.AioRpcError as exc:
-                    if exc.code() != grpc.StatusCode.CANCELLED:
-                        info = error_info(exc)
-                        resume = info.metadata.get("resume_after_sequence", position) if info else position
-                        yield error_frame(exc.code().name, exc.details() or "", resume)
+                if client.ended:
                     return
-                finally:
-                    if reading is not None:
-                        reading.cancel()
-                    own.cancel()
-                epoch, pinged = feed.epoch, feed.pings
-                while True:
-                    changed = feed.changed
-                    if feed.epoch != epoch:
-                        epoch = feed.epoch
-                        assert feed.base is not None
-                        if position > feed.base:  # the stream was reset below the position
-                            yield reset_frame(position, feed.base)
-                            position = feed.base
-                    if feed.ended is not None:
-                        yield error_frame(feed.ended.code, feed.ended.message, position)
-                        return
-                    assert feed.base is not None
-                    if position < feed.base:
-                        yield error_frame(
-                            "ABORTED", f"the client could not keep up; resubscribe after sequence {position}", position
-                        )
-                        return
-                    # What the window holds after the position goes out in one write (a client
-                    # that was a few events behind catches up in one), each event checked.
-                    out: list[bytes] = []
-                    refused: DomainError | None = None
-                    for sequence, frame in feed.after(position):
-                        try:
-                            self._authenticator.still_valid(principal)  # before each delivery
-                        except DomainError as exc:
-                            refused = exc
-                            break
-                        if sequence > position + 1:
-                            out.append(trimmed_frame(position, sequence))  # trimmed before the feed read it
-                        out.append(frame)
-                        position = sequence
-                    if refused is not None:
-                        out.append(error_frame(refused.code.name, refused.message, position))
-                        yield b"".join(out)
-                        return
-                    if feed.tail > position and not feed.after(position):  # trimmed up to the tail
-                        out.append(trimmed_frame(position, feed.tail + 1))
-                        position = feed.tail
-                    if out:
-                        yield out[0] if len(out) == 1 else b"".join(out)
-                    elif feed.pings != pinged:
-                        pinged = feed.pings
-                        yield KEEP_ALIVE
-                    elif feed.changed is changed:
-                        await changed.wait()
+                async with contextlib.aclosing(self._shared(client, feed)) as frames:
+                    async for frame in frames:
+                        yield frame
         finally:
             self._leave(feed)
 
+    async def _catch_up(self, client: _Client, feed: Feed, own: grpc.aio.UnaryStreamCall) -> AsyncIterator[bytes]:
+        """Frames from the client's own call until the feed covers its position (the feed may get
+        there while the call has nothing new: whichever comes first); the call is then dropped."""
+        reading: asyncio.Future | None = None
+        try:
+            while not feed.covers(client.position):
+                if reading is None:
+                    reading = asyncio.ensure_future(own.read())
+                waits = (reading,) if feed.ended is not None else (reading, asyncio.ensure_future(feed.changed.wait()))
+                await asyncio.wait(waits, timeout=self._keep_alive, return_when=asyncio.FIRST_COMPLETED)
+                for other in waits[1:]:
+                    other.cancel()
+                if not reading.done():
+                    if not any(w.done() for w in waits):
+                        yield KEEP_ALIVE  # nothing for a while: a comment keeps proxies from closing
+                    continue
+                message = await reading
+                reading = None
+                if message is grpc.aio.EOF:
+                    client.ended = True
+                    return
+                client.position, frame = frames_of(message)
+                yield frame
+        except grpc.aio.AioRpcError as exc:
+            client.ended = True
+            if exc.code() != grpc.StatusCode.CANCELLED:
+                info = error_info(exc)
+                resume = info.metadata.get("resume_after_sequence", client.position) if info else client.position
+                yield error_frame(exc.code().name, exc.details() or "", resume)
+        finally:
+            if reading is not None:
+                reading.cancel()
+            own.cancel()
+
+    async def _shared(self, client: _Client, feed: Feed) -> AsyncIterator[bytes]:
+        """Frames from the feed's window after the client's position, until the feed ends, the
+        client falls behind the window, or its token may no longer read."""
+        epoch, pinged = feed.epoch, feed.pings
+        while True:
+            changed = feed.changed
+            if feed.epoch != epoch:
+                epoch = feed.epoch
+                assert feed.base is not None
+                if client.position > feed.base:  # the stream was reset below the position
+                    yield reset_frame(client.position, feed.base)
+                    client.position = feed.base
+            if feed.ended is not None:
+                yield error_frame(feed.ended.code, feed.ended.message, client.position)
+                return
+            assert feed.base is not None
+            if client.position < feed.base:
+                message = f"the client could not keep up; resubscribe after sequence {client.position}"
+                yield error_frame("ABORTED", message, client.position)
+                return
+            # What the window holds after the position goes out in one write (a client that was a
+            # few events behind catches up in one), each event checked.
+            out: list[bytes] = []
+            for sequence, frame in feed.after(client.position):
+                try:
+                    self._authenticator.still_valid(client.principal)  # before each delivery
+                except DomainError as exc:
+                    out.append(error_frame(exc.code.name, exc.message, client.position))
+                    yield b"".join(out)
+                    return
+                if sequence > client.position + 1:
+                    out.append(trimmed_frame(client.position, sequence))  # trimmed before the feed read it
+                out.append(frame)
+                client.position = sequence
+            if feed.tail > client.position and not feed.after(client.position):  # trimmed up to the tail
+                out.append(trimmed_frame(client.position, feed.tail + 1))
+                client.position = feed.tail
+            if out:
+                yield out[0] if len(out) == 1 else b"".join(out)
+            elif feed.pings != pinged:
+                pinged = feed.pings
+                yield KEEP_ALIVE
+            elif feed.changed is changed:
+                await changed.wait()
+
+
+@dataclass
+class _Client:
+    """One SSE client of a stream: whose token, and the last sequence it was sent."""
+
+    principal: WorkerPrincipal
+    position: int
+    ended: bool = False
