@@ -99,27 +99,36 @@ async def test_many_sse_clients_of_a_stream_share_one_upstream_and_each_resumes_
         positions = [30, 0, 5, 12, 29, 30, 17, 30, 3, 30]  # the first at the head; the others before it
         last = 50
 
-        async def client(after: int, joined: asyncio.Event) -> list[int]:
+        release = asyncio.Event()
+
+        async def client(after: int, joined: asyncio.Event, received: asyncio.Future) -> None:
             async with sse(http, stream, token, after) as messages:
                 joined.set()
-                received = []
-                while not received or received[-1] < last:
+                sequences: list[int] = []
+                while not sequences or sequences[-1] < last:
                     event, event_id, _ = await anext(messages)
                     assert event == "t", event
-                    received.append(int(event_id))
-                return received
+                    sequences.append(int(event_id))
+                received.set_result(sequences)
+                await release.wait()  # connected until the edge's figures are read
 
-        readers = []
+        readers, results = [], []
         for after in positions:
-            joined = asyncio.Event()
-            readers.append(asyncio.ensure_future(client(after, joined)))
+            joined, received = asyncio.Event(), asyncio.get_running_loop().create_future()
+            readers.append(asyncio.ensure_future(client(after, joined, received)))
+            results.append(received)
             await joined.wait()
         await publish(edge.service, org, stream, last - 30)
         async with asyncio.timeout(30):
-            received = await asyncio.gather(*readers)
+            received = await asyncio.gather(*results)
         for after, sequences in zip(positions, received, strict=True):
             assert sequences == list(range(after + 1, last + 1)), after
         assert (edge.fanout.upstream_opened, edge.fanout.feeds) == (1, 1)  # one for all ten
+        metrics = (await http.get("/metrics")).text
+        assert "switchboard_edge_stream_feeds_opened_total 1.0" in metrics
+        assert "switchboard_edge_stream_feeds 1.0" in metrics and "switchboard_edge_stream_clients 10.0" in metrics
+        release.set()
+        await asyncio.gather(*readers)
     assert edge.fanout.feeds == 0
 
 

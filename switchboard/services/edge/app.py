@@ -94,6 +94,7 @@ def create_app(
                 own.edge_sse_max_clients_per_agent,
             ),
             keep_alive=KEEP_ALIVE_SECONDS,
+            registry=registry,
         )
 
     @contextlib.asynccontextmanager

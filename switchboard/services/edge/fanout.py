@@ -27,6 +27,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import grpc
+from prometheus_client import CollectorRegistry, Counter, Gauge
 from sse_starlette.sse import ServerSentEvent
 
 from switchboard.services.edge.sse import KEEP_ALIVE
@@ -198,8 +199,17 @@ class StreamFanout:
         *,
         window_rows: int = WINDOW_ROWS,
         keep_alive: float = 15.0,
+        registry: CollectorRegistry | None = None,
     ):
         self._keep_alive = keep_alive
+        registry = registry or CollectorRegistry()
+        self._opened = Counter("switchboard_edge_stream_feeds_opened", "Upstream subscriptions opened by the edge.", registry=registry)
+        Gauge("switchboard_edge_stream_feeds", "Streams this edge process holds one upstream subscription for.", registry=registry).set_function(
+            lambda: len(self._feeds)
+        )
+        Gauge("switchboard_edge_stream_clients", "SSE clients on those subscriptions (catching up or shared).", registry=registry).set_function(
+            lambda: sum(feed.clients for feed in self._feeds.values())
+        )
         self._stub = event_service_pb2_grpc.EventServiceStub(channel)
         self._authenticator = authenticator
         self._limits = limits
@@ -236,6 +246,7 @@ class StreamFanout:
             )
             feed = self._feeds[key] = Feed(key, call, self._rows, self._keep_alive)
             self.upstream_opened += 1
+            self._opened.inc()
         feed.clients += 1
         return feed
 
