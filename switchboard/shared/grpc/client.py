@@ -17,7 +17,7 @@ _SERVICE_CONFIG = json.dumps({"loadBalancingConfig": [{"round_robin": {}}]})
 
 class _CallDefaults:
     """Adds the bearer token to every call and a deadline to unary calls that name none
-    (principle 4: every RPC has a deadline)."""
+    (principle 4: every RPC has a deadline; a stream's caller sets its own)."""
 
     def __init__(self, token: str | None, default_timeout: float):
         self._auth = ((AUTHORIZATION_HEADER, f"Bearer {token}"),) if token else ()
@@ -47,8 +47,10 @@ class _UnaryStream(_CallDefaults, grpc.aio.UnaryStreamClientInterceptor):
 
 
 class _StreamUnary(_CallDefaults, grpc.aio.StreamUnaryClientInterceptor):
+    # No default deadline here (as before this interceptor reached such calls): a client stream
+    # may be long-lived, and its caller sets the deadline it means.
     async def intercept_stream_unary(self, continuation: Any, details: Any, request_iterator: Any) -> Any:
-        return await continuation(self._details(details, True), request_iterator)
+        return await continuation(self._details(details, False), request_iterator)
 
 
 class _StreamStream(_CallDefaults, grpc.aio.StreamStreamClientInterceptor):
