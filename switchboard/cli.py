@@ -32,7 +32,9 @@ def _parser() -> argparse.ArgumentParser:
     health.add_argument("--host", default="127.0.0.1")
     health.add_argument("--port", type=int, default=None, help="default: the service's configured port")
 
-    commands.add_parser("migrate", help="apply pending migrations of every service (safe to run concurrently)")
+    commands.add_parser(
+        "migrate", help="apply pending migrations of every service, each to its database (safe to run concurrently)"
+    )
     commands.add_parser("codegen", help="regenerate switchboard/*/v1 from protos/ (development)")
     commands.add_parser("policies", help="print the authorization matrix (every RPC × kind of caller)")
     return parser
@@ -81,10 +83,9 @@ def main(argv: list[str] | None = None) -> int:
             print("SERVING" if serving else "NOT_SERVING")
             return 0 if serving else 1
         if args.command == "migrate":
-            from switchboard.shared.migrate import migrate
+            from switchboard.shared.migrate import migrate_databases
 
-            settings.require("database_url")
-            run(migrate(settings.database_url))  # type: ignore[arg-type]
+            run(migrate_databases(settings))
             return 0
         from switchboard.serve import serve_edge, serve_grpc
 

@@ -15,7 +15,7 @@ from switchboard.catalog import Configuration, service as service_named
 from switchboard.peers import remote_fetch, remote_revocations
 from switchboard.shared.auth import Authenticator, WorkerTokens
 from switchboard.shared.config import ConfigError, Settings, env_names
-from switchboard.shared.db import create_pool
+from switchboard.shared.db import create_pool, database_for
 from switchboard.shared.grpc.client import open_channel
 from switchboard.shared.logs import get_logger
 from switchboard.shared.memberships import CachedMemberships
@@ -68,7 +68,7 @@ def revocation_sync_for(settings: Settings, app: ServiceApp) -> tuple[Revocation
     channel = None
     fetch = app.revocations
     if fetch is None:
-        channel = open_channel(settings.target_of("identity"), token=settings.internal_token)
+        channel = open_channel(settings.target_of("identity"), token=settings.internal_token, health_checked=True)
         fetch = remote_revocations(channel)
     return RevocationSync(revoked, fetch, settings.revocation_refresh_seconds), channel
 
@@ -90,8 +90,7 @@ async def serve_grpc(
     Raises ConfigError when the database URL or the tokens are not configured, or a port is taken.
     """
     settings = configuration.platform
-    settings.require("database_url")
-    assert settings.database_url is not None
+    database = database_for(settings, name)
     authenticator_from(settings)  # fail on missing tokens before anything opens
     if name != "identity":
         refuse_signing_key(settings, name)
@@ -114,7 +113,7 @@ async def serve_grpc(
     memberships = app.memberships
     if memberships is None:
         if identity_channel is None:
-            identity_channel = open_channel(settings.target_of("identity"), token=settings.internal_token)
+            identity_channel = open_channel(settings.target_of("identity"), token=settings.internal_token, health_checked=True)
         memberships = CachedMemberships(remote_fetch(identity_channel), ttl_seconds=settings.membership_cache_seconds)
     stop = asyncio.create_task(wait_for_stop(parent_pid))
     try:
@@ -126,7 +125,10 @@ async def serve_grpc(
             memberships=memberships,
             metrics=metrics,
             metrics_port=metrics_port,
-            database_url=settings.database_url,
+            # The probe takes the calls' route (through the pooler, if any): what it cannot reach,
+            # calls cannot either.
+            database_url=database.url,
+            database_pooled=database.pooled,
             name=name,
             revocations=sync,
             closers=[identity_channel.close] if identity_channel is not None else (),

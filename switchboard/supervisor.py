@@ -2,11 +2,11 @@
 
 First makes sure it harms nothing (switchboard/preflight.py): it locks its data directory when it
 embeds PostgreSQL there, and checks that its ports are free; otherwise it refuses in one line.
-Then starts PostgreSQL (embedded unless DATABASE_URL is set), applies migrations, starts N
-processes of each gRPC service and the edge, waits until every one of *its own* children says it
-serves (over a pipe: a health probe on the port could reach another process), prints the
-endpoints, and on Ctrl-C/SIGTERM stops them in reverse order (edge, services, database), each
-draining first. A PostgreSQL that was already running is used but never stopped.
+Then starts PostgreSQL (embedded unless DATABASE_URL, or every context's own URL, is set), applies
+migrations (each context's to its database), starts N processes of each gRPC service and the
+edge, waits until every one of *its own* children says it serves (over a pipe: a health probe on
+the port could reach another process), prints the endpoints, and on Ctrl-C/SIGTERM stops them
+in reverse order (edge, services, database), each draining first. A PostgreSQL that was already running is used but never stopped.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from switchboard.shared.config import SERVICES, Settings, env_names
 from switchboard.shared.crypto import new_key_list
 from switchboard.shared.embedded_pg import EmbeddedPostgres
 from switchboard.shared.logs import get_logger
-from switchboard.shared.migrate import migrate
+from switchboard.shared.migrate import migrate_databases
 from switchboard.shared.process import wait_for_stop
 from switchboard.shared.worker_keys import SigningKey, parse_signing_key
 from switchboard.preflight import DataDirLock, Refused, require_free_ports
@@ -93,6 +93,12 @@ def load_or_create_secrets(data_dir: Path) -> dict[str, str]:
     return stored
 
 
+def needs_embedded_database(settings: Settings) -> bool:
+    """Whether ``up`` embeds PostgreSQL: DATABASE_URL is unset and some context has no database
+    of its own (``SWITCHBOARD_<CONTEXT>_DATABASE_URL``)."""
+    return settings.database_url is None and any(getattr(settings, f"{s}_database_url") is None for s in SERVICES)
+
+
 def worker_token_keys(settings: Settings, stored: dict[str, str]) -> dict[str, str]:
     """The worker-token keys ``up`` runs with: the environment's when set, else the private key
     of the data directory; without a verification key set, the signing key's own public key.
@@ -131,7 +137,7 @@ class Stack:
             fill["internal_token"] = settings.internal_token or stored["internal_token"]
             fill.update(worker_token_keys(settings, stored))
             fill["credentials_keys"] = settings.credentials_keys or stored["credentials_keys"]
-        if settings.database_url is None:
+        if needs_embedded_database(settings):
             self.database = EmbeddedPostgres(data_dir / "pgdata")
             fill["database_url"] = await asyncio.to_thread(self.database.start)
             if self.database.started_here:
@@ -145,7 +151,7 @@ class Stack:
                 )
         settings = self.settings = dataclasses.replace(settings, **fill)
         self._check_stop()
-        applied = await migrate(settings.database_url)
+        applied = await migrate_databases(settings)
         log.info("migrations_done", applied=len(applied))
         self._check_stop()
 
@@ -329,7 +335,7 @@ async def up(settings: Settings, replicas: int) -> int:
     port it needs is taken."""
     # The lock guards the embedded database; with DATABASE_URL the data directory holds only the
     # generated secrets, which are written atomically, and several stacks may share a server.
-    lock = DataDirLock(settings.data_dir.resolve()) if settings.database_url is None else None
+    lock = DataDirLock(settings.data_dir.resolve()) if needs_embedded_database(settings) else None
     try:
         # An existing directory is locked first, so that a second `up` is told of the first one
         # rather than of its ports; a new one is made only once the ports are known to be free.

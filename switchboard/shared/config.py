@@ -81,6 +81,26 @@ class Settings(EnvSettings):
     PREFIXES = (Prefix(PREFIX),)
 
     database_url: str | None = setting("DATABASE_URL", _database_url, secret=True)
+    # -- where each context's data lives (resolved in one place: shared/db.py database_for) --------
+    # "transaction": DATABASE_URL (and each context's URL) goes through a transaction pooler such as
+    # PgBouncer (pool_mode=transaction): no statement cache, no session state through it, and what
+    # needs a session (LISTEN, the migrations' lock) goes to the *_DIRECT_URL instead.
+    database_pooler: str = setting("SWITCHBOARD_DATABASE_POOLER", choice("none", "transaction"), "none")
+    database_direct_url: str | None = setting("SWITCHBOARD_DATABASE_DIRECT_URL", _database_url, secret=True)
+    # A context's own database (its own server, if wanted), instead of DATABASE_URL for that context.
+    # Topology, like the ports and targets below: `up` and `migrate` must know every context's.
+    identity_database_url: str | None = setting("SWITCHBOARD_IDENTITY_DATABASE_URL", _database_url, secret=True)
+    identity_database_direct_url: str | None = setting("SWITCHBOARD_IDENTITY_DATABASE_DIRECT_URL", _database_url, secret=True)
+    interactions_database_url: str | None = setting("SWITCHBOARD_INTERACTIONS_DATABASE_URL", _database_url, secret=True)
+    interactions_database_direct_url: str | None = setting(
+        "SWITCHBOARD_INTERACTIONS_DATABASE_DIRECT_URL", _database_url, secret=True
+    )
+    secretproxy_database_url: str | None = setting("SWITCHBOARD_SECRETPROXY_DATABASE_URL", _database_url, secret=True)
+    secretproxy_database_direct_url: str | None = setting(
+        "SWITCHBOARD_SECRETPROXY_DATABASE_DIRECT_URL", _database_url, secret=True
+    )
+    runs_database_url: str | None = setting("SWITCHBOARD_RUNS_DATABASE_URL", _database_url, secret=True)
+    runs_database_direct_url: str | None = setting("SWITCHBOARD_RUNS_DATABASE_DIRECT_URL", _database_url, secret=True)
     data_dir: Path = setting("SWITCHBOARD_DATA_DIR", lambda raw: Path(non_empty(raw)), Path(".switchboard"))
     bind_host: str = setting("SWITCHBOARD_BIND_HOST", non_empty, "127.0.0.1")
     identity_port: int = setting("SWITCHBOARD_IDENTITY_PORT", PORT, DEFAULT_PORTS["identity"])

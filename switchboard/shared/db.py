@@ -1,17 +1,19 @@
-"""asyncpg connection pools (one per service, confined to that service's PostgreSQL schema), what
-"the database cannot be reached" looks like, and the probe that keeps health honest about it."""
+"""Where each context's data lives (``database_for``), asyncpg connection pools (one per service,
+in that service's PostgreSQL schema), what "the database cannot be reached" looks like, and the
+probe that keeps health honest about it."""
 
 from __future__ import annotations
 
 import asyncio
 import types
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 import asyncpg
 from google.protobuf import any_pb2, duration_pb2
 from google.rpc import error_details_pb2
 
-from switchboard.shared.config import Settings
+from switchboard.shared.config import ConfigError, Settings, env_names
 from switchboard.shared.errors import Unavailable
 from switchboard.shared.logs import get_logger
 from switchboard.shared.lifecycle import BackgroundLoop
@@ -24,23 +26,85 @@ DATABASE_UNAVAILABLE = "DATABASE_UNAVAILABLE"
 RETRY_DELAY_SECONDS = 1
 
 
-async def create_pool(settings: Settings, schema: str, *, application_name: str) -> asyncpg.Pool:
-    """Open a pool whose connections resolve unqualified names in ``schema`` only.
+TRANSACTION_POOLER = "transaction"
 
-    ``search_path`` is set per connection at the server, so a service's SQL cannot reach another
-    service's tables by accident (it would have to qualify them, which review can see).
-    Raises ConfigError when DATABASE_URL is not set.
+
+@dataclass(frozen=True)
+class Database:
+    """Where one context (identity, interactions, secretproxy, runs) keeps its data."""
+
+    context: str
+    url: str
+    """What the context's pool connects to: through a transaction pooler when ``pooled``."""
+    session_url: str
+    """A connection of its own, never through a transaction pooler: for what needs a session
+    (LISTEN, the migrations' advisory lock). The same as ``url`` without a pooler."""
+    pooled: bool
+    """``url`` goes through a transaction pooler: no prepared statement outlives its transaction,
+    and nothing may rely on session state (settings, session locks, LISTEN) through it."""
+
+
+def database_for(settings: Settings, context: str) -> Database:
+    """The database of ``context``: its own ``SWITCHBOARD_<CONTEXT>_DATABASE_URL`` when set, else
+    ``DATABASE_URL``; the session URL likewise (``…_DIRECT_URL``), which a transaction pooler
+    makes mandatory. The one place that resolves these variables.
+
+    Raises ConfigError naming the variables to set when a URL is missing.
     """
-    settings.require("database_url")
+    names = env_names()
+    own = getattr(settings, f"{context}_database_url")
+    own_direct = getattr(settings, f"{context}_database_direct_url")
+    pooled = settings.database_pooler == TRANSACTION_POOLER
+    url = own or settings.database_url
+    if url is None:
+        raise ConfigError(f"required but not set: {names['database_url']} (or {names[f'{context}_database_url']})")
+    if own_direct is not None:
+        return Database(context, url, own_direct, pooled)
+    if own is not None:
+        # A context's own database never falls back to the shared direct URL: that names another.
+        session_url, direct_name = own, names[f"{context}_database_direct_url"]
+    else:
+        session_url, direct_name = settings.database_direct_url or url, names["database_direct_url"]
+    if pooled and session_url == url:
+        raise ConfigError(
+            f"{names['database_pooler']}={TRANSACTION_POOLER}: set {direct_name} to a URL that reaches "
+            "PostgreSQL without the pooler (LISTEN and the migrations' lock need a session of their own)"
+        )
+    return Database(context, url, session_url, pooled)
+
+
+def connect_options(database: Database) -> dict[str, object]:
+    """asyncpg options for a connection to ``database.url``: no statement cache behind a
+    transaction pooler, where a named prepared statement would be looked for on another server
+    connection (with the cache off, asyncpg parses each statement again in the same message
+    sequence as its execution, unnamed)."""
+    return {"statement_cache_size": 0} if database.pooled else {}
+
+
+async def create_pool(settings: Settings, schema: str, *, application_name: str) -> asyncpg.Pool:
+    """Open the pool of the context that owns ``schema``.
+
+    Every statement names its tables with their schema (``runs.runs``): a transaction pooler
+    cannot keep a session's ``search_path``, and a context moved to a database of its own has no
+    other schema to reach. Without a pooler, ``search_path`` is still set to ``schema`` at the
+    server, for anything unqualified that slips through (the pooled tests catch those).
+    Raises ConfigError when no database URL is set for it.
+    """
+    database = database_for(settings, schema)
+    server_settings = {"application_name": application_name}
+    if not database.pooled:
+        # A startup parameter PgBouncer refuses ("unsupported startup parameter"): only without one.
+        server_settings["search_path"] = schema
     return await asyncpg.create_pool(
-        settings.database_url,
+        database.url,
         min_size=settings.db_pool_min_size,
         max_size=settings.db_pool_max_size,
-        server_settings={"search_path": schema, "application_name": application_name},
+        server_settings=server_settings,
         # Statements that hang must not pin a connection forever (principle 4: bounded everything).
         command_timeout=60,
         timeout=CONNECT_TIMEOUT_SECONDS,
         reset=_keep_session,
+        **connect_options(database),  # type: ignore[arg-type]
     )
 
 
@@ -51,7 +115,7 @@ async def _keep_session(connection: asyncpg.Connection) -> None:
     on every release, as many as a one-statement call makes for its own work. No Switchboard code
     leaves session state on a pooled connection: advisory locks are transaction-scoped
     (``pg_try_advisory_xact_lock``), LISTEN runs on a dedicated connection, settings are startup
-    parameters, cursors live in transactions. asyncpg still rolls back an open transaction and
+    parameters (none behind a transaction pooler), cursors live in transactions. asyncpg still rolls back an open transaction and
     drops listeners before calling this.
     """
 
@@ -142,6 +206,7 @@ class DatabaseProbe(BackgroundLoop):
         on_change: Callable[[bool], Awaitable[None]],
         *,
         application_name: str = "switchboard-probe",
+        pooled: bool = False,
         interval_seconds: float = 1.0,
         timeout_seconds: float = 1.0,
         failures_to_fail: int = 2,
@@ -149,6 +214,7 @@ class DatabaseProbe(BackgroundLoop):
         self._dsn = dsn
         self._on_change = on_change
         self._application_name = application_name
+        self._options = {"statement_cache_size": 0} if pooled else {}
         self._interval = interval_seconds
         self._timeout = timeout_seconds
         self._failures_to_fail = failures_to_fail
@@ -163,7 +229,7 @@ class DatabaseProbe(BackgroundLoop):
             async with asyncio.timeout(self._timeout):
                 if self._connection is None or self._connection.is_closed():
                     self._connection = await asyncpg.connect(
-                        self._dsn, server_settings={"application_name": self._application_name}
+                        self._dsn, server_settings={"application_name": self._application_name}, **self._options
                     )
                 await self._connection.fetchval("SELECT 1")
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:  # TimeoutError is an OSError

@@ -18,7 +18,8 @@ import asyncpg
 
 from switchboard import migrations as _migrations_package
 from switchboard.shared import locks
-from switchboard.shared.config import SERVICES
+from switchboard.shared.config import SERVICES, Settings
+from switchboard.shared.db import database_for
 from switchboard.shared.logs import get_logger
 
 log = get_logger(__name__)
@@ -79,6 +80,20 @@ async def migrate(dsn: str, services: tuple[str, ...] = SERVICES, root: Path = M
             await conn.execute("SELECT pg_advisory_unlock($1)", locks.MIGRATIONS)
     finally:
         await conn.close()
+    return applied
+
+
+async def migrate_databases(settings: Settings, services: tuple[str, ...] = SERVICES) -> list[Migration]:
+    """Apply every pending migration of ``services``, each to its own context's database (its
+    ``SWITCHBOARD_<CONTEXT>_DATABASE_URL`` or ``DATABASE_URL``), always over a session URL: the
+    advisory lock below is a session's, which a transaction pooler would not keep. Raises
+    ConfigError when a context has no database URL."""
+    groups: dict[str, list[str]] = {}
+    for service in services:
+        groups.setdefault(database_for(settings, service).session_url, []).append(service)
+    applied: list[Migration] = []
+    for dsn, grouped in groups.items():
+        applied += await migrate(dsn, tuple(grouped))
     return applied
 
 

@@ -115,6 +115,7 @@ async def run_service(
     metrics: RpcMetrics | None = None,
     metrics_port: int | None = None,
     database_url: str | None = None,
+    database_pooled: bool = False,
     name: str = "service",
     revocations: RevocationSync | None = None,
     components: Sequence[Component] | None = None,
@@ -125,7 +126,7 @@ async def run_service(
     finished first) SERVING. The one start and stop order of every service:
 
     start: bind with health NOT_SERVING; metrics on ``metrics_port``; the database probe (health
-    follows ``database_url``) and the revocation refresh; once the first refresh is in (worker
+    follows ``database_url``, through a transaction pooler when ``database_pooled``) and the revocation refresh; once the first refresh is in (worker
     tokens can be checked only then), the app's components (``components``: only these), then
     SERVING.
 
@@ -148,6 +149,7 @@ async def run_service(
                 database_url,
                 lambda reachable: server.health.set_dependency(DATABASE, reachable),
                 application_name=f"switchboard-{name}-probe",
+                pooled=database_pooled,
             )
         )
     if revocations is not None:

@@ -103,9 +103,11 @@ class World:
 
 
 @contextlib.asynccontextmanager
-async def running_services(database_url: str) -> AsyncIterator[tuple[dict[str, Any], asyncpg.Pool]]:
+async def running_services(direct_url: str, **database: Any) -> AsyncIterator[tuple[dict[str, Any], asyncpg.Pool]]:
+    """The four services on the database of ``direct_url`` (reached as the ``database`` settings
+    say: through a pooler, say), and a direct connection to it for the test's own reads."""
     settings = Settings(
-        database_url=database_url,
+        **(database or {"database_url": direct_url}),
         internal_token=INTERNAL_TOKEN,
         worker_token_public_keys=PUBLIC_KEYS_SETTING,
         credentials_keys=new_key_list(),
@@ -141,7 +143,7 @@ async def running_services(database_url: str) -> AsyncIterator[tuple[dict[str, A
                 stubs["SecretProxyService"] = secret_proxy_service_pb2_grpc.SecretProxyServiceStub(channel)
             else:
                 stubs["RunService"] = run_service_pb2_grpc.RunServiceStub(channel)
-        pool = await asyncpg.connect(database_url)
+        pool = await asyncpg.connect(direct_url)
         try:
             yield stubs, pool
         finally:
@@ -532,9 +534,11 @@ async def digest(pool: asyncpg.Connection) -> dict[str, str]:
     return found
 
 
-async def test_every_rpc_answers_each_principal_exactly_as_its_policy_says(migrated_database):
+@pytest.mark.database_layouts("pgbouncer")
+async def test_every_rpc_answers_each_principal_exactly_as_its_policy_says(migrated_database, database_layout):
     fake = FakeSlack(SLACK_TOKEN)
-    async with serve_asgi(fake.app()) as slack_url, running_services(migrated_database) as (stubs, pool):
+    database = database_layout.settings_for(migrated_database)
+    async with serve_asgi(fake.app()) as slack_url, running_services(migrated_database, **database) as (stubs, pool):
         w = await world_of(stubs, pool, slack_url + "/api")
         # An event on a1's stream, so that an accepted Subscribe answers at once.
         await stubs["EventService"].Publish(

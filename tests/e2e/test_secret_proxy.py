@@ -8,6 +8,7 @@ import json
 
 import grpc
 import httpx
+import pytest
 
 from switchboard.identity.v1 import identity_service_pb2 as identity_pb
 from switchboard.identity.v1 import identity_service_pb2_grpc
@@ -21,6 +22,7 @@ SECRET = "sk-e2e-SECRET-value-8d1f"
 CREDENTIAL = "cred-e2e-CREDENTIAL-value-77aa"
 
 
+@pytest.mark.database_layouts("pgbouncer", "four_databases")
 async def test_a_worker_reaches_its_provider_through_the_stack_and_nothing_secret_reaches_the_logs(tmp_path):
     upstream = FakeUpstream()
     async with serve_asgi(upstream.app()) as upstream_url:

@@ -11,6 +11,7 @@ from datetime import timedelta
 import grpc
 import httpx
 import psutil
+import pytest
 
 from switchboard.interactions.v1 import event_service_pb2 as pb
 from switchboard.interactions.v1 import event_service_pb2_grpc
@@ -70,6 +71,7 @@ def payload(i: int) -> str:
     return json.dumps({"i": i, "pad": "x" * max(0, SIZES[i % len(SIZES)] - 20)})
 
 
+@pytest.mark.database_layouts("pgbouncer", "four_databases")
 async def test_sse_delivers_concurrent_publishes_from_two_replicas_in_order_and_resumes(tmp_path):
     stack = await start_stack(tmp_path, replicas=2)
     try:
@@ -161,6 +163,7 @@ async def test_killing_the_replicas_under_a_subscriber_loses_nothing(tmp_path):
         assert await stop_stack(stack) == 0
 
 
+@pytest.mark.database_layouts("pgbouncer", "four_databases")
 async def test_a_question_created_on_one_replica_is_answered_through_the_other_and_the_edge(tmp_path):
     from urllib.parse import urlencode
 

@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import grpc
 import httpx
@@ -61,6 +62,11 @@ def free_base_ports(count: int, replicas: int) -> list[int]:
     return chosen
 
 
+LAYOUT: Any = None
+"""Where the stacks of the current test keep their data: a tests/e2e/conftest.py Layout, whose
+``stack_env()`` gives the environment (None, or empty: the stack embeds its own PostgreSQL)."""
+
+
 @dataclass
 class Stack:
     process: asyncio.subprocess.Process
@@ -85,7 +91,10 @@ class Stack:
 async def start_stack(tmp_path: Path, replicas: int = 1, extra_env: dict[str, str] | None = None) -> Stack:
     ports = dict(zip([*SERVICES, "edge"], free_base_ports(5, replicas), strict=True))
     data_dir = tmp_path / "data"
-    env = base_env(SWITCHBOARD_DATA_DIR=str(data_dir), SWITCHBOARD_SHUTDOWN_GRACE_SECONDS="5", **(extra_env or {}))
+    database_env = await LAYOUT.stack_env() if LAYOUT is not None else {}
+    env = base_env(
+        SWITCHBOARD_DATA_DIR=str(data_dir), SWITCHBOARD_SHUTDOWN_GRACE_SECONDS="5", **database_env, **(extra_env or {})
+    )
     for name, port in ports.items():
         env[f"SWITCHBOARD_{name.upper()}_PORT"] = str(port)
     stderr_path = tmp_path / "stderr.log"
@@ -137,6 +146,7 @@ def test_grpcurl_is_installed_by_the_test_extras():
     assert grpcurl("-version").returncode == 0 or "grpcurl" in grpcurl("-version").stderr
 
 
+@pytest.mark.database_layouts("pgbouncer", "four_databases")
 async def test_every_service_lists_its_api_health_and_reflection_with_grpcurl(stack):
     for service, names in PROTO_SERVICES.items():
         port = stack.ports[service]

@@ -7,7 +7,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from switchboard.shared.auth import Authenticator
-from switchboard.shared.grpc.health import NOT_SERVING, SERVING
+from switchboard.shared.grpc.health import LIVENESS, NOT_SERVING, SERVING
 from switchboard.shared.grpc.server import ServerOptions, ServiceServer
 from tests.conftest import INTERNAL_TOKEN
 from tests.support.worker_keys import verifier
@@ -29,6 +29,9 @@ async def test_a_lost_dependency_flips_health_both_ways_and_draining_wins():
             assert (await watch.read()).status == SERVING
             await server.health.set_dependency("database", False)
             assert (await watch.read()).status == NOT_SERVING and await status() == NOT_SERVING
+            # Alive all the same: a liveness probe must not restart a replica for its database.
+            alive = await stub.Check(health_pb2.HealthCheckRequest(service=LIVENESS), timeout=5)
+            assert alive.status == SERVING
             await server.health.set_dependency("database", True)
             assert (await watch.read()).status == SERVING and await status() == SERVING
 

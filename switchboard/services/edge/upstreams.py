@@ -27,6 +27,9 @@ class Upstreams:
                     token=settings.internal_token,
                     default_timeout=settings.default_deadline_seconds,
                     max_message_bytes=settings.grpc_max_message_bytes,
+                    # Requests go to the replicas that serve: one cut off from its database, or
+                    # draining, is skipped while another serves.
+                    health_checked=True,
                 )
                 for service in SERVICES
             }

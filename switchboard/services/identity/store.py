@@ -28,7 +28,7 @@ _AGENT_COLUMNS = "id, organization_id, name, created_at, updated_at, template_ag
 async def user_insert_if_absent(conn: Connection, user_id: str, email: str, display_name: str) -> Record | None:
     """Insert a user unless the email is taken; None when it was (the other insert committed)."""
     return await conn.fetchrow(
-        """INSERT INTO users (id, email, display_name) VALUES ($1, $2, $3)
+        """INSERT INTO identity.users (id, email, display_name) VALUES ($1, $2, $3)
            ON CONFLICT (email) DO NOTHING
            RETURNING id, email, display_name, created_at""",
         user_id,
@@ -39,7 +39,7 @@ async def user_insert_if_absent(conn: Connection, user_id: str, email: str, disp
 
 async def user_insert(conn: Connection, user_id: str, email: str, display_name: str) -> Record:
     return await conn.fetchrow(
-        "INSERT INTO users (id, email, display_name) VALUES ($1, $2, $3) RETURNING id, email, display_name, created_at",
+        "INSERT INTO identity.users (id, email, display_name) VALUES ($1, $2, $3) RETURNING id, email, display_name, created_at",
         user_id,
         email,
         display_name,
@@ -47,11 +47,11 @@ async def user_insert(conn: Connection, user_id: str, email: str, display_name: 
 
 
 async def user_get_by_email(conn: Connection, email: str) -> Record | None:
-    return await conn.fetchrow("SELECT id, email, display_name, created_at FROM users WHERE email = $1", email)
+    return await conn.fetchrow("SELECT id, email, display_name, created_at FROM identity.users WHERE email = $1", email)
 
 
 async def user_exists(conn: Connection, user_id: str) -> bool:
-    return bool(await conn.fetchval("SELECT EXISTS (SELECT 1 FROM users WHERE id = $1)", user_id))
+    return bool(await conn.fetchval("SELECT EXISTS (SELECT 1 FROM identity.users WHERE id = $1)", user_id))
 
 
 # -- organisations -----------------------------------------------------------------------------
@@ -60,7 +60,7 @@ async def user_exists(conn: Connection, user_id: str) -> bool:
 async def organization_slugs_like(conn: Connection, base: str) -> list[str]:
     """Slugs equal to ``base`` or ``base-<n>``: what a new slug derived from ``base`` must avoid."""
     rows = await conn.fetch(
-        "SELECT slug FROM organizations WHERE slug = $1 OR slug ~ ('^' || $1 || '-[0-9]+$')",
+        "SELECT slug FROM identity.organizations WHERE slug = $1 OR slug ~ ('^' || $1 || '-[0-9]+$')",
         base,
     )
     return [row["slug"] for row in rows]
@@ -72,7 +72,7 @@ async def organization_insert(
     """Insert an organisation. Raises AlreadyExists when the slug is taken."""
     try:
         return await conn.fetchrow(
-            f"""INSERT INTO organizations (id, name, slug, visibility, personal_owner_id)
+            f"""INSERT INTO identity.organizations (id, name, slug, visibility, personal_owner_id)
                 VALUES ($1, $2, $3, $4, $5) RETURNING {_ORGANIZATION_COLUMNS}""",
             organization_id,
             name,
@@ -87,17 +87,17 @@ async def organization_insert(
 
 
 async def organization_get(conn: Connection, organization_id: str) -> Record | None:
-    return await conn.fetchrow(f"SELECT {_ORGANIZATION_COLUMNS} FROM organizations WHERE id = $1", organization_id)
+    return await conn.fetchrow(f"SELECT {_ORGANIZATION_COLUMNS} FROM identity.organizations WHERE id = $1", organization_id)
 
 
 async def organization_lock(conn: Connection, organization_id: str) -> None:
     """Lock the organisation's row for the transaction. NO KEY UPDATE: foreign-key inserts that
     reference the row (agents, memberships, schema objects) are not blocked by it."""
-    await conn.execute("SELECT 1 FROM organizations WHERE id = $1 FOR NO KEY UPDATE", organization_id)
+    await conn.execute("SELECT 1 FROM identity.organizations WHERE id = $1 FOR NO KEY UPDATE", organization_id)
 
 
 async def organization_get_personal(conn: Connection, user_id: str) -> Record | None:
-    return await conn.fetchrow(f"SELECT {_ORGANIZATION_COLUMNS} FROM organizations WHERE personal_owner_id = $1", user_id)
+    return await conn.fetchrow(f"SELECT {_ORGANIZATION_COLUMNS} FROM identity.organizations WHERE personal_owner_id = $1", user_id)
 
 
 # -- memberships -------------------------------------------------------------------------------
@@ -107,7 +107,7 @@ async def membership_insert(conn: Connection, organization_id: str, user_id: str
     """Insert a (human) membership. Raises AlreadyExists when the user is already a member."""
     try:
         return await conn.fetchrow(
-            f"""INSERT INTO memberships (organization_id, user_id, role) VALUES ($1, $2, $3)
+            f"""INSERT INTO identity.memberships (organization_id, user_id, role) VALUES ($1, $2, $3)
                 RETURNING {_MEMBERSHIP_COLUMNS}""",
             organization_id,
             user_id,
@@ -124,7 +124,7 @@ async def membership_insert(conn: Connection, organization_id: str, user_id: str
 
 async def membership_get(conn: Connection, organization_id: str, user_id: str) -> Record | None:
     return await conn.fetchrow(
-        f"SELECT {_MEMBERSHIP_COLUMNS} FROM memberships WHERE organization_id = $1 AND user_id = $2",
+        f"SELECT {_MEMBERSHIP_COLUMNS} FROM identity.memberships WHERE organization_id = $1 AND user_id = $2",
         organization_id,
         user_id,
     )
@@ -132,19 +132,19 @@ async def membership_get(conn: Connection, organization_id: str, user_id: str) -
 
 async def membership_role(conn: Connection, organization_id: str, user_id: str) -> str | None:
     return await conn.fetchval(
-        "SELECT role FROM memberships WHERE organization_id = $1 AND user_id = $2", organization_id, user_id
+        "SELECT role FROM identity.memberships WHERE organization_id = $1 AND user_id = $2", organization_id, user_id
     )
 
 
 async def membership_count_owners(conn: Connection, organization_id: str) -> int:
     return await conn.fetchval(
-        "SELECT count(*) FROM memberships WHERE organization_id = $1 AND role = 'owner'", organization_id
+        "SELECT count(*) FROM identity.memberships WHERE organization_id = $1 AND role = 'owner'", organization_id
     )
 
 
 async def membership_delete(conn: Connection, organization_id: str, user_id: str) -> Record | None:
     return await conn.fetchrow(
-        f"DELETE FROM memberships WHERE organization_id = $1 AND user_id = $2 RETURNING {_MEMBERSHIP_COLUMNS}",
+        f"DELETE FROM identity.memberships WHERE organization_id = $1 AND user_id = $2 RETURNING {_MEMBERSHIP_COLUMNS}",
         organization_id,
         user_id,
     )
@@ -153,7 +153,7 @@ async def membership_delete(conn: Connection, organization_id: str, user_id: str
 async def membership_set_role(conn: Connection, organization_id: str, user_id: str, role: str) -> Record | None:
     try:
         return await conn.fetchrow(
-            f"""UPDATE memberships SET role = $3, updated_at = now()
+            f"""UPDATE identity.memberships SET role = $3, updated_at = now()
                 WHERE organization_id = $1 AND user_id = $2 RETURNING {_MEMBERSHIP_COLUMNS}""",
             organization_id,
             user_id,
@@ -175,7 +175,7 @@ async def membership_list(
 ) -> list[Record]:
     """Memberships in (created_at, user_id) order, after the given position."""
     return await conn.fetch(
-        f"""SELECT {_MEMBERSHIP_COLUMNS} FROM memberships
+        f"""SELECT {_MEMBERSHIP_COLUMNS} FROM identity.memberships
             WHERE organization_id = $1
               AND ($2 OR NOT is_bot)
               AND ($3::timestamptz IS NULL OR (created_at, user_id) > ($3, $4::uuid))
@@ -195,7 +195,7 @@ async def membership_list(
 async def bot_get(conn: Connection, organization_id: str) -> str | None:
     """The organisation's bot user id, if it has a bot."""
     value = await conn.fetchval(
-        "SELECT user_id FROM memberships WHERE organization_id = $1 AND is_bot", organization_id
+        "SELECT user_id FROM identity.memberships WHERE organization_id = $1 AND is_bot", organization_id
     )
     return str(value) if value else None
 
@@ -206,7 +206,7 @@ async def bot_membership_insert_if_absent(conn: Connection, organization_id: str
     Raises NotFound when the organisation was deleted meanwhile."""
     try:
         inserted = await conn.fetchval(
-            """INSERT INTO memberships (organization_id, user_id, role, is_bot) VALUES ($1, $2, 'member', true)
+            """INSERT INTO identity.memberships (organization_id, user_id, role, is_bot) VALUES ($1, $2, 'member', true)
                ON CONFLICT (organization_id) WHERE is_bot DO NOTHING
                RETURNING true""",
             organization_id,
@@ -222,7 +222,7 @@ async def bot_membership_insert_if_absent(conn: Connection, organization_id: str
 
 async def agent_insert(conn: Connection, organization_id: str, name: str) -> Record:
     return await conn.fetchrow(
-        f"INSERT INTO agents (id, organization_id, name) VALUES ($1, $2, $3) RETURNING {_AGENT_COLUMNS}",
+        f"INSERT INTO identity.agents (id, organization_id, name) VALUES ($1, $2, $3) RETURNING {_AGENT_COLUMNS}",
         str(uuid.uuid4()),
         organization_id,
         name,
@@ -230,12 +230,12 @@ async def agent_insert(conn: Connection, organization_id: str, name: str) -> Rec
 
 
 async def agent_get(conn: Connection, agent_id: str) -> Record | None:
-    return await conn.fetchrow(f"SELECT {_AGENT_COLUMNS} FROM agents WHERE id = $1", agent_id)
+    return await conn.fetchrow(f"SELECT {_AGENT_COLUMNS} FROM identity.agents WHERE id = $1", agent_id)
 
 
 async def agent_list(conn: Connection, organization_id: str, *, after: tuple[datetime, str] | None, limit: int) -> list[Record]:
     return await conn.fetch(
-        f"""SELECT {_AGENT_COLUMNS} FROM agents
+        f"""SELECT {_AGENT_COLUMNS} FROM identity.agents
             WHERE organization_id = $1 AND ($2::timestamptz IS NULL OR (created_at, id) > ($2, $3::uuid))
             ORDER BY created_at, id LIMIT $4""",
         organization_id,
@@ -258,7 +258,7 @@ async def worker_token_insert(
     expires_at: datetime,
 ) -> None:
     await conn.execute(
-        """INSERT INTO worker_tokens (id, organization_id, agent_id, connection_id, issued_at, expires_at)
+        """INSERT INTO identity.worker_tokens (id, organization_id, agent_id, connection_id, issued_at, expires_at)
            VALUES ($1, $2, $3, $4, $5, $6)""",
         token_id,
         organization_id,
@@ -271,14 +271,14 @@ async def worker_token_insert(
 
 async def worker_token_get(conn: Connection, token_id: str) -> Record | None:
     return await conn.fetchrow(
-        "SELECT id, organization_id, agent_id, expires_at, revoked_at FROM worker_tokens WHERE id = $1", token_id
+        "SELECT id, organization_id, agent_id, expires_at, revoked_at FROM identity.worker_tokens WHERE id = $1", token_id
     )
 
 
 async def worker_token_revoke(conn: Connection, token_id: str) -> datetime | None:
     """Mark an unexpired, unrevoked token revoked; its revocation time, or None if nothing changed."""
     return await conn.fetchval(
-        """UPDATE worker_tokens SET revoked_at = now()
+        """UPDATE identity.worker_tokens SET revoked_at = now()
            WHERE id = $1 AND revoked_at IS NULL AND expires_at > now()
            RETURNING revoked_at""",
         token_id,
@@ -290,7 +290,7 @@ async def worker_token_list_revoked(
 ) -> list[Record]:
     """Revoked tokens that have not expired, in (revoked_at, id) order."""
     return await conn.fetch(
-        """SELECT id, revoked_at, expires_at FROM worker_tokens
+        """SELECT id, revoked_at, expires_at FROM identity.worker_tokens
            WHERE revoked_at IS NOT NULL AND expires_at > now() - interval '1 minute'  -- verifiers' leeway
              AND ($1::timestamptz IS NULL OR revoked_at >= $1)
              AND ($2::timestamptz IS NULL OR (revoked_at, id) > ($2, $3::uuid))
@@ -311,7 +311,7 @@ async def agent_insert_installed(
     """Insert the installed copy of a template; None when the organisation has it already (the
     unique constraint decides, after a concurrent installer's transaction ends)."""
     return await conn.fetchrow(
-        f"""INSERT INTO agents (id, organization_id, name, template_agent_id, source_organization_id)
+        f"""INSERT INTO identity.agents (id, organization_id, name, template_agent_id, source_organization_id)
             VALUES ($1, $2, $3, $4, $5)
             ON CONFLICT ON CONSTRAINT agents_one_install_per_organization DO NOTHING
             RETURNING {_AGENT_COLUMNS}""",
@@ -325,7 +325,7 @@ async def agent_insert_installed(
 
 async def agent_get_installed(conn: Connection, template_agent_id: str, organization_id: str) -> Record | None:
     return await conn.fetchrow(
-        f"SELECT {_AGENT_COLUMNS} FROM agents WHERE template_agent_id = $1 AND organization_id = $2",
+        f"SELECT {_AGENT_COLUMNS} FROM identity.agents WHERE template_agent_id = $1 AND organization_id = $2",
         template_agent_id,
         organization_id,
     )
@@ -334,7 +334,7 @@ async def agent_get_installed(conn: Connection, template_agent_id: str, organiza
 async def agent_lock(conn: Connection, agent_id: str) -> Record | None:
     """The agent, locked for the transaction (resync and uninstall of one agent take turns)."""
     return await conn.fetchrow(
-        f"SELECT {_AGENT_COLUMNS} FROM agents WHERE id = $1 FOR UPDATE",
+        f"SELECT {_AGENT_COLUMNS} FROM identity.agents WHERE id = $1 FOR UPDATE",
         agent_id,
     )
 
@@ -342,7 +342,7 @@ async def agent_lock(conn: Connection, agent_id: str) -> Record | None:
 async def worker_tokens_revoke_for_agent(conn: Connection, agent_id: str) -> int:
     """Revoke every unexpired token of an agent (it is going away); how many."""
     status = await conn.execute(
-        "UPDATE worker_tokens SET revoked_at = now() WHERE agent_id = $1 AND revoked_at IS NULL AND expires_at > now()",
+        "UPDATE identity.worker_tokens SET revoked_at = now() WHERE agent_id = $1 AND revoked_at IS NULL AND expires_at > now()",
         agent_id,
     )
     return int(status.split()[-1])
@@ -351,7 +351,7 @@ async def worker_tokens_revoke_for_agent(conn: Connection, agent_id: str) -> int
 async def agent_delete(conn: Connection, agent_id: str) -> None:
     """Raises FailedPrecondition while user-authored objects still belong to the agent."""
     with _refused_while_user_objects_remain(agent_id):
-        await conn.execute("DELETE FROM agents WHERE id = $1", agent_id)
+        await conn.execute("DELETE FROM identity.agents WHERE id = $1", agent_id)
 
 
 @contextlib.contextmanager
@@ -372,10 +372,10 @@ def _refused_while_user_objects_remain(agent_id: str) -> Iterator[None]:
 # chosen from this fixed map, never from input.
 
 OBJECT_TABLES = {
-    "entity_type": "entity_types",
-    "relationship_type": "relationship_types",
-    "watcher": "watchers",
-    "event_classifier": "event_classifiers",
+    "entity_type": "identity.entity_types",
+    "relationship_type": "identity.relationship_types",
+    "watcher": "identity.watchers",
+    "event_classifier": "identity.event_classifiers",
 }
 _OBJECT_COLUMNS = {
     "entity_type": ("name", "description", "schema_json"),
@@ -389,7 +389,7 @@ _WATCHER_SELECT = """SELECT w.*, v.id AS v_id, v.version AS v_version, v.prompt 
                             v.template_agent_id AS v_template_agent_id,
                             v.source_organization_id AS v_source_organization_id,
                             v.source_object_id AS v_source_object_id, v.created_at AS v_created_at
-                     FROM watchers w LEFT JOIN watcher_versions v ON v.id = w.current_version_id"""
+                     FROM identity.watchers w LEFT JOIN identity.watcher_versions v ON v.id = w.current_version_id"""
 
 
 def _select(kind: str) -> str:
@@ -479,7 +479,7 @@ async def objects_delete_managed(conn: Connection, kind: str, agent_id: str) -> 
     if kind == "watcher":
         # Break the watcher → current version link first; the versions then go by cascade.
         await conn.execute(
-            "UPDATE watchers SET current_version_id = NULL WHERE agent_id = $1 AND template_agent_id IS NOT NULL", agent_id
+            "UPDATE identity.watchers SET current_version_id = NULL WHERE agent_id = $1 AND template_agent_id IS NOT NULL", agent_id
         )
     with _refused_while_user_objects_remain(agent_id):
         status = await conn.execute(
@@ -503,12 +503,12 @@ async def watcher_version_append(
     watcher are serialised by the row lock that the pointer update takes (and the unique version
     number would refuse a duplicate)."""
     version_id = str(uuid.uuid4())
-    await conn.execute("SELECT 1 FROM watchers WHERE id = $1 FOR UPDATE", watcher_id)
+    await conn.execute("SELECT 1 FROM identity.watchers WHERE id = $1 FOR UPDATE", watcher_id)
     await conn.execute(
-        """INSERT INTO watcher_versions (id, watcher_id, version, prompt, schema_json, reaction_script,
+        """INSERT INTO identity.watcher_versions (id, watcher_id, version, prompt, schema_json, reaction_script,
                                          template_agent_id, source_organization_id, source_object_id)
            SELECT $1, $2, coalesce(max(version), 0) + 1, $3, $4, $5, $6, $7, $8
-           FROM watcher_versions WHERE watcher_id = $2""",
+           FROM identity.watcher_versions WHERE watcher_id = $2""",
         version_id,
         watcher_id,
         prompt,
@@ -516,20 +516,20 @@ async def watcher_version_append(
         reaction_script,
         *(provenance or (None, None, None)),
     )
-    await conn.execute("UPDATE watchers SET current_version_id = $2, updated_at = now() WHERE id = $1", watcher_id, version_id)
+    await conn.execute("UPDATE identity.watchers SET current_version_id = $2, updated_at = now() WHERE id = $1", watcher_id, version_id)
     return version_id
 
 
 async def watcher_version_get(conn: Connection, version_id: str) -> Record | None:
     return await conn.fetchrow(
-        """SELECT v.*, w.organization_id FROM watcher_versions v JOIN watchers w ON w.id = v.watcher_id WHERE v.id = $1""",
+        """SELECT v.*, w.organization_id FROM identity.watcher_versions v JOIN identity.watchers w ON w.id = v.watcher_id WHERE v.id = $1""",
         version_id,
     )
 
 
 async def watcher_version_list(conn: Connection, watcher_id: str, *, after_version: int | None, limit: int) -> list[Record]:
     return await conn.fetch(
-        """SELECT * FROM watcher_versions WHERE watcher_id = $1 AND ($2::int IS NULL OR version > $2)
+        """SELECT * FROM identity.watcher_versions WHERE watcher_id = $1 AND ($2::int IS NULL OR version > $2)
            ORDER BY version LIMIT $3""",
         watcher_id,
         after_version,

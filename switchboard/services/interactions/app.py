@@ -14,8 +14,9 @@ from switchboard.services.interactions.retention import Retention
 from switchboard.services.interactions.server import InteractionService
 from switchboard.services.interactions.settings import InteractionsSettings
 from switchboard.services.interactions.sweeper import QuestionSweeper
-from switchboard.shared.config import Settings
+from switchboard.shared.config import ConfigError, Settings
 from switchboard.shared.crypto import KeyRing
+from switchboard.shared.db import database_for
 from switchboard.shared.grpc.server import Registration
 from switchboard.shared.service import Service, ServiceApp
 from switchboard.interactions.v1 import (
@@ -41,7 +42,7 @@ async def create(
     """The interactions service, its stream hub (one listening connection) and maintenance loops."""
     own = own or InteractionsSettings()
     hub = StreamHub(
-        pool, settings.database_url or "", poll_seconds=own.events_poll_seconds, max_lag=own.events_max_lag, registry=registry
+        pool, _listen_url(settings), poll_seconds=own.events_poll_seconds, max_lag=own.events_max_lag, registry=registry
     )
     retention = Retention(pool, keep_last=own.events_retention_count, max_age_seconds=own.events_retention_seconds)
     sweeper = QuestionSweeper(pool)
@@ -74,6 +75,15 @@ async def create(
         components=[card_edits, hub, retention, sweeper],
         closers=[http.aclose],
     )
+
+
+def _listen_url(settings: Settings) -> str:
+    """Where the hub LISTENs: a session of its own, so the direct URL, never a transaction pooler.
+    Empty when the pool came without a URL (some tests): the hub then wakes by polling alone."""
+    try:
+        return database_for(settings, SCHEMA).session_url
+    except ConfigError:
+        return ""
 
 
 SERVICE = Service(

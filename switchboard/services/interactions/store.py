@@ -30,11 +30,11 @@ async def events_append(
     # stream name) for delivery at commit.
     row = await conn.fetchrow(
         """WITH head AS (
-               INSERT INTO streams (organization_id, name, last_sequence) VALUES ($1, $2, $3)
+               INSERT INTO interactions.streams (organization_id, name, last_sequence) VALUES ($1, $2, $3)
                ON CONFLICT (organization_id, name) DO UPDATE SET last_sequence = streams.last_sequence + $3
                RETURNING organization_id, name, last_sequence
            ), stored AS (
-               INSERT INTO events (organization_id, stream, sequence, type, payload_json)
+               INSERT INTO interactions.events (organization_id, stream, sequence, type, payload_json)
                SELECT $1, $2, head.last_sequence - $3 + e.i, e.t, e.p
                FROM head, unnest($4::text[], $5::text[]) WITH ORDINALITY AS e(t, p, i)
                RETURNING created_at
@@ -63,7 +63,7 @@ async def events_after(
         """SELECT sequence, type, payload_json, created_at FROM (
                SELECT sequence, type, payload_json, created_at,
                       sum(octet_length(payload_json)) OVER (ORDER BY sequence) - octet_length(payload_json) AS before
-               FROM events
+               FROM interactions.events
                WHERE organization_id = $1 AND stream = $2 AND sequence > $3
                ORDER BY sequence LIMIT $4
            ) page
@@ -82,9 +82,9 @@ async def stream_bounds(conn: Connection, organization_id: str, stream: str) -> 
     When every event was trimmed, the first stored is last + 1."""
     row = await conn.fetchrow(
         """SELECT s.last_sequence,
-                  coalesce((SELECT min(sequence) FROM events e WHERE e.organization_id = s.organization_id AND e.stream = s.name),
+                  coalesce((SELECT min(sequence) FROM interactions.events e WHERE e.organization_id = s.organization_id AND e.stream = s.name),
                            s.last_sequence + 1) AS first_sequence
-           FROM streams s WHERE s.organization_id = $1 AND s.name = $2""",
+           FROM interactions.streams s WHERE s.organization_id = $1 AND s.name = $2""",
         organization_id,
         stream,
     )
@@ -97,8 +97,8 @@ async def events_trim(conn: asyncpg.Connection, keep_last: int, max_age_seconds:
     """Delete one bounded batch of events beyond a stream's last ``keep_last`` or older than
     ``max_age_seconds``; how many were deleted."""
     status = await conn.execute(
-        """DELETE FROM events WHERE ctid IN (
-               SELECT e.ctid FROM events e JOIN streams s ON s.organization_id = e.organization_id AND s.name = e.stream
+        """DELETE FROM interactions.events WHERE ctid IN (
+               SELECT e.ctid FROM interactions.events e JOIN interactions.streams s ON s.organization_id = e.organization_id AND s.name = e.stream
                WHERE e.sequence <= s.last_sequence - $1 OR e.created_at < now() - make_interval(secs => $2)
                LIMIT $3)""",
         keep_last,
@@ -131,7 +131,7 @@ async def connection_upsert(
     """Insert a connection, or replace the credentials of the organisation's existing one for the
     same platform and external id. (None, False) when another organisation holds that id."""
     row = await conn.fetchrow(
-        f"""INSERT INTO connections (id, organization_id, platform, external_id, api_base_url, key_id, credentials)
+        f"""INSERT INTO interactions.connections (id, organization_id, platform, external_id, api_base_url, key_id, credentials)
             VALUES ($1, $2, $3, $4, $5, $6, $7)
             ON CONFLICT ON CONSTRAINT connections_external_key DO UPDATE
                 SET api_base_url = excluded.api_base_url, key_id = excluded.key_id,
@@ -157,7 +157,7 @@ async def connection_get(
     """The connection, within the caller's scope: its organisation (None: any) and, for a worker
     bound to one connection, that connection only."""
     return await conn.fetchrow(
-        f"""SELECT {_CONNECTION_COLUMNS} FROM connections
+        f"""SELECT {_CONNECTION_COLUMNS} FROM interactions.connections
             WHERE id = $1 AND ($2::uuid IS NULL OR organization_id = $2) AND ($3::uuid IS NULL OR id = $3)""",
         connection_id,
         organization_id,
@@ -167,13 +167,13 @@ async def connection_get(
 
 async def connection_organization(conn: Connection, connection_id: str) -> str | None:
     """The organisation a connection belongs to (to authorise an acting user), or None."""
-    found = await conn.fetchval("SELECT organization_id FROM connections WHERE id = $1", connection_id)
+    found = await conn.fetchval("SELECT organization_id FROM interactions.connections WHERE id = $1", connection_id)
     return str(found) if found else None
 
 
 async def connection_credentials(conn: Connection, connection_id: str) -> Record | None:
     """The connection with its sealed credentials (for the service's own use, never returned)."""
-    return await conn.fetchrow(f"SELECT {_CONNECTION_COLUMNS}, key_id, credentials FROM connections WHERE id = $1", connection_id)
+    return await conn.fetchrow(f"SELECT {_CONNECTION_COLUMNS}, key_id, credentials FROM interactions.connections WHERE id = $1", connection_id)
 
 
 async def connection_list(
@@ -185,7 +185,7 @@ async def connection_list(
     only_connection: str | None = None,
 ) -> list[Record]:
     return await conn.fetch(
-        f"""SELECT {_CONNECTION_COLUMNS} FROM connections
+        f"""SELECT {_CONNECTION_COLUMNS} FROM interactions.connections
             WHERE organization_id = $1 AND ($2::text IS NULL OR platform = $2)
               AND ($3::timestamptz IS NULL OR (created_at, id) > ($3, $4::uuid))
               AND ($6::uuid IS NULL OR id = $6)
@@ -206,10 +206,10 @@ async def connection_delete(conn: asyncpg.Connection, connection_id: str, organi
     before), and the connection's delete sees no question left for its cascade."""
     row = await conn.fetchrow(
         """WITH questions AS (
-               DELETE FROM pending_questions WHERE connection_id = $1 AND organization_id = $2
-               AND EXISTS (SELECT 1 FROM connections WHERE id = $1 AND organization_id = $2)
+               DELETE FROM interactions.pending_questions WHERE connection_id = $1 AND organization_id = $2
+               AND EXISTS (SELECT 1 FROM interactions.connections WHERE id = $1 AND organization_id = $2)
                RETURNING 1),
-           deleted AS (DELETE FROM connections WHERE id = $1 AND organization_id = $2 RETURNING 1)
+           deleted AS (DELETE FROM interactions.connections WHERE id = $1 AND organization_id = $2 RETURNING 1)
            SELECT (SELECT count(*) FROM questions) AS questions, (SELECT count(*) FROM deleted) AS connections""",
         connection_id,
         organization_id,
@@ -237,7 +237,7 @@ async def question_insert(
     """Raises NotFound when the connection went away since the caller read it (a concurrent delete)."""
     try:
         await conn.execute(
-            """INSERT INTO pending_questions (id, organization_id, connection_id, agent_id, expected_user_id, channel_id,
+            """INSERT INTO interactions.pending_questions (id, organization_id, connection_id, agent_id, expected_user_id, channel_id,
                                               question_text, options_json, payload_json)
                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)""",
             question_id,
@@ -258,7 +258,7 @@ async def question_set_message(
     conn: Connection, question_id: str, organization_id: str, connection_id: str, channel_id: str, message_id: str
 ) -> None:
     await conn.execute(
-        """UPDATE pending_questions SET message_channel_id = $4, message_id = $5
+        """UPDATE interactions.pending_questions SET message_channel_id = $4, message_id = $5
            WHERE id = $1 AND organization_id = $2 AND connection_id = $3""",
         question_id,
         organization_id,
@@ -274,7 +274,7 @@ async def question_claim(
     """The one atomic claim: the row when this call won it; None for a wrong scope or a row
     already claimed (nothing consumed either way)."""
     return await conn.fetchrow(
-        """UPDATE pending_questions SET claimed_at = now()
+        """UPDATE interactions.pending_questions SET claimed_at = now()
            WHERE id = $1 AND organization_id = $2 AND connection_id = $3 AND expected_user_id = $4
              AND ($5::uuid IS NULL OR agent_id = $5) AND claimed_at IS NULL
            RETURNING *""",
@@ -304,7 +304,7 @@ async def question_store(
     NotFound when the connection went away meanwhile."""
     try:
         return await conn.fetchrow(
-            """INSERT INTO pending_questions (id, organization_id, connection_id, agent_id, expected_user_id, channel_id,
+            """INSERT INTO interactions.pending_questions (id, organization_id, connection_id, agent_id, expected_user_id, channel_id,
                                               message_channel_id, message_id, payload_json)
                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
                ON CONFLICT (id) DO UPDATE
@@ -339,7 +339,7 @@ async def question_delete(
 ) -> bool:
     return bool(
         await conn.fetchval(
-            """DELETE FROM pending_questions
+            """DELETE FROM interactions.pending_questions
                WHERE id = $1 AND organization_id = $2 AND connection_id = $3 AND expected_user_id = $4
                  AND ($5::uuid IS NULL OR agent_id = $5)
                RETURNING 1""",
@@ -355,14 +355,14 @@ async def question_delete(
 async def question_delete_unscoped_by_service(conn: Connection, question_id: str) -> None:
     """Undo the service's own insert when posting the card failed (the row was never visible to
     a caller under another scope)."""
-    await conn.execute("DELETE FROM pending_questions WHERE id = $1", question_id)
+    await conn.execute("DELETE FROM interactions.pending_questions WHERE id = $1", question_id)
 
 
 async def questions_sweep(conn: Connection, max_age_seconds: float, limit: int) -> list[str]:
     """Delete up to ``limit`` questions older than ``max_age_seconds``, oldest first; their ids."""
     rows = await conn.fetch(
-        """DELETE FROM pending_questions WHERE id IN (
-               SELECT id FROM pending_questions WHERE created_at < now() - make_interval(secs => $1)
+        """DELETE FROM interactions.pending_questions WHERE id IN (
+               SELECT id FROM interactions.pending_questions WHERE created_at < now() - make_interval(secs => $1)
                ORDER BY created_at, id LIMIT $2 FOR UPDATE SKIP LOCKED)
            RETURNING id, created_at""",
         max_age_seconds,
@@ -380,7 +380,7 @@ async def question_get(
     conn: Connection, question_id: str, organization_id: str, connection_id: str, agent_id: str | None = None
 ) -> Record | None:
     return await conn.fetchrow(
-        """SELECT * FROM pending_questions
+        """SELECT * FROM interactions.pending_questions
            WHERE id = $1 AND organization_id = $2 AND connection_id = $3 AND ($4::uuid IS NULL OR agent_id = $4)""",
         question_id,
         organization_id,
@@ -391,13 +391,13 @@ async def question_get(
 
 async def question_record_answer(conn: Connection, question_id: str, option_id: str) -> None:
     await conn.execute(
-        "UPDATE pending_questions SET answered_option_id = $2, answered_at = now() WHERE id = $1", question_id, option_id
+        "UPDATE interactions.pending_questions SET answered_option_id = $2, answered_at = now() WHERE id = $1", question_id, option_id
     )
 
 
 async def connection_by_external_id(conn: Connection, platform: str, external_id: str) -> Record | None:
     return await conn.fetchrow(
-        f"SELECT {_CONNECTION_COLUMNS}, key_id, credentials FROM connections WHERE platform = $1 AND external_id = $2",
+        f"SELECT {_CONNECTION_COLUMNS}, key_id, credentials FROM interactions.connections WHERE platform = $1 AND external_id = $2",
         platform,
         external_id,
     )

@@ -50,7 +50,7 @@ async def run_insert(
     """Insert a pending run; None when an active run already holds the subject's sync slot or the
     idempotency key (the partial unique indexes decide, after any concurrent insert commits)."""
     return await conn.fetchrow(
-        """INSERT INTO runs (id, organization_id, lane, subject_id, payload_json, priority, run_after,
+        """INSERT INTO runs.runs (id, organization_id, lane, subject_id, payload_json, priority, run_after,
                              idempotency_key, max_attempts, agent_id)
            VALUES ($1, $2, $3, $4, $5, $6, coalesce($7, now()), $8, $9, $10)
            ON CONFLICT DO NOTHING
@@ -74,7 +74,7 @@ async def run_get_active_match(
     """The active run that made run_insert do nothing: same idempotency key, or same sync subject,
     of the same agent (or of no agent, for ``agent_id`` None)."""
     return await conn.fetchrow(
-        """SELECT * FROM runs
+        """SELECT * FROM runs.runs
            WHERE organization_id = $1 AND agent_id IS NOT DISTINCT FROM $5::uuid AND status IN ('pending', 'running')
              AND (($4::text IS NOT NULL AND idempotency_key = $4) OR ($2 = 'sync' AND lane = 'sync' AND subject_id = $3))
            LIMIT 1""",
@@ -91,14 +91,14 @@ async def run_claim(conn: Connection, worker_id: str, lanes: list[str], scope: S
     skipped, so concurrent claimers never wait for each other nor take the same run."""
     return await conn.fetchrow(
         """WITH next AS (
-               SELECT id FROM runs
+               SELECT id FROM runs.runs
                WHERE status = 'pending' AND run_after <= now() AND lane = ANY($2::text[])
                  AND ($3::uuid IS NULL OR organization_id = $3) AND ($4::uuid IS NULL OR agent_id = $4)
                ORDER BY (lane = 'auth') DESC, priority DESC, created_at, id
                LIMIT 1
                FOR UPDATE SKIP LOCKED
            )
-           UPDATE runs AS r
+           UPDATE runs.runs AS r
            SET status = 'running', claimed_by = $1, attempt = r.attempt + 1, claimed_at = now(),
                last_heartbeat_at = now(), heartbeats = 0, cancel_requested = false, updated_at = now()
            FROM next WHERE r.id = next.id
@@ -113,7 +113,7 @@ async def run_claim(conn: Connection, worker_id: str, lanes: list[str], scope: S
 async def run_heartbeat(conn: Connection, run_id: str, worker_id: str, attempt: int, scope: Scope) -> bool | None:
     """Record a heartbeat of the current claim; cancel_requested, or None when fenced out."""
     return await conn.fetchval(
-        f"""UPDATE runs SET last_heartbeat_at = now(), heartbeats = heartbeats + 1, updated_at = now()
+        f"""UPDATE runs.runs SET last_heartbeat_at = now(), heartbeats = heartbeats + 1, updated_at = now()
             WHERE {_FENCED} RETURNING cancel_requested""",
         run_id,
         worker_id,
@@ -127,7 +127,7 @@ async def run_complete(
     conn: Connection, run_id: str, worker_id: str, attempt: int, scope: Scope, result_json: str
 ) -> Record | None:
     return await conn.fetchrow(
-        f"""UPDATE runs SET status = 'completed', result_json = $6, finished_at = now(), updated_at = now()
+        f"""UPDATE runs.runs SET status = 'completed', result_json = $6, finished_at = now(), updated_at = now()
             WHERE {_FENCED} RETURNING *""",
         run_id,
         worker_id,
@@ -154,7 +154,7 @@ async def run_fail(
     retryable, failed for good otherwise."""
     # One statement whose WHERE is the fence: the CASEs read the row as it is when the fence holds.
     return await conn.fetchrow(
-        f"""UPDATE runs
+        f"""UPDATE runs.runs
             SET status = CASE WHEN cancel_requested THEN 'cancelled'
                               WHEN $7 AND attempt < max_attempts THEN 'pending'
                               ELSE 'failed' END,
@@ -182,7 +182,7 @@ async def run_fail(
 async def run_cancel(conn: Connection, run_id: str, scope: Scope) -> Record | None:
     """Pending → cancelled at once; running → cancel_requested. None when the run is not active."""
     return await conn.fetchrow(
-        """UPDATE runs
+        """UPDATE runs.runs
            SET status = CASE WHEN status = 'pending' THEN 'cancelled' ELSE status END,
                cancel_requested = (status = 'running'),
                finished_at = CASE WHEN status = 'pending' THEN now() ELSE finished_at END,
@@ -198,7 +198,7 @@ async def run_cancel(conn: Connection, run_id: str, scope: Scope) -> Record | No
 
 async def run_get(conn: Connection, run_id: str, scope: Scope) -> Record | None:
     return await conn.fetchrow(
-        "SELECT * FROM runs WHERE id = $1 AND ($2::uuid IS NULL OR organization_id = $2) AND ($3::uuid IS NULL OR agent_id = $3)",
+        "SELECT * FROM runs.runs WHERE id = $1 AND ($2::uuid IS NULL OR organization_id = $2) AND ($3::uuid IS NULL OR agent_id = $3)",
         run_id,
         scope.organization_id,
         scope.agent_id,
@@ -207,7 +207,7 @@ async def run_get(conn: Connection, run_id: str, scope: Scope) -> Record | None:
 
 async def run_organization(conn: Connection, run_id: str) -> str | None:
     """The organisation a run belongs to (to authorise an acting user), or None."""
-    found = await conn.fetchval("SELECT organization_id FROM runs WHERE id = $1", run_id)
+    found = await conn.fetchval("SELECT organization_id FROM runs.runs WHERE id = $1", run_id)
     return str(found) if found else None
 
 
@@ -224,7 +224,7 @@ async def run_list(
 ) -> list[Record]:
     """An organisation's runs, newest first, after the given position."""
     return await conn.fetch(
-        """SELECT * FROM runs
+        """SELECT * FROM runs.runs
            WHERE organization_id = $1
              AND ($2::text[] IS NULL OR lane = ANY($2))
              AND ($3::text[] IS NULL OR status = ANY($3))
@@ -247,7 +247,7 @@ async def run_list(
 # The reaper's sweep: $1 stale-after seconds, $2 and $3 the watcher lane's thresholds, $4 the batch,
 # $5 and $6 the retry backoff base and cap. A constant so that tests can EXPLAIN the real statement.
 REAP_STALE_SQL = """WITH stale_workers AS (
-               SELECT id FROM runs
+               SELECT id FROM runs.runs
                WHERE status = 'running' AND lane IN ('sync', 'action', 'embed_backfill', 'auth')
                  AND last_heartbeat_at < now() - make_interval(secs => $1)
                ORDER BY last_heartbeat_at
@@ -255,7 +255,7 @@ REAP_STALE_SQL = """WITH stale_workers AS (
                FOR UPDATE SKIP LOCKED
            ),
            stale_watchers AS (
-               SELECT id FROM runs
+               SELECT id FROM runs.runs
                WHERE status = 'running' AND lane = 'watcher'
                  AND ((heartbeats = 0 AND last_heartbeat_at < now() - make_interval(secs => $2))
                       OR (heartbeats > 0 AND last_heartbeat_at < now() - make_interval(secs => $3)))
@@ -265,7 +265,7 @@ REAP_STALE_SQL = """WITH stale_workers AS (
            ),
            stale AS (SELECT id FROM stale_workers UNION ALL SELECT id FROM stale_watchers),
            reaped AS (
-               UPDATE runs AS r
+               UPDATE runs.runs AS r
                SET status = 'timeout', error_message = 'worker_heartbeat_lost', finished_at = now(), updated_at = now()
                FROM stale WHERE r.id = stale.id AND r.status = 'running'
                RETURNING r.organization_id, r.agent_id, r.lane, r.subject_id, r.payload_json, r.priority, r.attempt,
@@ -275,7 +275,7 @@ REAP_STALE_SQL = """WITH stale_workers AS (
                -- The retry carries the attempt count on (the next claim makes it attempt + 1), so a
                -- subject whose workers keep dying stops at max_attempts; a cancelled run is not
                -- retried; the backoff grows as for a retryable failure.
-               INSERT INTO runs (id, organization_id, agent_id, lane, subject_id, payload_json, priority, attempt, max_attempts,
+               INSERT INTO runs.runs (id, organization_id, agent_id, lane, subject_id, payload_json, priority, attempt, max_attempts,
                                  run_after, error_message)
                SELECT gen_random_uuid(), organization_id, agent_id, lane, subject_id, payload_json, priority, attempt, max_attempts,
                       now() + make_interval(secs => least($5 * power(2, attempt - 1), $6) * (0.5 + random() / 2)),
@@ -321,5 +321,5 @@ async def try_reaper_lock(conn: asyncpg.Connection) -> bool:
 async def run_count_active(conn: Connection) -> list[Record]:
     """Active runs by lane and status (served by the partial indexes: cost follows active runs)."""
     return await conn.fetch(
-        "SELECT lane, status, count(*) AS n FROM runs WHERE status IN ('pending', 'running') GROUP BY lane, status"
+        "SELECT lane, status, count(*) AS n FROM runs.runs WHERE status IN ('pending', 'running') GROUP BY lane, status"
     )

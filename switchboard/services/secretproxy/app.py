@@ -45,7 +45,7 @@ async def create(
     assert settings.internal_token is not None
     keys = KeyRing(settings.credentials_keys) if settings.credentials_keys else None
     upstreams = parse_upstreams(own.proxy_upstreams)
-    identity = open_channel(settings.target_of("identity"), token=settings.internal_token)
+    identity = open_channel(settings.target_of("identity"), token=settings.internal_token, health_checked=True)
     organizations = OrganizationResolver(identity, timeout_seconds=own.proxy_identity_timeout_seconds)
     audit = AuditLog(pool)
     http = UpstreamClients(connect_timeout=own.proxy_connect_timeout_seconds, read_timeout=own.proxy_read_timeout_seconds)

@@ -43,7 +43,7 @@ async def secret_insert(
     try:
         return await conn.fetchrow(
             f"""
-            INSERT INTO secrets (id, organization_id, agent_id, name, placeholder_hash, key_id, sealed_value)
+            INSERT INTO secretproxy.secrets (id, organization_id, agent_id, name, placeholder_hash, key_id, sealed_value)
             VALUES ($1, $2, $3, $4, $5, $6, $7)
             RETURNING {_SECRET_COLUMNS}
             """,
@@ -59,7 +59,7 @@ async def secret_insert(
 
 
 async def secret_get(conn: Connection, secret_id: str) -> Record | None:
-    return await conn.fetchrow(f"SELECT {_SECRET_COLUMNS} FROM secrets WHERE id = $1", secret_id)
+    return await conn.fetchrow(f"SELECT {_SECRET_COLUMNS} FROM secretproxy.secrets WHERE id = $1", secret_id)
 
 
 async def secret_rotate(conn: Connection, secret_id: str, organization_id: str, key_id: str, sealed_value: bytes) -> Record | None:
@@ -67,7 +67,7 @@ async def secret_rotate(conn: Connection, secret_id: str, organization_id: str, 
     so a secret cannot change hands between the caller's check and the write)."""
     return await conn.fetchrow(
         f"""
-        UPDATE secrets SET key_id = $3, sealed_value = $4, rotated_at = now()
+        UPDATE secretproxy.secrets SET key_id = $3, sealed_value = $4, rotated_at = now()
         WHERE id = $1 AND organization_id = $2
         RETURNING {_SECRET_COLUMNS}
         """,
@@ -77,7 +77,7 @@ async def secret_rotate(conn: Connection, secret_id: str, organization_id: str, 
 
 async def secret_delete(conn: Connection, secret_id: str, organization_id: str) -> Record | None:
     return await conn.fetchrow(
-        f"DELETE FROM secrets WHERE id = $1 AND organization_id = $2 RETURNING {_SECRET_COLUMNS}",
+        f"DELETE FROM secretproxy.secrets WHERE id = $1 AND organization_id = $2 RETURNING {_SECRET_COLUMNS}",
         secret_id, organization_id,
     )
 
@@ -88,7 +88,7 @@ async def secret_list(
     """Ordered by name, then id; ``after`` is the (name, id) of the last row of the previous page."""
     return await conn.fetch(
         f"""
-        SELECT {_SECRET_COLUMNS} FROM secrets
+        SELECT {_SECRET_COLUMNS} FROM secretproxy.secrets
         WHERE organization_id = $1
           AND ($2::uuid IS NULL OR agent_id = $2)
           AND ($3::text IS NULL OR (name, id) > ($3, $4::uuid))
@@ -114,7 +114,7 @@ async def credential_insert(
 ) -> Record:
     return await conn.fetchrow(
         f"""
-        INSERT INTO provider_credentials (id, organization_id, provider, priority, key_id, sealed_value)
+        INSERT INTO secretproxy.provider_credentials (id, organization_id, provider, priority, key_id, sealed_value)
         VALUES ($1, $2, $3, $4, $5, $6)
         RETURNING {_CREDENTIAL_COLUMNS}
         """,
@@ -123,12 +123,12 @@ async def credential_insert(
 
 
 async def credential_get(conn: Connection, credential_id: str) -> Record | None:
-    return await conn.fetchrow(f"SELECT {_CREDENTIAL_COLUMNS} FROM provider_credentials WHERE id = $1", credential_id)
+    return await conn.fetchrow(f"SELECT {_CREDENTIAL_COLUMNS} FROM secretproxy.provider_credentials WHERE id = $1", credential_id)
 
 
 async def credential_delete(conn: Connection, credential_id: str, organization_id: str) -> Record | None:
     return await conn.fetchrow(
-        f"DELETE FROM provider_credentials WHERE id = $1 AND organization_id = $2 RETURNING {_CREDENTIAL_COLUMNS}",
+        f"DELETE FROM secretproxy.provider_credentials WHERE id = $1 AND organization_id = $2 RETURNING {_CREDENTIAL_COLUMNS}",
         credential_id, organization_id,
     )
 
@@ -139,7 +139,7 @@ async def credential_list(
     """Ordered by provider, priority descending, then id; ``after`` is the last row's position."""
     return await conn.fetch(
         f"""
-        SELECT {_CREDENTIAL_COLUMNS} FROM provider_credentials
+        SELECT {_CREDENTIAL_COLUMNS} FROM secretproxy.provider_credentials
         WHERE organization_id = $1
           AND ($2::text IS NULL OR provider = $2)
           AND ($3::text IS NULL OR (provider, -priority, id) > ($3, -$4::integer, $5::uuid))
@@ -155,7 +155,7 @@ async def credential_list(
 
 async def policy_get(conn: Connection, organization_id: str) -> Record | None:
     return await conn.fetchrow(
-        "SELECT organization_id, rules, policy_hash, updated_at FROM egress_policies WHERE organization_id = $1",
+        "SELECT organization_id, rules, policy_hash, updated_at FROM secretproxy.egress_policies WHERE organization_id = $1",
         organization_id,
     )
 
@@ -163,7 +163,7 @@ async def policy_get(conn: Connection, organization_id: str) -> Record | None:
 async def policy_set(conn: Connection, organization_id: str, rules: Sequence[dict[str, Any]], policy_hash: str) -> Record:
     return await conn.fetchrow(
         """
-        INSERT INTO egress_policies (organization_id, rules, policy_hash, updated_at)
+        INSERT INTO secretproxy.egress_policies (organization_id, rules, policy_hash, updated_at)
         VALUES ($1, $2::jsonb, $3, now())
         ON CONFLICT (organization_id) DO UPDATE
             SET rules = EXCLUDED.rules, policy_hash = EXCLUDED.policy_hash, updated_at = now()
@@ -199,20 +199,20 @@ class ForwardSnapshot:
 _FORWARD_SNAPSHOT = """
 SELECT
     EXISTS (
-        SELECT 1 FROM failed_lookups
+        SELECT 1 FROM secretproxy.failed_lookups
         WHERE source = ANY($1::text[]) AND failures >= $2
           AND window_started_at > now() - make_interval(secs => $3)
     ) AS blocked,
     s.hashes, s.ids, s.organizations, s.agents, s.key_ids, s.sealed,
     c.id AS credential_id, c.key_id AS credential_key_id, c.sealed_value AS credential_sealed,
-    (SELECT policy_hash FROM egress_policies WHERE organization_id = $4) AS policy_hash
+    (SELECT policy_hash FROM secretproxy.egress_policies WHERE organization_id = $4) AS policy_hash
 FROM (
     SELECT array_agg(placeholder_hash) AS hashes, array_agg(id) AS ids, array_agg(organization_id) AS organizations,
            array_agg(agent_id) AS agents, array_agg(key_id) AS key_ids, array_agg(sealed_value) AS sealed
-    FROM secrets WHERE placeholder_hash = ANY($5::bytea[])
+    FROM secretproxy.secrets WHERE placeholder_hash = ANY($5::bytea[])
 ) AS s
 LEFT JOIN LATERAL (
-    SELECT id, key_id, sealed_value FROM provider_credentials
+    SELECT id, key_id, sealed_value FROM secretproxy.provider_credentials
     WHERE organization_id = $4 AND provider = $6
     ORDER BY priority DESC, created_at DESC, id DESC
     LIMIT 1
@@ -254,7 +254,7 @@ async def record_failed_lookups(conn: Connection, sources: Sequence[str], window
     """Count one failed lookup for each source, in fixed windows that restart once expired."""
     await conn.execute(
         """
-        INSERT INTO failed_lookups AS f (source, window_started_at, failures)
+        INSERT INTO secretproxy.failed_lookups AS f (source, window_started_at, failures)
         SELECT unnest($1::text[]), now(), 1
         ON CONFLICT (source) DO UPDATE SET
             failures = CASE WHEN f.window_started_at <= now() - make_interval(secs => $2) THEN 1 ELSE f.failures + 1 END,
@@ -276,15 +276,15 @@ AUDIT_COLUMNS = (
 async def audit_insert(pool: asyncpg.Pool, records: Sequence[tuple]) -> None:
     """Write audit records (tuples in AUDIT_COLUMNS order) with COPY: one round trip per batch."""
     async with pool.acquire() as conn:
-        await conn.copy_records_to_table("audit_records", columns=AUDIT_COLUMNS, records=records)
+        await conn.copy_records_to_table("audit_records", schema_name="secretproxy", columns=AUDIT_COLUMNS, records=records)
 
 
 async def audit_trim(conn: Connection, retention_seconds: float, batch_size: int) -> int:
     """Delete up to ``batch_size`` of the oldest records older than the retention; the count."""
     result = await conn.execute(
         """
-        DELETE FROM audit_records WHERE id IN (
-            SELECT id FROM audit_records
+        DELETE FROM secretproxy.audit_records WHERE id IN (
+            SELECT id FROM secretproxy.audit_records
             WHERE recorded_at < now() - make_interval(secs => $1)
             ORDER BY recorded_at LIMIT $2
         )
@@ -296,7 +296,7 @@ async def audit_trim(conn: Connection, retention_seconds: float, batch_size: int
 
 async def failed_lookups_trim(conn: Connection, window_seconds: float) -> int:
     result = await conn.execute(
-        "DELETE FROM failed_lookups WHERE window_started_at <= now() - make_interval(secs => $1)",
+        "DELETE FROM secretproxy.failed_lookups WHERE window_started_at <= now() - make_interval(secs => $1)",
         window_seconds,
     )
     return int(result.split()[-1])

@@ -13,6 +13,12 @@ from switchboard.shared.auth import AUTHORIZATION_HEADER
 # with UNAVAILABLE may still have had effects, so only the caller knows whether repeating it is
 # safe; gRPC already retries transparently the calls that never left the client.
 _SERVICE_CONFIG = json.dumps({"loadBalancingConfig": [{"round_robin": {}}]})
+# The same, skipping replicas whose health (grpc.health.v1 Watch, the whole server: "") is not
+# SERVING: a replica cut off from its database, or draining, gets no new calls while another
+# serves. When none serves, calls fail at once with UNAVAILABLE ("backend unhealthy").
+_HEALTH_CHECKED_SERVICE_CONFIG = json.dumps(
+    {"loadBalancingConfig": [{"round_robin": {}}], "healthCheckConfig": {"serviceName": ""}}
+)
 
 
 class _CallDefaults:
@@ -64,14 +70,16 @@ def open_channel(
     token: str | None = None,
     default_timeout: float = 10.0,
     max_message_bytes: int = 4 << 20,
+    health_checked: bool = False,
 ) -> grpc.aio.Channel:
     """An insecure channel to ``target`` (``host:port``, ``ipv4:a:p,b:q`` or ``dns:///name:port``)
     that balances round robin over every address, sends ``token`` as the bearer, and gives unary
-    calls ``default_timeout`` seconds unless the caller sets a timeout."""
+    calls ``default_timeout`` seconds unless the caller sets a timeout. ``health_checked``: only
+    over the replicas that report SERVING (client-side health checking)."""
     return grpc.aio.insecure_channel(
         target,
         options=[
-            ("grpc.service_config", _SERVICE_CONFIG),
+            ("grpc.service_config", _HEALTH_CHECKED_SERVICE_CONFIG if health_checked else _SERVICE_CONFIG),
             ("grpc.max_receive_message_length", max_message_bytes),
             ("grpc.max_send_message_length", max_message_bytes),
             ("grpc.keepalive_time_ms", 30_000),

@@ -18,6 +18,11 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 SERVICE_UNKNOWN = health_pb2.HealthCheckResponse.SERVICE_UNKNOWN
+LIVENESS = "liveness"
+"""The service name a liveness probe asks for (Kubernetes' gRPC livenessProbe): SERVING whenever
+the process answers at all. A replica whose database is out of reach is alive (NOT_SERVING for
+``""``, so out of rotation) and must not be restarted for it: it serves again once the database
+is back."""
 
 
 class HealthService(health_pb2_grpc.HealthServicer):
@@ -60,6 +65,8 @@ class HealthService(health_pb2_grpc.HealthServicer):
         self._changed.notify_all()
 
     async def Check(self, request: health_pb2.HealthCheckRequest, context: grpc.aio.ServicerContext):
+        if request.service == LIVENESS:
+            return health_pb2.HealthCheckResponse(status=SERVING)
         status = self._status.get(request.service)
         if status is None:
             await context.abort(grpc.StatusCode.NOT_FOUND, f"unknown service {request.service!r}")
