@@ -189,3 +189,44 @@ async def test_an_sse_client_that_does_not_read_is_ended_with_where_to_resume_an
         error = json.loads(body.rsplit("event: error", 1)[1].split("data: ", 1)[1].split("\r\n", 1)[0])
         assert (error["code"], error["resume_after_sequence"]) == ("ABORTED", str(ids[-1]))
         writer.close()
+
+
+async def _chunks(reader: asyncio.StreamReader, want_ids: int) -> tuple[list[int], list[int]]:
+    """The sizes of the chunks of a chunked HTTP/1.1 response (each one write of the edge), and
+    the event ids in them, until ``want_ids`` ids were read."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200") and b"transfer-encoding: chunked" in head.lower(), head
+    sizes: list[int] = []
+    body = b""
+    while (b"\n" + body).count(b"\nid: ") < want_ids:
+        size = int((await reader.readuntil(b"\r\n")).strip(), 16)
+        sizes.append(size)
+        body += (await reader.readexactly(size + 2))[:-2]
+    ids = [int(line[4:]) for line in body.decode().splitlines() if line.startswith("id: ")]
+    return sizes, ids
+
+
+async def test_a_client_resuming_far_back_in_the_feed_gets_its_backlog_in_bounded_writes(migrated_database):
+    # A client that resumes at the start of a full feed window must not get the window (up to
+    # 4 MiB) joined into one write: a client that then stops reading would pin all of it in the
+    # edge's send buffer, and a few hundred such clients (within the per-organisation limit) the
+    # edge's memory. Writes stay bounded, as on the unshared path (one event each).
+    org, agent = str(uuid.uuid4()), str(uuid.uuid4())
+    stream, token = f"agents/{agent}", worker(org, agent).token
+    big = json.dumps({"pad": "z" * 30_000})
+    async with edge_over(migrated_database) as edge, httpx.AsyncClient(base_url=edge.url, timeout=httpx.Timeout(10, read=20)) as http:
+        async with asyncio.timeout(30), sse(http, stream, token, after=0) as live:  # opens the feed at the head (0)
+            for _ in range(2):
+                await edge.service.stub.PublishBatch(
+                    pb.PublishBatchRequest(stream=stream, organization_id=org, events=[pb.EventInput(type="t", payload_json=big)] * 50),
+                    metadata=OPERATOR,
+                )
+            for sequence in range(1, 101):  # the feed now holds all 100 (3 MB, within its window)
+                assert (await anext(live))[1] == str(sequence)
+            reader, writer = await asyncio.open_connection("127.0.0.1", int(edge.url.rsplit(":", 1)[1]))
+            writer.write(f"GET /v1/streams/{stream}/events HTTP/1.1\r\nHost: edge\r\nAuthorization: Bearer {token}\r\nLast-Event-ID: 0\r\n\r\n".encode())
+            sizes, ids = await _chunks(reader, 100)
+            writer.close()
+        assert ids == list(range(1, 101))  # every event, in order, from the shared window
+        assert edge.fanout.upstream_opened == 1
+        assert max(sizes) <= 128 << 10, sizes  # 3 MB in writes of at most 64 KiB (or one event)

@@ -44,6 +44,7 @@ log = get_logger(__name__)
 StreamKey = tuple[str, str]  # (organization_id, stream)
 WINDOW_ROWS = 1000
 WINDOW_BYTES = 4 << 20  # a feed's frames in memory at most (events are up to 1 MiB each)
+WRITE_BYTES = 64 << 10  # one write to a client at most (a larger frame goes alone)
 # The feed opens after this sequence: beyond any head, so that the first answer is the head.
 _BEYOND_ANY = 2**63 - 1
 
@@ -340,10 +341,16 @@ class StreamFanout:
                 message = f"the client could not keep up; resubscribe after sequence {client.position}"
                 yield error_frame("ABORTED", message, client.position)
                 return
-            # What the window holds after the position goes out in one write (a client that was a
-            # few events behind catches up in one), each event checked.
+            # What the window holds after the position goes out in few writes (a client that was a
+            # few events behind catches up in one), each event checked; a write is at most
+            # WRITE_BYTES (or one frame): a client resuming at the window's start that then stops
+            # reading must not pin the whole window (4 MiB) in the edge's send buffer.
             out: list[bytes] = []
+            size, full = 0, False
             for sequence, frame in feed.after(client.position):
+                if out and size + len(frame) > WRITE_BYTES:
+                    full = True  # the rest in the next round (the window is looked at again)
+                    break
                 try:
                     self._authenticator.still_valid(client.principal)  # before each delivery
                 except DomainError as exc:
@@ -353,8 +360,9 @@ class StreamFanout:
                 if sequence > client.position + 1:
                     out.append(trimmed_frame(client.position, sequence))  # trimmed before the feed read it
                 out.append(frame)
+                size += len(frame)
                 client.position = sequence
-            if feed.tail > client.position and not feed.after(client.position):  # trimmed up to the tail
+            if not full and feed.tail > client.position and not feed.after(client.position):  # trimmed up to the tail
                 out.append(trimmed_frame(client.position, feed.tail + 1))
                 client.position = feed.tail
             if out:
