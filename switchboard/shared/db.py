@@ -58,6 +58,13 @@ def database_for(settings: Settings, context: str) -> Database:
     url = own or settings.database_url
     if url is None:
         raise ConfigError(f"required but not set: {names['database_url']} (or {names[f'{context}_database_url']})")
+    if own_direct is not None and own is None:
+        # The direct URL reaches the context's own database without the pooler: alone, it would
+        # put the migrations and LISTEN on one database and the calls on DATABASE_URL's.
+        raise ConfigError(
+            f"{names[f'{context}_database_direct_url']} is set without {names[f'{context}_database_url']}: "
+            f"set both (one database of its own), or neither (the shared one, with {names['database_direct_url']})"
+        )
     if own_direct is not None:
         return Database(context, url, own_direct, pooled)
     if own is not None:

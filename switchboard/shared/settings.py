@@ -13,6 +13,7 @@ a near miss of a declared name is an error.
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
@@ -148,13 +149,17 @@ def edit_distance(a: str, b: str, bound: int) -> int:
 
 # Parsers: each returns the typed value or raises ValueError saying what it expected.
 
+# What a number in a setting looks like: ASCII digits only. int() and float() also take "1_000",
+# "٣" (any Unicode digit) and, for float(), "nan" and "infinity": a value nobody means to write.
+_INTEGER = re.compile(r"[+-]?[0-9]{1,18}")
+_DECIMAL = re.compile(r"[+-]?(?:[0-9]{1,18}(?:\.[0-9]{0,18})?|\.[0-9]{1,18})(?:[eE][+-]?[0-9]{1,3})?")
+
 
 def integer(low: int, high: int) -> Callable[[str], int]:
     def parse(raw: str) -> int:
-        try:
-            value = int(raw.strip())
-        except ValueError:
-            raise ValueError(f"expected an integer, got {raw!r}") from None
+        if not _INTEGER.fullmatch(raw.strip()):
+            raise ValueError(f"expected an integer, got {raw!r}")
+        value = int(raw.strip())
         if not low <= value <= high:
             raise ValueError(f"expected an integer from {low} to {high}, got {value}")
         return value
@@ -164,10 +169,9 @@ def integer(low: int, high: int) -> Callable[[str], int]:
 
 def seconds(low: float, high: float) -> Callable[[str], float]:
     def parse(raw: str) -> float:
-        try:
-            value = float(raw.strip())
-        except ValueError:
-            raise ValueError(f"expected a number of seconds, got {raw!r}") from None
+        if not _DECIMAL.fullmatch(raw.strip()):
+            raise ValueError(f"expected a number of seconds, got {raw!r}")
+        value = float(raw.strip())
         if not low <= value <= high:
             raise ValueError(f"expected seconds from {low:g} to {high:g}, got {value:g}")
         return value

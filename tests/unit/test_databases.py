@@ -74,6 +74,18 @@ def test_a_transaction_pooler_without_a_direct_url_is_refused_naming_the_variabl
     assert database_for(settings, "identity").session_url == DIRECT
 
 
+def test_a_direct_url_of_its_own_without_the_contexts_url_is_refused():
+    # Alone, SWITCHBOARD_RUNS_DATABASE_DIRECT_URL used to be taken as runs' session URL while its
+    # pool stayed on DATABASE_URL: migrations and LISTEN on one database, every call on another.
+    for env in ({"DATABASE_URL": SHARED}, {"DATABASE_URL": POOLED, "SWITCHBOARD_DATABASE_POOLER": "transaction", "SWITCHBOARD_DATABASE_DIRECT_URL": DIRECT}):
+        settings = load_settings({**env, "SWITCHBOARD_RUNS_DATABASE_DIRECT_URL": "postgresql://app@runs-db:5432/runs"})
+        with pytest.raises(ConfigError) as caught:
+            database_for(settings, "runs")
+        assert str(caught.value).startswith("SWITCHBOARD_RUNS_DATABASE_DIRECT_URL is set without SWITCHBOARD_RUNS_DATABASE_URL")
+        assert "runs-db" not in str(caught.value)  # names the variables, never their values
+        assert database_for(settings, "identity").url == env["DATABASE_URL"]
+
+
 def test_an_unknown_pooler_mode_is_refused():
     with pytest.raises(ConfigError, match="SWITCHBOARD_DATABASE_POOLER: expected one of none, transaction"):
         load_settings({"SWITCHBOARD_DATABASE_POOLER": "session"})

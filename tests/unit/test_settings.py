@@ -186,3 +186,24 @@ def test_a_typo_stops_the_cli_before_anything_starts(tmp_path):
     assert result.returncode == 2
     assert "RUNS_REAPER_INTERVAL_SECOND: unknown setting (did you mean RUNS_REAPER_INTERVAL_SECONDS?)" in result.stderr
     assert "SUPABASE_UR: unknown setting (did you mean SUPABASE_URL?)" in result.stderr
+
+
+@pytest.mark.parametrize("value", ["1_000", "\u0663", "\uff11\uff10", "1e3", "0x10", ""])
+def test_a_number_setting_takes_ascii_digits_only(value):
+    # int() reads "1_000" and "٣" (Arabic-Indic three): a value nobody types on purpose.
+    with pytest.raises(ConfigError, match="SWITCHBOARD_EDGE_SSE_MAX_CLIENTS: expected an integer"):
+        load_configuration({"SWITCHBOARD_EDGE_SSE_MAX_CLIENTS": value or " "})
+
+
+@pytest.mark.parametrize("value", ["1_0", "\u0663", "nan", "infinity", "0x1"])
+def test_a_seconds_setting_takes_an_ascii_decimal_only(value):
+    with pytest.raises(ConfigError, match="SWITCHBOARD_REVOCATION_REFRESH_SECONDS: expected"):
+        load_configuration({"SWITCHBOARD_REVOCATION_REFRESH_SECONDS": value})
+
+
+def test_plain_numbers_still_read():
+    configuration = load_configuration(
+        {"SWITCHBOARD_EDGE_SSE_MAX_CLIENTS": " 250 ", "SWITCHBOARD_REVOCATION_REFRESH_SECONDS": "2.5", "SWITCHBOARD_DEFAULT_DEADLINE_SECONDS": "1e1"}
+    )
+    assert configuration.of("edge").edge_sse_max_clients == 250
+    assert (configuration.platform.revocation_refresh_seconds, configuration.platform.default_deadline_seconds) == (2.5, 10.0)

@@ -3,7 +3,8 @@
 The worker authenticates with its worker token (`Authorization: Bearer …`), which the edge passes
 on to the interactions service, where its scope is enforced; the edge reads the token only to know
 its organisation. Resume with `Last-Event-ID` or `?after=`. Each event is `id: <sequence>`,
-`event: <type>`, `data: <payload>`; a `: keep-alive` comment goes out every 15 s; trimmed events are
+`event: <type>`, `data: <payload>`; a `: keep-alive` comment goes out every 15 s;
+the clients of one stream share one upstream subscription per edge process (fanout.py); trimmed events are
 announced by a `trimmed` event; a position beyond the stream's head (its storage was reset), on
 resuming or mid-stream, by a `reset` event whose id is the head, before the events after it. When the client goes away, the subscription is cancelled at once.
 """
@@ -19,15 +20,18 @@ from sse_starlette.sse import EventSourceResponse, ServerSentEvent
 from starlette.requests import Request
 from starlette.responses import Response
 
+from switchboard.services.edge.fanout import StreamFanout
 from switchboard.services.edge.problems import problem, problem_from_status
+from switchboard.services.edge.sse import FrameStream
 from switchboard.shared.auth import WorkerTokens
-from switchboard.shared.errors import Unauthenticated, error_info
+from switchboard.shared.errors import DomainError, Unauthenticated, error_info
 from switchboard.shared.headers import SUBSCRIBED_HEADER
 from switchboard.shared.validation import ascii_int
 from switchboard.interactions.v1 import event_service_pb2 as pb
 from switchboard.interactions.v1 import event_service_pb2_grpc
 
 KEEP_ALIVE_SECONDS = 15
+HEADERS = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
 SUBSCRIBE_WAIT_SECONDS = 10
 
 
@@ -49,6 +53,16 @@ async def stream_events(request: Request) -> Response:
         worker = tokens.verify(token.strip())
     except Unauthenticated as exc:
         return problem(401, exc.message)
+    # Where the clients of a stream share one upstream feed, the edge checks the token itself
+    # too, before the client joins and before each delivery: a revoked token is refused here.
+    fanout: StreamFanout | None = request.app.state.fanout
+    if fanout is not None:
+        try:
+            fanout.check(worker)
+        except Unauthenticated as exc:
+            return problem(401, exc.message)
+        except DomainError:
+            fanout = None  # no fresh list of revocations here: the service checks this client
     after = _after(request)
     if after is None:
         return problem(400, "Last-Event-ID and ?after= must be a non-negative event sequence: ASCII digits, below 2^63")
@@ -70,11 +84,21 @@ async def stream_events(request: Request) -> Response:
     if metadata is None or SUBSCRIBED_HEADER not in dict(metadata):
         code = await call.code()
         return problem_from_status(code, await call.details())
+    # Accepted by the service, for this token: the client joins the stream's one upstream feed in
+    # this process (after catching up on its own call), where the edge can check the token again
+    # before each delivery; otherwise it keeps its own call, checked by the service.
+    if fanout is not None:
+        key = (worker.organization_id or "", request.path_params["stream"])
+        refused = fanout.refusal(worker, key)
+        if refused is not None:
+            call.cancel()
+            return problem_from_status(refused.code, refused.message)
+        return FrameStream(fanout.events(worker, key, after, call), HEADERS)
     return EventSourceResponse(
         _events(call),
         ping=KEEP_ALIVE_SECONDS,
         ping_message_factory=lambda: ServerSentEvent(comment="keep-alive"),
-        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+        headers=HEADERS,
     )
 
 

@@ -41,7 +41,9 @@ async def create(
 ) -> ServiceApp:
     """The interactions service, its stream hub (one listening connection) and maintenance loops."""
     own = own or InteractionsSettings()
-    hub = StreamHub(pool, _listen_url(settings), poll_seconds=own.events_poll_seconds, max_lag=own.events_max_lag)
+    hub = StreamHub(
+        pool, _listen_url(settings), poll_seconds=own.events_poll_seconds, max_lag=own.events_max_lag, registry=registry
+    )
     retention = Retention(pool, keep_last=own.events_retention_count, max_age_seconds=own.events_retention_seconds)
     sweeper = QuestionSweeper(pool)
     http = httpx.AsyncClient()

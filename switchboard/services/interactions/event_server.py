@@ -106,15 +106,20 @@ class EventService(event_service_pb2_grpc.EventServiceServicer):
                             trimmed=pb.EventsTrimmed(requested_after_sequence=item.trimmed_after, first_available_sequence=item.sequence)
                         )
                     else:
-                        yield pb.SubscribeResponse(
-                            event=pb.Event(
-                                stream=stream,
-                                sequence=item.sequence,
-                                type=item.type,
-                                payload_json=item.payload_json,
-                                created_at=_timestamp(item.created_at),  # type: ignore[arg-type]
+                        # The shared reader hands every local subscriber the same item: its message
+                        # is built once per process (the stream is the same for all of them).
+                        message = item.wire
+                        if message is None:
+                            message = item.wire = pb.SubscribeResponse(
+                                event=pb.Event(
+                                    stream=stream,
+                                    sequence=item.sequence,
+                                    type=item.type,
+                                    payload_json=item.payload_json,
+                                    created_at=_timestamp(item.created_at),  # type: ignore[arg-type]
+                                )
                             )
-                        )
+                        yield message
             except SubscriberLagging as exc:
                 raise Aborted(
                     f"the subscriber could not keep up; resubscribe after sequence {exc.resume_after}",

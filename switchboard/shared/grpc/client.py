@@ -21,14 +21,9 @@ _HEALTH_CHECKED_SERVICE_CONFIG = json.dumps(
 )
 
 
-class _CallDefaults(
-    grpc.aio.UnaryUnaryClientInterceptor,
-    grpc.aio.UnaryStreamClientInterceptor,
-    grpc.aio.StreamUnaryClientInterceptor,
-    grpc.aio.StreamStreamClientInterceptor,
-):
+class _CallDefaults:
     """Adds the bearer token to every call and a deadline to unary calls that name none
-    (principle 4: every RPC has a deadline)."""
+    (principle 4: every RPC has a deadline; a stream's caller sets its own)."""
 
     def __init__(self, token: str | None, default_timeout: float):
         self._auth = ((AUTHORIZATION_HEADER, f"Bearer {token}"),) if token else ()
@@ -43,15 +38,28 @@ class _CallDefaults(
             timeout = self._timeout
         return grpc.aio.ClientCallDetails(details.method, timeout, metadata, details.credentials, details.wait_for_ready)
 
+
+# One interceptor per kind of call: grpc.aio files an interceptor under the first kind it is an
+# instance of (an if/elif chain), so one class of all four kinds would only ever see unary calls,
+# and streamed calls would go out without the token.
+class _UnaryUnary(_CallDefaults, grpc.aio.UnaryUnaryClientInterceptor):
     async def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
         return await continuation(self._details(details, True), request)
 
+
+class _UnaryStream(_CallDefaults, grpc.aio.UnaryStreamClientInterceptor):
     async def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
         return await continuation(self._details(details, False), request)
 
-    async def intercept_stream_unary(self, continuation: Any, details: Any, request_iterator: Any) -> Any:
-        return await continuation(self._details(details, True), request_iterator)
 
+class _StreamUnary(_CallDefaults, grpc.aio.StreamUnaryClientInterceptor):
+    # No default deadline here (as before this interceptor reached such calls): a client stream
+    # may be long-lived, and its caller sets the deadline it means.
+    async def intercept_stream_unary(self, continuation: Any, details: Any, request_iterator: Any) -> Any:
+        return await continuation(self._details(details, False), request_iterator)
+
+
+class _StreamStream(_CallDefaults, grpc.aio.StreamStreamClientInterceptor):
     async def intercept_stream_stream(self, continuation: Any, details: Any, request_iterator: Any) -> Any:
         return await continuation(self._details(details, False), request_iterator)
 
@@ -80,5 +88,5 @@ def open_channel(
             ("grpc.initial_reconnect_backoff_ms", 200),
             ("grpc.max_reconnect_backoff_ms", 2_000),
         ],
-        interceptors=[_CallDefaults(token, default_timeout)],
+        interceptors=[kind(token, default_timeout) for kind in (_UnaryUnary, _UnaryStream, _StreamUnary, _StreamStream)],
     )
