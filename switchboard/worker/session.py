@@ -123,6 +123,7 @@ class Worker:
         worker_id: str | None = None,
         grace_seconds: float = 30.0,
         proxy_url: str | None = None,
+        events_target: str | None = None,
         tools: Tools | None = None,
         prefetch: int | None = None,
     ):
@@ -131,8 +132,11 @@ class Worker:
         internal workers, the internal token). ``lanes``: Lane values or names; empty: every lane.
         ``concurrency``: runs handled at once. ``prefetch``: runs leased ahead, waiting for a
         handler (default: as many as ``concurrency``), so that the next runs are already here
-        when handlers finish; they are handed back at once on stop. ``tools``: what builds
-        handlers' contexts; by default a WorkerTools opened on ``target`` and ``proxy_url``."""
+        when handlers finish; they are handed back at once on stop. ``events_target``: the
+        EventService's address (the interactions service, e.g. ``localhost:50052``), for handlers'
+        ``publish`` and ``subscribe``; without it, the first runs address (right only behind a
+        gateway that routes both services). ``tools``: what builds handlers' contexts; by default a
+        WorkerTools opened on ``events_target`` and ``proxy_url``."""
         prefetch = concurrency if prefetch is None else prefetch
         if concurrency < 1 or prefetch < 0 or concurrency + prefetch > 1000:
             raise ValueError("concurrency must be 1 or more, prefetch 0 or more, and together at most 1000")
@@ -150,6 +154,7 @@ class Worker:
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._grace = grace_seconds
         self._proxy_url = proxy_url
+        self._events_target = events_target
         self._tools = tools
         self._held: dict[str, _Held] = {}  # run id → its lease and handler
         self._unacked: dict[tuple[str, int], pb.WorkSessionRequest] = {}  # outcomes not yet acknowledged
@@ -185,7 +190,8 @@ class Worker:
         if own_tools:
             from switchboard.worker.context import WorkerTools  # noqa: PLC0415 - only when not given
 
-            self._tools = await WorkerTools.open(self._targets[0], self._token, self._proxy_url)
+            events = self._events_target or self._targets[0]
+            self._tools = await WorkerTools.open(events, self._token, self._proxy_url)
         clock = asyncio.create_task(self._shutdown_clock(), name="worker-shutdown-clock")
         try:
             await self._reconnecting()

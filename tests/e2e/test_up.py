@@ -244,18 +244,29 @@ async def test_replicas_are_balanced_and_a_dead_one_is_replaced(tmp_path):
     try:
         runs_ports = [stack.ports["runs"] + REPLICA_PORT_STRIDE * i for i in range(2)]
         target = "ipv4:" + ",".join(f"127.0.0.1:{p}" for p in runs_ports)
-        async with open_channel(target, token=stack.internal_token) as channel:
+        async with open_channel(target, token=stack.internal_token) as channel, httpx.AsyncClient() as http:
             stub = run_service_pb2_grpc.RunServiceStub(channel)
-            for _ in range(20):
-                with pytest.raises(grpc.aio.AioRpcError):
-                    await stub.GetRun(run_service_pb2.GetRunRequest())
-        async with httpx.AsyncClient() as http:
-            per_replica = []
-            for port in runs_ports:
-                text = (await http.get(f"http://127.0.0.1:{port + 1000}/metrics")).text
-                line = next(l for l in text.splitlines() if l.startswith("switchboard_grpc_server_handled_total") and "GetRun" in l)
-                per_replica.append(float(line.rsplit(" ", 1)[1]))
-        assert sum(per_replica) == 20 and min(per_replica) >= 5  # round robin, not all on one
+
+            async def handled() -> list[float]:
+                counts = []
+                for port in runs_ports:
+                    text = (await http.get(f"http://127.0.0.1:{port + 1000}/metrics")).text
+                    lines = [l for l in text.splitlines() if l.startswith("switchboard_grpc_server_handled_total") and "GetRun" in l]
+                    counts.append(sum(float(l.rsplit(" ", 1)[1]) for l in lines))
+                return counts
+
+            async def call_get_run(times: int) -> None:
+                for _ in range(times):
+                    with pytest.raises(grpc.aio.AioRpcError):
+                        await stub.GetRun(run_service_pb2.GetRunRequest())
+
+            # Round robin starts on the first replica that connects; the calls after a warm-up
+            # (every subchannel connected by then) must be spread over both, not all on one.
+            await call_get_run(10)
+            before = await handled()
+            await call_get_run(20)
+            per_replica = [after - was for after, was in zip(await handled(), before)]
+        assert sum(per_replica) == 20 and min(per_replica) >= 5, per_replica  # round robin, not all on one
 
         # Kill one identity replica hard: the edge keeps answering through the other, and the
         # supervisor starts a new one on the same port.

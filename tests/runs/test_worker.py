@@ -166,3 +166,31 @@ async def test_a_worker_that_reaches_no_replica_keeps_trying_and_stops_at_once_h
     async with asyncio.timeout(0.4):  # not the rest of a 1-2 s backoff, nor the grace period: nothing is held
         await running
     assert worker.sessions_opened == 0
+
+
+async def test_a_worker_given_events_target_publishes_to_the_event_service_there(runs, org, migrated_database):
+    # The runs and event services on different addresses (as `switchboard up` runs them): the
+    # worker's own tools must publish to the EventService's address, not to the runs service's.
+    from tests.interactions.conftest import replica  # noqa: PLC0415 - the interactions fixture, only here
+
+    agent = str(uuid.uuid4())
+    await runs.enqueue(org, subject_id="speak", agent_id=agent)
+
+    async def handler(context) -> dict:
+        sequence = await context.publish("agent.output", {"text": "hello"})
+        worker.stop()
+        return {"sequence": sequence}
+
+    async with replica(migrated_database) as events:
+        worker = Worker(
+            f"127.0.0.1:{runs.port}", worker_token(org, agent), ["action"], 1, handler,
+            events_target=f"127.0.0.1:{events.port}",
+        )  # fmt: skip
+        async with asyncio.timeout(10):
+            await worker.run()
+        stored = await events.pool.fetch(
+            "SELECT sequence, type FROM interactions.events WHERE organization_id = $1 AND stream = $2", org, f"agents/{agent}"
+        )
+    row = await runs.pool.fetchrow("SELECT status, result_json FROM runs.runs WHERE organization_id = $1", org)
+    assert [(r["sequence"], r["type"]) for r in stored] == [(1, "agent.output")]
+    assert (row["status"], json.loads(row["result_json"])) == ("completed", {"sequence": 1})
