@@ -54,11 +54,7 @@ class FrameStream:
             with contextlib.suppress(asyncio.CancelledError):
                 await streaming  # its finally blocks run before we return (and its error is raised)
             await self._frames.aclose()
-        # End the response unless the client went away: the frames ended, or the request broke a
-        # rule of the edge's middleware while we watched it (a body beyond the limit on a GET),
-        # which only ends this stream (and is not left as a task's unretrieved exception).
-        left = watching.done() and not watching.cancelled() and watching.exception() is None
-        if not left:
+        if not streaming.cancelled():  # the frames ended (not the client): end the response
             await send({"type": "http.response.body", "body": b"", "more_body": False})
 
     async def _stream(self, send: Send) -> None:
