@@ -4,7 +4,9 @@ a file descriptor (a SIGKILL loses none of them).
 
     python fleet_worker.py <worker id> <acks file>   (RUNS_TARGETS, EVENTS_ADDRESS, WORKER_TOKEN)
 
-Handlers take a few milliseconds; a run whose payload says {"hold": true} runs until cancelled.
+Handlers take a few milliseconds; a run whose payload says {"hold": true} runs until cancelled, and
+so does every run after the first HOLD_AFTER (when set): a worker that hangs, then is killed, holds
+runs for certain.
 """
 
 from __future__ import annotations
@@ -30,7 +32,15 @@ class RecordingWorker(Worker):
         super()._acked(ack)
 
 
+HOLD_AFTER = int(os.environ.get("HOLD_AFTER", "0"))
+handled = 0
+
+
 async def handle(ctx):
+    global handled
+    handled += 1
+    if HOLD_AFTER and handled > HOLD_AFTER:
+        await asyncio.Event().wait()  # hangs until cancelled (or the process is killed)
     if (ctx.payload or {}).get("hold"):
         await ctx.publish("test.held", {"run": ctx.run.id})
         try:

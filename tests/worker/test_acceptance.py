@@ -69,8 +69,9 @@ class Agent:
         self.metadata = (("authorization", f"Bearer {self.token}"),)
         self.runs_ports = [stack.ports["runs"] + REPLICA_PORT_STRIDE * i for i in range(2)]
 
-    async def start_worker(self, name: str, acks: Path) -> asyncio.subprocess.Process:
+    async def start_worker(self, name: str, acks: Path, **extra: str) -> asyncio.subprocess.Process:
         env = base_env(
+            **extra,
             WORKER_TOKEN=self.token,
             RUNS_TARGETS=",".join(f"127.0.0.1:{port}" for port in self.runs_ports),
             EVENTS_ADDRESS=f"127.0.0.1:{self.stack.ports['interactions']}",
@@ -110,13 +111,18 @@ async def test_four_workers_through_5000_runs_while_a_worker_and_a_runs_replica_
             [(str(uuid.uuid4()), agent.org, agent.id, f"s{i}") for i in range(RUNS)],
         )
         names = [f"w{i}" for i in range(4)]
-        workers = {name: await agent.start_worker(name, tmp_path / f"{name}.acks") for name in names}
+        # w0 hangs after 150 runs (its handlers never return), so that when it is killed it holds
+        # runs for certain; the others work normally.
+        workers = {
+            name: await agent.start_worker(name, tmp_path / f"{name}.acks", **({"HOLD_AFTER": "150"} if name == "w0" else {}))
+            for name in names
+        }
         completed = "SELECT count(*) FROM runs.runs WHERE agent_id = $1 AND status = 'completed'"
 
         async def at_least(n: int) -> bool:
             return await db.fetchval(completed, agent.id) >= n
 
-        async def w0_working() -> bool:  # mid-batch: w0 holds runs and has 100 acknowledged completions
+        async def w0_working() -> bool:  # mid-batch: w0 holds runs and has 100 acknowledged completions (it hangs after 150)
             acks = tmp_path / "w0.acks"
             if not acks.exists() or acks.read_bytes().count(b"\n") < 100 or not await at_least(1000):
                 return False
