@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -35,6 +35,16 @@ class Component:
         return None
 
 
+async def cancel_and_wait(tasks: Iterable[asyncio.Task]) -> None:
+    """Cancel ``tasks`` and wait for each to end (a component's stop)."""
+    tasks = list(tasks)
+    for task in tasks:
+        task.cancel()
+    for task in tasks:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
 class BackgroundLoop(Component):
     """A component that is one task: subclasses implement ``_loop``; ``start`` runs it as a task
     named after the component, ``stop`` cancels it and waits for its end, then calls
@@ -51,9 +61,7 @@ class BackgroundLoop(Component):
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait([self._task])
         await self._after_stop()
 
     async def _after_stop(self) -> None:

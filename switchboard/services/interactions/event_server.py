@@ -44,12 +44,7 @@ class EventService(event_service_pb2_grpc.EventServiceServicer):
     # Publishing: internal services, and workers on their own agent's streams. Users read only.
     @policy(worker="organization", target="organization_id", stream="stream")
     async def Publish(self, request: pb.PublishRequest, context: Context) -> pb.PublishResponse:
-        v = Violations()
-        stream = events.stream_name(v, "stream", request.stream)
-        organization_id = v.uuid("organization_id", request.organization_id)
-        kind = events.event_type(v, "type", request.type)
-        payload = events.payload(v, "payload_json", request.payload_json)
-        v.check()
+        organization_id, stream, kind, payload = events.one_event(request)
         sequences, created_at = await self._append(organization_id, stream, [(kind, payload)])
         return pb.PublishResponse(sequence=sequences[0], created_at=_timestamp(created_at))
 

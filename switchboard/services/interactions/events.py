@@ -36,3 +36,15 @@ def payload(v: Violations, field: str, value: str) -> str:
         return value
     v.json(field, value, max_bytes=MAX_PAYLOAD)
     return value
+
+
+def one_event(request) -> tuple[str, str, str, str]:
+    """The checked fields of one event to publish (a PublishRequest or a PublishStreamRequest):
+    (organization_id, stream, type, payload). Raises InvalidArgument naming every bad field."""
+    v = Violations()
+    stream = stream_name(v, "stream", request.stream)
+    organization_id = v.uuid("organization_id", request.organization_id)
+    kind = event_type(v, "type", request.type)
+    body = payload(v, "payload_json", request.payload_json)
+    v.check()
+    return organization_id, stream, kind, body

@@ -30,7 +30,6 @@ from switchboard.shared.authz import Access, Policy, authorize
 from switchboard.shared.errors import DomainError, Unavailable
 from switchboard.shared.lifecycle import Component
 from switchboard.shared.memberships import NoMemberships
-from switchboard.shared.validation import Violations
 from switchboard.interactions.v1 import event_service_pb2 as pb
 
 MAX_PENDING = 2000
@@ -165,12 +164,7 @@ async def _read(requests: AsyncIterable[pb.PublishStreamRequest], access: Access
 async def _check(request: pb.PublishStreamRequest, access: Access, publish_policy: Policy, memberships: NoMemberships) -> _Pending:
     """The event to store, or its refusal: the fields as Publish checks them, then Publish's policy."""
     try:
-        v = Violations()
-        stream = events.stream_name(v, "stream", request.stream)
-        organization_id = v.uuid("organization_id", request.organization_id)
-        kind = events.event_type(v, "type", request.type)
-        payload = events.payload(v, "payload_json", request.payload_json)
-        v.check()
+        organization_id, stream, kind, payload = events.one_event(request)
         await authorize(publish_policy, access.principal, request, None, memberships)
     except DomainError as refusal:
         return _Pending(request.tag, refusal=refusal)

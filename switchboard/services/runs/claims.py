@@ -12,13 +12,13 @@ light. A run claimed for a request whose session went away meanwhile is handed b
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from dataclasses import dataclass, field
 
 import asyncpg
 
 from switchboard.services.runs import store
 from switchboard.services.runs.outcomes import OutcomeFlusher
+from switchboard.shared.lifecycle import cancel_and_wait
 from switchboard.shared.logs import get_logger
 
 log = get_logger(__name__)
@@ -49,11 +49,7 @@ class Claimer:
         self._tasks = [asyncio.create_task(self._loop(), name=f"runs-claims-{i}") for i in range(self._concurrency)]
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(self._tasks)
         self._tasks = []
 
     async def claim(self, worker_id: str, lanes: list[str], scope: store.Scope, count: int) -> list[asyncpg.Record]:

@@ -27,6 +27,7 @@ from grpc import StatusCode
 from switchboard.services.runs import domain, store
 from switchboard.services.runs.metrics import RunMetrics
 from switchboard.shared.db import database_unavailable
+from switchboard.shared.lifecycle import cancel_and_wait
 from switchboard.shared.logs import get_logger
 
 log = get_logger(__name__)
@@ -79,11 +80,7 @@ class OutcomeFlusher:
         self._tasks = [asyncio.create_task(self._loop(), name=f"runs-outcomes-{i}") for i in range(self._concurrency)]
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(self._tasks)
         self._tasks = []
 
     def submit(self, outcome: store.Outcome, done: Done) -> None:

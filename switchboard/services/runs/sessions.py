@@ -36,6 +36,7 @@ from switchboard.services.runs.outcomes import Ack, OutcomeFlusher
 from switchboard.services.runs.serialize import run_message
 from switchboard.services.runs.session_messages import INVALID_ARGUMENT, UNAVAILABLE, Opening, parse_outcome, reported
 from switchboard.shared.errors import FieldViolation, InvalidArgument, ResourceExhausted, Unavailable
+from switchboard.shared.lifecycle import cancel_and_wait
 from switchboard.shared.logs import get_logger
 from switchboard.runs.v1 import run_service_pb2 as pb
 
@@ -216,11 +217,7 @@ class SessionHub:
             session.send(pb.WorkSessionResponse(drain=pb.SessionDrain()))
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(self._tasks)
         self._tasks = []
         await self._claimer.stop()
         await self._flusher.stop()
